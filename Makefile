@@ -1,0 +1,35 @@
+# Every target creates .venv and installs the pinned dependencies itself.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.meshca-installed
+
+.PHONY: test rehearse plan bench certs clean
+
+$(STAMP): pyproject.toml policy/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+## make test: the whole test suite (unit, mocked Pulumi program, policy, rehearsal scenarios)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile
+
+## make rehearse: the main job on the embedded default: the dev stack's whole route on a simulated mesh
+rehearse: $(STAMP)
+	$(VENV)/bin/meshca rehearse --stack dev --report rehearsal.html
+
+## make plan: the dev stack's plan at its current position
+plan: $(STAMP)
+	$(VENV)/bin/meshca plan --stack dev
+
+## make bench: the benchmarks behind BENCHMARKS.md
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+## make certs: regenerate the throwaway test CA in samples/certs (TEST ONLY)
+certs: $(STAMP)
+	$(PY) scripts/gen-test-certs.py samples/certs
+
+clean:
+	rm -rf $(VENV) .pytest_cache rehearsal.html

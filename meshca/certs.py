@@ -1,0 +1,322 @@
+"""X.509 facts meshca decides by: fingerprints, the pinned Mesh CA root, and the pre-flight of
+the four Citadel CA files asmcli turns into the ``cacerts`` Secret.
+
+Everything here is decided by cryptography, never by matching names in subjects. Subjects are
+read only for messages, through ``subject_text``, which tolerates the real Mesh CA root's
+87-character CN (over the RFC 5280 limit of 64, so cryptography warns on every access).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from .errors import MeshcaError
+
+# The real Mesh CA root (CN "istio_v1_cloud_workload_root-signer-0-2018-04-25T14:11:33-07:00
+# K:1, 1:H52vgwEm3tc:0:18"), as embedded by asmcli's ca-migration-citadel overlay.
+MESHCA_ROOT_SHA256 = "614849a4aa1a7ce593c04443862ad43b5364814d5e7d5125b07408dad2c526f0"
+
+# The names istiod reads from the cacerts Secret; asmcli makes the keys from file basenames.
+CANONICAL_NAMES = {
+    "ca_cert": "ca-cert.pem",
+    "ca_key": "ca-key.pem",
+    "root_cert": "root-cert.pem",
+    "cert_chain": "cert-chain.pem",
+}
+ROLES = {
+    "ca_cert": "intermediate CA certificate",
+    "ca_key": "intermediate CA key",
+    "root_cert": "root certificate",
+    "cert_chain": "certificate chain",
+}
+CONFIG_FIELDS = {"ca_cert": "caCert", "ca_key": "caKey", "root_cert": "rootCert", "cert_chain": "certChain"}
+
+PEM_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER encoding: lower-case hex, no colons."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def colon_fingerprint(hex_fp: str) -> str:
+    return ":".join(hex_fp[i : i + 2] for i in range(0, len(hex_fp), 2)).upper()
+
+
+def subject_text(cert: x509.Certificate) -> str:
+    """RFC 4514 subject, tolerant of over-long attributes (the real Mesh CA root's CN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cert.subject.rfc4514_string()
+
+
+def issuer_text(cert: x509.Certificate) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cert.issuer.rfc4514_string()
+
+
+def same_name(a: x509.Name, b: x509.Name) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return a == b
+
+
+def load_certs(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order. Raises ValueError when there is none."""
+    if PEM_CERT_BEGIN not in data:
+        raise ValueError("no BEGIN CERTIFICATE block")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_pem_x509_certificates(data)
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    if not same_name(cert.subject, cert.issuer):
+        return False
+    return signed_by(cert, cert)
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when ``issuer`` names and cryptographically signed ``cert``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cert.verify_directly_issued_by(issuer)
+        return True
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not bc.ca:
+        return False
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(ku.key_cert_sign)
+
+
+def verify_path(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+) -> list[x509.Certificate] | None:
+    """The path from ``leaf`` through ``intermediates`` to one of ``roots``, or None.
+
+    Every link's signature is verified; the path ends at a certificate that is one of
+    ``roots`` by fingerprint (``openssl verify -trusted ROOT -untrusted CHAIN LEAF`` without
+    the time checks, which callers make separately).
+    """
+    trusted = {fingerprint(r) for r in roots}
+    path = [leaf]
+    used = {fingerprint(leaf)}
+    current = leaf
+    while True:
+        if fingerprint(current) in trusted:
+            return path
+        issuer = next((r for r in roots if signed_by(current, r)), None)
+        if issuer is not None:
+            return path + [issuer]
+        nxt = next((c for c in intermediates if fingerprint(c) not in used and signed_by(current, c)), None)
+        if nxt is None:
+            return None
+        used.add(fingerprint(nxt))
+        path.append(nxt)
+        current = nxt
+
+
+def _utc(cert_time: dt.datetime) -> dt.datetime:
+    return cert_time if cert_time.tzinfo else cert_time.replace(tzinfo=dt.timezone.utc)
+
+
+def not_before(cert: x509.Certificate) -> dt.datetime:
+    return _utc(cert.not_valid_before_utc)
+
+
+def not_after(cert: x509.Certificate) -> dt.datetime:
+    return _utc(cert.not_valid_after_utc)
+
+
+@dataclass(frozen=True)
+class CaFiles:
+    """Paths of the four Citadel CA files, as given (display) and resolved (on disk)."""
+
+    ca_cert: Path
+    ca_key: Path
+    root_cert: Path
+    cert_chain: Path
+    display: dict = field(default_factory=dict, compare=False)
+
+    def items(self) -> Iterable[tuple[str, Path]]:
+        for role in ("ca_cert", "ca_key", "root_cert", "cert_chain"):
+            yield role, getattr(self, role)
+
+    def shown(self, role: str) -> str:
+        return str(self.display.get(role, getattr(self, role)))
+
+
+@dataclass(frozen=True)
+class CaFacts:
+    """What the CA files say, without their key: safe to print and to put in plans."""
+
+    root_sha256: str
+    ca_cert_sha256: str
+    root_subject: str
+    ca_subject: str
+    ca_not_after: str
+    root_not_after: str
+
+
+def _read(path: Path, role: str, shown: str, errors: list[MeshcaError]) -> bytes | None:
+    if not path.exists():
+        errors.append(MeshcaError("CertFileMissing", shown, role=ROLES[role], field=CONFIG_FIELDS[role]))
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        errors.append(MeshcaError("CertFileUnreadable", shown, reason=exc.strerror or exc))
+        return None
+
+
+def _load_key(data: bytes, shown: str, errors: list[MeshcaError]):
+    if b"PRIVATE KEY-----" not in data:
+        kind = "certificate instead of a key" if PEM_CERT_BEGIN in data else "no BEGIN PRIVATE KEY block"
+        errors.append(MeshcaError("KeyFileNotKey", shown, reason=kind))
+        return None
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        errors.append(MeshcaError("KeyFileNotKey", shown, reason="the key is encrypted"))
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        errors.append(MeshcaError("KeyFileNotKey", shown, reason=str(exc).split("\n")[0][:120]))
+    return None
+
+
+def _key_kind(key) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"EC ({key.curve.name})"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return "EdDSA"
+    if isinstance(key, dsa.DSAPrivateKey):
+        return "DSA"
+    return type(key).__name__
+
+
+def verify_ca_files(
+    files: CaFiles,
+    *,
+    now: dt.datetime | None = None,
+    margin_days: int = 0,
+    check_names: bool = True,
+) -> tuple[CaFacts | None, list[MeshcaError]]:
+    """Pre-flight the four files the way asmcli will, and more. Returns (facts, errors).
+
+    Every problem found is reported (not only the first), each with its own code.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    errors: list[MeshcaError] = []
+    if check_names:
+        for role, path in files.items():
+            if path.name != CANONICAL_NAMES[role]:
+                errors.append(
+                    MeshcaError("CertFileNameNotCanonical", files.shown(role), got=path.name, want=CANONICAL_NAMES[role])
+                )
+    raw = {role: _read(path, role, files.shown(role), errors) for role, path in files.items()}
+
+    certs: dict[str, list[x509.Certificate]] = {}
+    for role in ("ca_cert", "root_cert", "cert_chain"):
+        data = raw[role]
+        if data is None:
+            continue
+        try:
+            certs[role] = load_certs(data)
+        except ValueError as exc:
+            errors.append(
+                MeshcaError("CertFileNotPem", files.shown(role), kind="certificate", reason=str(exc).split("\n")[0][:120], role=CANONICAL_NAMES[role])
+            )
+    key = _load_key(raw["ca_key"], files.shown("ca_key"), errors) if raw["ca_key"] is not None else None
+
+    ca_cert = certs.get("ca_cert", [None])[0]
+    root = certs.get("root_cert", [None])[0]
+    chain = certs.get("cert_chain", [])
+
+    if key is not None and not isinstance(key, rsa.RSAPrivateKey):
+        errors.append(MeshcaError("CaKeyNotRsa", files.shown("ca_key"), kind=_key_kind(key)))
+    elif key is not None and ca_cert is not None:
+        if key.public_key().public_numbers() != getattr(ca_cert.public_key(), "public_numbers", lambda: None)():
+            errors.append(MeshcaError("CaKeyMismatch", files.shown("ca_key"), cert=files.shown("ca_cert")))
+
+    if ca_cert is not None and not is_ca(ca_cert):
+        errors.append(
+            MeshcaError("CaCertNotCa", files.shown("ca_cert"), what=f"{subject_text(ca_cert)} is not a CA (basicConstraints CA:FALSE or no keyCertSign)")
+        )
+    if root is not None and not is_self_signed(root):
+        errors.append(MeshcaError("RootNotSelfSigned", files.shown("root_cert"), subject=subject_text(root), issuer=issuer_text(root)))
+    if ca_cert is not None and root is not None and "cert_chain" in certs:
+        if verify_path(ca_cert, chain, [root]) is None:
+            errors.append(
+                MeshcaError(
+                    "ChainDoesNotReachRoot",
+                    files.shown("cert_chain"),
+                    reason=f"{subject_text(ca_cert)} does not verify through cert-chain.pem to root-cert.pem ({colon_fingerprint(fingerprint(root))[:23]}...)",
+                )
+            )
+
+    margin = dt.timedelta(days=margin_days)
+    checked: set[str] = set()
+    for role in ("ca_cert", "root_cert", "cert_chain"):
+        for cert in certs.get(role, []):
+            fp = fingerprint(cert)
+            if fp in checked:
+                continue
+            checked.add(fp)
+            role_name = ROLES[role] if role != "cert_chain" else "certificate in the chain"
+            if not_before(cert) > now:
+                errors.append(
+                    MeshcaError("CertNotYetValid", files.shown(role), subject=subject_text(cert), not_before=not_before(cert).isoformat())
+                )
+            elif not_after(cert) <= now:
+                errors.append(
+                    MeshcaError("CertExpired", files.shown(role), subject=subject_text(cert), not_after=not_after(cert).isoformat(), role=role_name)
+                )
+            elif margin_days and not_after(cert) <= now + margin:
+                errors.append(
+                    MeshcaError(
+                        "CertExpiresWithinMargin",
+                        files.shown(role),
+                        subject=subject_text(cert),
+                        not_after=not_after(cert).isoformat(),
+                        margin_days=margin_days,
+                        role=role_name,
+                    )
+                )
+
+    if errors or ca_cert is None or root is None:
+        return None, errors
+    return (
+        CaFacts(
+            root_sha256=fingerprint(root),
+            ca_cert_sha256=fingerprint(ca_cert),
+            root_subject=subject_text(root),
+            ca_subject=subject_text(ca_cert),
+            ca_not_after=not_after(ca_cert).isoformat(),
+            root_not_after=not_after(root).isoformat(),
+        ),
+        [],
+    )

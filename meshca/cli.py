@@ -1,0 +1,178 @@
+"""The ``meshca`` command: plan, check, rehearse, promote, certs, restart.
+
+Every usage or input error is one coded line on stderr and exit 2, never a traceback
+(MESHCA_DEBUG=1 shows the traceback of an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+import traceback
+from pathlib import Path
+
+from .errors import MeshcaError, MeshcaErrors
+
+# Each module contributes subcommands through register(subparsers). Order is help order.
+COMMAND_MODULES = [
+    "meshca.cli",  # plan
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one coded line (MCA0901) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise MeshcaErrors([MeshcaError("UsageError", self.prog, problem=message, usage=" ".join(self.format_usage().split())[7:])])
+
+
+def project_dir_default() -> Path:
+    """The directory with Pulumi.yaml: the current directory or one of its parents."""
+    here = Path.cwd()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").exists():
+            return candidate
+    return here
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml in the project directory")
+    group.add_argument("--config", type=Path, help="path of a Pulumi.NAME.yaml (Pulumi.yaml must be beside it)")
+    parser.add_argument("--project-dir", type=Path, default=None, help="project directory for --stack (default: where Pulumi.yaml is)")
+
+
+def load_config_from_args(args: argparse.Namespace):
+    from .config import load_stack, load_stack_file
+
+    if getattr(args, "config", None):
+        return load_stack_file(args.config)
+    return load_stack(args.project_dir or project_dir_default(), args.stack)
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def _shell_line(step) -> str:
+    line = shlex.join(step.argv)
+    if step.stdin is None:
+        return line
+    if step.stdin == "y\n":
+        return f"printf 'y\\n' | {line}"
+    return f"{line} <<'EOF'\n{step.stdin.rstrip()}\nEOF"
+
+
+def _plan_text(plan, show_all: bool) -> str:
+    from .certs import colon_fingerprint, fingerprint, load_certs
+
+    c = plan.config
+    out = [f"stack {c.stack} · useCase {c.use_case} · phase {c.phase} · rollback {str(c.rollback).lower()}"]
+    if plan.position is None:
+        out.append("position: off the route's batch order (see MCA0304 on stderr)")
+    else:
+        pos = plan.route[plan.position]
+        out.append(f"position {pos.index} of {len(plan.route) - 1}: {pos.label}")
+        if pos.index + 1 < len(plan.route) and not c.rollback:
+            nxt = plan.route[pos.index + 1]
+            out.append(f"next:       {nxt.label}")
+    root = load_certs(c.ca_files.root_cert.read_bytes())[0]
+    out.append(f"root of trust: {c.ca_files.shown('root_cert')} sha256 {colon_fingerprint(fingerprint(root))}")
+    for cp in plan.clusters:
+        steps = cp.steps if show_all else [s for s in cp.steps if s.phase == c.phase]
+        out.append("")
+        out.append(f"cluster {cp.cluster.name} (context {cp.cluster.context}): {len(steps)} steps{' in phase ' + c.phase if not show_all else ''}")
+        for s in steps:
+            out.append(f"  [{s.procedure}] {s.id}: {s.title}")
+            for i, text in enumerate(_shell_line(s).split("\n")):
+                out.append(("      $ " if i == 0 else "        ") + text)
+            if s.depends_on:
+                out.append(f"      after: {', '.join(s.depends_on)}")
+            if s.action == "install" and s.params.get("cacerts") == "unknown":
+                out.append("      note: the four certificate flags are dropped when a cacerts Secret matching the files exists (read at preview)")
+    return "\n".join(out)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import plan as planmod
+    from .certs import fingerprint, load_certs
+    from .errors import warn
+
+    config = load_config_from_args(args)
+    plan = planmod.build(config)
+    notes = []
+    if plan.position is None:
+        moved = sorted(n for n, r in config.namespace_map.items() if r != config.old_revision)
+        notes.append(warn("PositionOffRoute", "meshca:namespaces", moved=", ".join(moved) or "nothing"))
+    root_fp = fingerprint(load_certs(config.ca_files.root_cert.read_bytes())[0])
+    for cl in config.clusters:
+        notes.append(
+            warn(
+                "RootOfTrustUnverifiedOffline",
+                config.ca_files.shown("root_cert"),
+                fingerprint=root_fp[:16] + "...",
+                cluster=cl.name,
+                context=cl.context,
+                path=config.ca_files.shown("root_cert"),
+            )
+        )
+    if args.json:
+        doc = plan.to_json()
+        doc["rootOfTrust"] = {"rootSha256": root_fp, "verified": False, "reason": "offline: needs a cluster"}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(_plan_text(plan, args.all))
+    for note in notes:
+        print(note.line(), file=sys.stderr)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="print the ordered steps of the stack's current position")
+    add_stack_arguments(p)
+    p.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    p.add_argument("--all", action="store_true", help="every step since the starting point, not only the current phase's")
+    p.set_defaults(func=cmd_plan)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="meshca", description="Move Cloud Service Mesh from Istio CA (Citadel) to Mesh CA with zero downtime.")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = sys.modules[__name__] if name == __name__ else importlib.import_module(name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except MeshcaErrors as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return 2
+    except MeshcaError as exc:
+        print(exc.line(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # never a traceback for the operator
+        if os.environ.get("MESHCA_DEBUG"):
+            traceback.print_exc()
+        print(MeshcaError("InternalError", "meshca", reason=f"{type(exc).__name__}: {exc}").line(), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Command lines, exactly as a careful operator would type them (argv lists, never shell text).
+
+Sources: the guide (procedure.md) with its mistakes corrected, asmcli 1.19.10-asm.9 flag parsing
+(lib/parse.sh), kubectl. Global flags go right after the tool name: ``kubectl --kubeconfig K
+--context C ...``, so one kubeconfig may hold every cluster of the mesh.
+"""
+
+from __future__ import annotations
+
+from .config import Asmcli, Cluster
+
+SYSTEM_NS = "istio-system"
+IGNORE_NOT_FOUND = "--ignore-not-found=true"
+ISTIOD_KINDS = "Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
+# Migrate: the `istiod` Service is re-targeted to REV1 by istiod-service.yaml, so the old
+# control plane's deletion leaves it out (the guide deletes it after applying it, which
+# leaves the default validation webhook without a backend).
+ISTIOD_KINDS_KEEP_SERVICE = "Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
+MESHCA = "meshca"
+
+
+def kubectl(cluster: Cluster, *args: str) -> tuple[str, ...]:
+    return ("kubectl", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *args)
+
+
+def asmcli_version(asmcli: Asmcli) -> tuple[str, ...]:
+    return (asmcli.path, "--version")
+
+
+def asmcli_install(
+    asmcli: Asmcli,
+    cluster: Cluster,
+    *,
+    fleet_project: str,
+    output_dir: str,
+    revision: str,
+    ca: str,
+    option: str,
+    cert_files: dict[str, str] | None,
+    enable_all: bool,
+) -> tuple[str, ...]:
+    """``asmcli install`` for REV1 (ca citadel) or REV2 (ca mesh_ca).
+
+    ``cert_files`` (the four paths) only with ``ca == "citadel"``: asmcli stops with "You must
+    select Citadel as the CA in order to use custom certificates" otherwise, and with "Custom
+    certificates already exist" when cacerts exists (then pass None).
+    """
+    if cert_files and ca != "citadel":
+        raise ValueError("certificate flags are only valid with --ca citadel")
+    argv = [
+        asmcli.path,
+        "install",
+        "--fleet_id",
+        fleet_project,
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--context",
+        cluster.context,
+        "--output_dir",
+        output_dir,
+    ]
+    if enable_all:
+        argv.append("--enable_all")
+    argv += ["--ca", ca]
+    if cert_files:
+        argv += [
+            "--ca_cert",
+            cert_files["ca_cert"],
+            "--ca_key",
+            cert_files["ca_key"],
+            "--root_cert",
+            cert_files["root_cert"],
+            "--cert_chain",
+            cert_files["cert_chain"],
+        ]
+    argv += ["--option", option]
+    for extra in asmcli.extra_options:
+        argv += ["--option", extra]
+    for overlay in asmcli.custom_overlays:
+        argv += ["--custom_overlay", overlay]
+    argv += ["--revision_name", revision]
+    return tuple(argv)
+
+
+def label_namespace(cluster: Cluster, namespace: str, *changes: str) -> tuple[str, ...]:
+    """``kubectl label namespace NS k=v k- --overwrite``: one request, so never both labels."""
+    return kubectl(cluster, "label", "namespace", namespace, *changes, "--overwrite")
+
+
+def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
+    """Restart every Deployment, StatefulSet and DaemonSet of a namespace and wait for them.
+
+    ``meshca restart`` runs ``kubectl rollout restart KIND/NAME`` and ``kubectl rollout status``
+    for each workload (a plain ``kubectl rollout restart deployment -n NS`` misses
+    StatefulSets and DaemonSets), first checks that istiod-REV is ready to inject, and names
+    the pods it cannot restart (bare pods, Jobs).
+    """
+    return (
+        MESHCA,
+        "restart",
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--context",
+        cluster.context,
+        "--namespace",
+        namespace,
+        "--revision",
+        revision,
+        "--timeout",
+        f"{timeout_seconds}s",
+    )
+
+
+def apply_stdin(cluster: Cluster) -> tuple[str, ...]:
+    return kubectl(cluster, "apply", "-f", "-")
+
+
+def apply_file(cluster: Cluster, path: str) -> tuple[str, ...]:
+    return kubectl(cluster, "apply", "-f", path)
+
+
+def delete_deployment(cluster: Cluster, namespace: str, name: str) -> tuple[str, ...]:
+    return kubectl(cluster, "delete", f"deploy/{name}", "-n", namespace, IGNORE_NOT_FOUND)
+
+
+def delete_deployments_by_label(cluster: Cluster, namespace: str, selector: str) -> tuple[str, ...]:
+    return kubectl(cluster, "delete", "deploy", "-l", selector, "-n", namespace, IGNORE_NOT_FOUND)
+
+
+def delete_istiod(cluster: Cluster, name: str, kinds: str = ISTIOD_KINDS) -> tuple[str, ...]:
+    return kubectl(cluster, "delete", kinds, name, "-n", SYSTEM_NS, IGNORE_NOT_FOUND)
+
+
+def delete_installed_state(cluster: Cluster, *names: str) -> tuple[str, ...]:
+    # Newer istioctl no longer writes installed-state-REV: NotFound is expected.
+    return kubectl(cluster, "delete", "IstioOperator", *names, "-n", SYSTEM_NS, IGNORE_NOT_FOUND)
+
+
+def get_secret_yaml(cluster: Cluster, name: str) -> tuple[str, ...]:
+    return kubectl(cluster, "get", f"secret/{name}", "-n", SYSTEM_NS, "-o", "yaml")
+
+
+def delete_ca_secrets(cluster: Cluster) -> tuple[str, ...]:
+    return kubectl(cluster, "delete", "secret", "cacerts", "istio-ca-secret", "-n", SYSTEM_NS, "--ignore-not-found")
+
+
+def restart_control_plane(cluster: Cluster) -> tuple[str, ...]:
+    return kubectl(cluster, "rollout", "restart", "deployment", "-n", SYSTEM_NS)
+
+
+def check(cluster: Cluster, kind: str, *flags: str) -> tuple[str, ...]:
+    return (MESHCA, "check", kind, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *flags, "--json")

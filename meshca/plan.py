@@ -1,0 +1,783 @@
+"""The plan: pure Python (no Pulumi), computed from a validated StackConfig.
+
+- ``route(config)``: every position from the starting point (baseline) through each phase
+  and batch to phase C, as the stack file would say it (phase, rollback, namespace map);
+- ``locate(config)``: where the current stack file sits on that route;
+- ``build(config)``: per cluster, the ordered steps that make up the desired state at the
+  current position (cumulative: the steps of earlier phases stay, unchanged, so Pulumi keeps
+  their resources and does not run them again), each with its argv and the objects it touches;
+  and the desired state those steps leave behind.
+
+Procedure numbers follow procedure.md: A1-A6, B1-B5, C1-C3. The trust gates get the number of
+the step they guard: A0 (root of trust, before A1), A3 (root-cert), B0 (root-cert before B1),
+B1 (trust domains of REV1 and REV2), B4 (workload certs before REV1 is removed),
+C0 (workload certs before the CA secrets go), C4 (old root gone, after C3).
+
+Consumers: components/ (Pulumi resources), policy/ (by the props they produce), the rehearsal
+(applies steps to a simulated mesh) and the CLI (prints them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Sequence
+
+import yaml
+
+from . import commands as cmd
+from .config import PHASES, Cluster, Gateway, StackConfig
+
+CITADEL = "CITADEL"
+MESHCA = "MESHCA"
+MIGRATION_OPTION = {"citadel": "ca-migration-citadel", "mesh_ca": "ca-migration-meshca"}
+ASMCLI_PROMPT_ANSWER = "y\n"  # asmcli asks "Continue? [y/N]" when istio-ingressgateway exists
+
+# What the current config knows about cacerts on a cluster, for A1's certificate flags.
+CACERTS_ABSENT = "absent"
+CACERTS_MATCHING = "matching"
+CACERTS_UNKNOWN = "unknown"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing done to one cluster: a command (argv) and the objects it touches."""
+
+    id: str
+    cluster: str
+    phase: str
+    procedure: str
+    action: str
+    title: str
+    argv: tuple[str, ...]
+    objects: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()
+    stdin: str | None = None
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "id": self.id,
+            "phase": self.phase,
+            "procedure": self.procedure,
+            "action": self.action,
+            "title": self.title,
+            "argv": list(self.argv),
+            "objects": list(self.objects),
+            "dependsOn": list(self.depends_on),
+        }
+        if self.stdin is not None:
+            out["stdin"] = self.stdin
+        out["params"] = _thaw(self.params)
+        return out
+
+    @property
+    def is_gate(self) -> bool:
+        return self.action == "gate"
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What a cluster looks like once the position's steps are done."""
+
+    pod_revisions: Mapping[str, str]  # namespace -> revision its pods run
+    namespace_labels: Mapping[str, Mapping[str, str]]  # only namespaces meshca has relabelled
+    control_planes: tuple[str, ...]  # istiod revisions present
+    canary_gateways: Mapping[str, str]  # "ns/deployment" of each canary -> revision label
+    old_gateways: tuple[str, ...]  # "ns/deployment" of the original gateways still present
+    ca_secrets: bool  # cacerts / istio-ca-secret still present
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    cluster: Cluster
+    steps: tuple[Step, ...]
+    desired: DesiredState
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def phase_steps(self, phase: str) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.phase == phase)
+
+
+@dataclass(frozen=True)
+class Position:
+    index: int
+    phase: str
+    rollback: bool
+    namespaces: tuple[tuple[str, str], ...]
+    batch: int | None
+    batches: int | None
+    label: str
+
+    @property
+    def namespace_map(self) -> dict[str, str]:
+        return dict(self.namespaces)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "phase": self.phase,
+            "rollback": self.rollback,
+            "batch": self.batch,
+            "label": self.label,
+            "namespaces": dict(self.namespaces),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: StackConfig
+    route: tuple[Position, ...]
+    position: int | None  # index on the route, None when off-route
+    clusters: tuple[ClusterPlan, ...]
+
+    def cluster(self, name: str) -> ClusterPlan:
+        return next(c for c in self.clusters if c.cluster.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "stack": c.stack,
+            "useCase": c.use_case,
+            "phase": c.phase,
+            "rollback": c.rollback,
+            "route": [p.phase for p in self.route],
+            "positions": [p.to_json() for p in self.route],
+            "position": self.position,
+            "namespaceDigest": namespace_digest(c.stack, c.namespace_map),
+            "clusters": [
+                {
+                    "name": cp.cluster.name,
+                    "context": cp.cluster.context,
+                    "steps": [s.to_json() for s in cp.steps],
+                }
+                for cp in self.clusters
+            ],
+        }
+
+
+# ----------------------------------------------------------------------------- route
+
+
+def batches_of(config: StackConfig) -> tuple[tuple[str, ...], ...]:
+    if config.batches:
+        return config.batches
+    names = [n.name for n in config.namespaces]
+    size = config.batch_size
+    return tuple(tuple(names[i : i + size]) for i in range(0, len(names), size))
+
+
+def route(config: StackConfig) -> tuple[Position, ...]:
+    """Every position from baseline to old-root-removed, batch by batch."""
+    names = [n.name for n in config.namespaces]
+    batches = batches_of(config)
+    positions: list[Position] = []
+
+    def add(phase: str, mapping: dict[str, str], batch: int | None, label: str) -> None:
+        positions.append(
+            Position(len(positions), phase, False, tuple((n, mapping[n]) for n in names), batch, len(batches) if batch is not None else None, label)
+        )
+
+    mapping = {n: config.old_revision for n in names}
+    add("baseline", mapping, None, "baseline: the mesh as it runs today")
+    for phase, target in (("distribute-root", config.rev1), ("mesh-ca", config.rev2)):
+        add(phase, mapping, 0, f"{phase}: {target} installed, no namespace moved yet")
+        for i, batch in enumerate(batches, start=1):
+            mapping = {**mapping, **{n: target for n in batch}}
+            add(phase, mapping, i, f"{phase}: batch {i}/{len(batches)} on {target} ({', '.join(batch)})")
+        done = f"{phase}-done"
+        add(done, mapping, None, f"{done}: the old control plane removed")
+    add("old-root-removed", mapping, None, "old-root-removed: CA secrets backed up and deleted, control plane restarted")
+    return tuple(positions)
+
+
+def locate(config: StackConfig, positions: Sequence[Position] | None = None) -> int | None:
+    positions = positions if positions is not None else route(config)
+    current = config.namespace_map
+    matches = [p.index for p in positions if p.phase == config.phase and p.namespace_map == current]
+    if not matches:
+        return None
+    return matches[-1]
+
+
+def namespace_digest(stack: str, namespace_map: Mapping[str, str]) -> str:
+    """Binds gate evidence to one stack and one namespace-to-revision map."""
+    blob = json.dumps({"stack": stack, "namespaces": dict(sorted(namespace_map.items()))}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def injection_labels(config: StackConfig, revision: str) -> dict[str, str]:
+    """The one injection label a namespace on ``revision`` carries."""
+    if config.use_case == "migrate" and revision == config.old_revision:
+        return {"istio-injection": "enabled"}
+    return {"istio.io/rev": revision}
+
+
+def istiod_name(revision: str) -> str:
+    return "istiod" if revision == "default" else f"istiod-{revision}"
+
+
+def canary_name(gateway: Gateway, config: StackConfig) -> str:
+    return f"{gateway.deployment}-{config.rev1}"
+
+
+def gateway_selector(gateway: Gateway, revision: str) -> str:
+    return f"app={gateway.labels['app']},istio.io/rev={revision}"
+
+
+def canary_manifest(config: StackConfig, gateway: Gateway, revision: str) -> dict[str, Any]:
+    """The canary gateway Deployment (Istio gateway injection), selected by the old Service.
+
+    Its selector adds a name label so it never adopts the old gateway's pods; its revision
+    label lives only in metadata and the pod template, so the in-place upgrade of phase B
+    changes it without touching the (immutable) selector.
+    """
+    name = canary_name(gateway, config)
+    selector = {**gateway.labels, "meshca.io/gateway": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": gateway.namespace,
+            "labels": {**gateway.labels, "istio.io/rev": revision, "app.kubernetes.io/managed-by": "meshca"},
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "annotations": {"inject.istio.io/templates": "gateway"},
+                    "labels": {**selector, "istio.io/rev": revision, "sidecar.istio.io/inject": "true"},
+                },
+                "spec": {
+                    "serviceAccountName": gateway.deployment,
+                    "containers": [{"name": "istio-proxy", "image": "auto"}],
+                },
+            },
+        },
+    }
+
+
+class _Builder:
+    def __init__(self, config: StackConfig, cluster: Cluster, cacerts: str) -> None:
+        self.config = config
+        self.cluster = cluster
+        self.cacerts = cacerts
+        self.steps: list[Step] = []
+        self.ids: set[str] = set()
+
+    def add(
+        self,
+        step_id: str,
+        *,
+        phase: str,
+        procedure: str,
+        action: str,
+        title: str,
+        argv: Iterable[str],
+        objects: Iterable[str],
+        depends_on: Iterable[str] = (),
+        stdin: str | None = None,
+        **params: Any,
+    ) -> str:
+        assert step_id not in self.ids, step_id
+        deps = tuple(dict.fromkeys(d for d in depends_on if d))
+        missing = [d for d in deps if d not in self.ids]
+        assert not missing, (step_id, missing)
+        self.ids.add(step_id)
+        self.steps.append(
+            Step(
+                id=step_id,
+                cluster=self.cluster.name,
+                phase=phase,
+                procedure=procedure,
+                action=action,
+                title=title,
+                argv=tuple(argv),
+                objects=tuple(objects),
+                depends_on=deps,
+                stdin=stdin,
+                params=_freeze(params),
+            )
+        )
+        return step_id
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def gate(self, step_id: str, *, phase: str, procedure: str, check: str, title: str, depends_on: Iterable[str], require: Sequence[str] = (), forbid: Sequence[str] = (), retiring: Sequence[dict] = (), extra: Sequence[str] = ()) -> str:
+        c = self.config
+        flags: list[str] = ["--source", c.gates.source]
+        if require:
+            flags += ["--require", ",".join(require)]
+        if forbid:
+            flags += ["--forbid", ",".join(forbid)]
+        for r in retiring:
+            if "deployment" in r:
+                flags += ["--retiring-deployment", f"{r['namespace']}/{r['deployment']}"]
+            else:
+                flags += ["--retiring-selector", f"{r['namespace']}/{r['selector']}"]
+        flags += list(extra)
+        flags += ["--concurrency", str(c.gates.concurrency)]
+        return self.add(
+            step_id,
+            phase=phase,
+            procedure=procedure,
+            action="gate",
+            title=title,
+            argv=cmd.check(self.cluster, check, *flags),
+            objects=("Pod/*",) if check != "root-of-trust" else ("Secret/istio-system/cacerts", "Secret/istio-system/istio-ca-secret"),
+            depends_on=depends_on,
+            check=check,
+            require=list(require),
+            forbid=list(forbid),
+            retiring=list(retiring),
+            timeoutSeconds=c.gates.timeout_seconds,
+            pollSeconds=c.gates.poll_seconds,
+        )
+
+    def install(self, phase: str, procedure: str, revision: str, ca: str, depends_on: Iterable[str]) -> str:
+        c = self.config
+        output_dir = c.asmcli.output_dir_for(self.cluster.name, revision)
+        cert_flags = ca == "citadel" and self.cacerts != CACERTS_MATCHING
+        version = self.add(
+            f"{procedure}.verify-asmcli",
+            phase=phase,
+            procedure=procedure,
+            action="verify-asmcli",
+            title=f"asmcli is version {c.asmcli.version}",
+            argv=cmd.asmcli_version(c.asmcli),
+            objects=(),
+            depends_on=depends_on,
+            expectedVersion=c.asmcli.version,
+        )
+        files = {role: c.ca_files.shown(role) for role, _ in c.ca_files.items()} if cert_flags else None
+        option = MIGRATION_OPTION[ca]
+        objects = [
+            f"Deployment/istio-system/{istiod_name(revision)}",
+            f"Service/istio-system/{istiod_name(revision)}",
+            f"ConfigMap/istio-system/istio-{revision}",
+            f"MutatingWebhookConfiguration/istio-sidecar-injector-{revision}",
+        ]
+        if cert_flags:
+            objects.insert(0, "Secret/istio-system/cacerts")
+        return self.add(
+            f"{procedure}.install.{revision}",
+            phase=phase,
+            procedure=procedure,
+            action="install",
+            title=f"install istiod {revision} ({'--ca citadel, distributing both roots' if ca == 'citadel' else '--ca mesh_ca, signing with Mesh CA'})",
+            argv=cmd.asmcli_install(
+                c.asmcli,
+                self.cluster,
+                fleet_project=c.fleet_project,
+                output_dir=output_dir,
+                revision=revision,
+                ca=ca,
+                option=option,
+                cert_files=files,
+                enable_all=c.prerequisites == "asmcli",
+            ),
+            objects=objects,
+            depends_on=[version],
+            stdin=ASMCLI_PROMPT_ANSWER,
+            revision=revision,
+            ca=ca,
+            option=option,
+            outputDir=output_dir,
+            certFlags=bool(cert_flags),
+            cacerts=self.cacerts if ca == "citadel" else None,
+        )
+
+    def move(self, phase: str, procedure: str, namespace: str, from_rev: str, to_rev: str, depends_on: Iterable[str], guide_changes: Sequence[str]) -> str:
+        c = self.config
+        labels = {**c.namespace(namespace).labels, **injection_labels(c, to_rev)}
+        removed = [k for k in ("istio-injection", "istio.io/rev") if k not in labels]
+        label = self.add(
+            f"{procedure}.label.{namespace}",
+            phase=phase,
+            procedure=procedure,
+            action="label",
+            title=f"namespace {namespace}: {from_rev} -> {to_rev}",
+            argv=cmd.label_namespace(self.cluster, namespace, *guide_changes),
+            objects=(f"Namespace/{namespace}",),
+            depends_on=depends_on,
+            namespace=namespace,
+            fromRevision=from_rev,
+            revision=to_rev,
+            labels=labels,
+            removeLabels=removed,
+        )
+        return self.add(
+            f"{procedure}.restart.{namespace}",
+            phase=phase,
+            procedure=procedure,
+            action="restart",
+            title=f"restart {namespace} onto {to_rev} and wait for the rollouts",
+            argv=cmd.restart_namespace(self.cluster, namespace, to_rev, c.restart_timeout_seconds),
+            objects=(f"Deployment/{namespace}/*", f"StatefulSet/{namespace}/*", f"DaemonSet/{namespace}/*"),
+            depends_on=[label],
+            namespace=namespace,
+            revision=to_rev,
+        )
+
+    def moves(self, phase: str, procedure: str, names: Sequence[str], from_rev: str, to_rev: str, first_deps: Iterable[str], changes) -> list[str]:
+        """Batches one after another; namespaces of one batch side by side."""
+        deps = list(first_deps)
+        last: list[str] = []
+        for batch in batches_of(self.config):
+            in_batch = [n for n in batch if n in names]
+            if not in_batch:
+                continue
+            last = [self.move(phase, procedure, n, from_rev, to_rev, deps, changes(n)) for n in in_batch]
+            deps = last
+        return deps if last else list(first_deps)
+
+    def gateways(self) -> list[Gateway]:
+        return [g for g in self.config.gateways if g.on(self.cluster.name)]
+
+    def gateway_apply(self, phase: str, procedure: str, gateway: Gateway, revision: str, depends_on: Iterable[str], verb: str) -> str:
+        manifest = canary_manifest(self.config, gateway, revision)
+        name = manifest["metadata"]["name"]
+        return self.add(
+            f"{procedure}.gateway.{gateway.namespace}.{gateway.deployment}",
+            phase=phase,
+            procedure=procedure,
+            action="gateway",
+            title=f"{verb} gateway {gateway.namespace}/{name} on {revision}, behind Service {gateway.service}",
+            argv=cmd.apply_stdin(self.cluster),
+            objects=(f"Deployment/{gateway.namespace}/{name}",),
+            depends_on=depends_on,
+            stdin=yaml.safe_dump(manifest, sort_keys=False),
+            gateway=f"{gateway.namespace}/{gateway.deployment}",
+            service=gateway.service,
+            namespace=gateway.namespace,
+            deployment=name,
+            revision=revision,
+            manifest=manifest,
+        )
+
+    def delete_gateways(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str], old: bool) -> list[str]:
+        """Delete the gateways of ``revision`` (the original Deployments when ``old`` on migrate)."""
+        ids = []
+        for g in self.gateways():
+            if old and self.config.use_case == "migrate":
+                argv = cmd.delete_deployment(self.cluster, g.namespace, g.deployment)
+                objects = (f"Deployment/{g.namespace}/{g.deployment}",)
+                match = {"deployment": g.deployment}
+            else:
+                selector = gateway_selector(g, revision)
+                argv = cmd.delete_deployments_by_label(self.cluster, g.namespace, selector)
+                objects = (f"Deployment/{g.namespace}/[{selector}]",)
+                match = {"selector": selector}
+            ids.append(
+                self.add(
+                    f"{procedure}.delete-gateway.{g.namespace}.{g.deployment}",
+                    phase=phase,
+                    procedure=procedure,
+                    action="delete-gateway",
+                    title=f"delete the {revision} gateway of {g.namespace}/{g.service}",
+                    argv=argv,
+                    objects=objects,
+                    depends_on=depends_on,
+                    namespace=g.namespace,
+                    revision=revision,
+                    gateway=f"{g.namespace}/{g.deployment}",
+                    **match,
+                )
+            )
+        return ids
+
+    def remove_control_plane(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str], keep_service: bool = False) -> list[str]:
+        name = istiod_name(revision)
+        kinds = cmd.ISTIOD_KINDS_KEEP_SERVICE if keep_service else cmd.ISTIOD_KINDS
+        delete = self.add(
+            f"{procedure}.delete-istiod.{revision}",
+            phase=phase,
+            procedure=procedure,
+            action="delete-istiod",
+            title=f"delete istiod {revision} ({kinds})",
+            argv=cmd.delete_istiod(self.cluster, name, kinds),
+            objects=tuple(f"{k}/istio-system/{name}" for k in kinds.split(",")),
+            depends_on=depends_on,
+            revision=revision,
+            name=name,
+            keepService=keep_service,
+        )
+        names = [f"installed-state-{revision}"]
+        if revision == "default":
+            names = ["installed-state", "installed-state-default"]
+        state = self.add(
+            f"{procedure}.delete-installed-state.{revision}",
+            phase=phase,
+            procedure=procedure,
+            action="delete-installed-state",
+            title=f"delete IstioOperator {' '.join(names)} (absent with newer istioctl)",
+            argv=cmd.delete_installed_state(self.cluster, *names),
+            objects=tuple(f"IstioOperator/istio-system/{n}" for n in names),
+            depends_on=[delete],
+            revision=revision,
+            names=names,
+        )
+        return [delete, state]
+
+    def apply_istiod_service(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
+        path = f"{self.config.asmcli.output_dir_for(self.cluster.name, revision)}/asm/istio/istiod-service.yaml"
+        return self.add(
+            f"{procedure}.apply-istiod-service",
+            phase=phase,
+            procedure=procedure,
+            action="apply-istiod-service",
+            title=f"point Service istiod (default validation webhook) at {revision}",
+            argv=cmd.apply_file(self.cluster, path),
+            objects=("Service/istio-system/istiod",),
+            depends_on=depends_on,
+            revision=revision,
+            file=path,
+        )
+
+    def retiring_old_gateways(self) -> list[dict]:
+        c = self.config
+        out = []
+        for g in self.gateways():
+            if c.use_case == "migrate":
+                out.append({"namespace": g.namespace, "deployment": g.deployment})
+            else:
+                out.append({"namespace": g.namespace, "selector": gateway_selector(g, c.old_revision)})
+        return out
+
+
+def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = None) -> ClusterPlan:
+    c = config
+    if cacerts is None:
+        cacerts = CACERTS_ABSENT if c.use_case == "migrate" else CACERTS_UNKNOWN
+    b = _Builder(c, cluster, cacerts)
+    p = PHASES.index(c.phase)
+    current = c.namespace_map
+    names = [n.name for n in c.namespaces]
+    gateways = b.gateways()
+    old, rev1, rev2 = c.old_revision, c.rev1, c.rev2
+    migrate = c.use_case == "migrate"
+
+    pod_revisions = dict(current)
+    control_planes = [old]
+    canaries: dict[str, str] = {}
+    old_gateways = [f"{g.namespace}/{g.deployment}" for g in gateways]
+    ca_secrets = True
+
+    if p >= PHASES.index("distribute-root"):
+        phase = "distribute-root"
+        rollback_a = c.phase == phase and c.rollback
+        a0 = b.gate(
+            "A0.gate.root-of-trust",
+            phase=phase,
+            procedure="A0",
+            check="root-of-trust",
+            title="root-cert.pem is the root the mesh distributes today",
+            depends_on=(),
+            extra=["--root-cert", c.ca_files.shown("root_cert")],
+        )
+        a1 = b.install(phase, "A1", rev1, "citadel", [a0])
+        control_planes.append(rev1)
+        moved = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev1]
+        last = b.moves(phase, "A2", moved, old, rev1, [a1], lambda n: (f"istio.io/rev={rev1}", "istio-injection-"))
+        all_moved = len(moved) == len(names)
+        a3 = None
+        if all_moved and not rollback_a:
+            retiring = b.retiring_old_gateways()
+            a3 = b.gate(
+                "A3.gate.root-cert",
+                phase=phase,
+                procedure="A3",
+                check="root-cert",
+                title="every proxy trusts both the Citadel and the Mesh CA root",
+                depends_on=last,
+                require=[CITADEL, MESHCA],
+                retiring=retiring,
+            )
+            for g in gateways:
+                b.gateway_apply(phase, "A4", g, rev1, [a3], "canary")
+                canaries[f"{g.namespace}/{canary_name(g, c)}"] = rev1
+        if rollback_a:
+            dels = b.delete_gateways(phase, "A6", rev1, last, old=False)
+            back = (lambda n: ("istio.io/rev-", "istio-injection=enabled")) if migrate else (lambda n: (f"istio.io/rev={old}",))
+            restarted = b.moves(phase, "A6", moved, rev1, old, dels or last, back)
+            b.remove_control_plane(phase, "A6", rev1, restarted)
+            control_planes.remove(rev1)
+            pod_revisions = {n: old for n in names}
+        if p >= PHASES.index("distribute-root-done"):
+            phase = "distribute-root-done"
+            finish_deps = [a3] + [s.id for s in b.steps if s.procedure == "A4"]
+            dels = b.delete_gateways(phase, "A5", old, finish_deps, old=True)
+            old_gateways = []
+            svc = b.apply_istiod_service(phase, "A5", rev1, dels or finish_deps)
+            a5 = b.remove_control_plane(phase, "A5", old, [svc], keep_service=migrate)
+            control_planes.remove(old)
+
+            if p >= PHASES.index("mesh-ca"):
+                phase = "mesh-ca"
+                rollback_b = c.phase == phase and c.rollback
+                b0 = b.gate(
+                    "B0.gate.root-cert",
+                    phase=phase,
+                    procedure="B0",
+                    check="root-cert",
+                    title="every proxy still trusts both roots before Mesh CA starts signing",
+                    depends_on=a5,
+                    require=[CITADEL, MESHCA],
+                )
+                b1 = b.install(phase, "B1", rev2, "mesh_ca", [b0])
+                control_planes.append(rev2)
+                b1td = b.gate(
+                    "B1.gate.trust-domain",
+                    phase=phase,
+                    procedure="B1",
+                    check="trust-domain",
+                    title=f"{rev1} and {rev2} accept both cluster.local and {c.fleet_project}.svc.id.goog",
+                    depends_on=[b1],
+                    extra=["--fleet-project", c.fleet_project, "--revision", rev1, "--revision", rev2],
+                )
+                moved_b = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev2]
+                last_b = b.moves(phase, "B2", moved_b, rev1, rev2, [b1td], lambda n: (f"istio.io/rev={rev2}",))
+                if len(moved_b) == len(names) and not rollback_b:
+                    for g in gateways:
+                        b.gateway_apply(phase, "B3", g, rev2, last_b, "upgrade in place")
+                        canaries[f"{g.namespace}/{canary_name(g, c)}"] = rev2
+                if rollback_b:
+                    downs = [b.gateway_apply(phase, "B5", g, rev1, last_b, "downgrade in place") for g in gateways]
+                    back = b.moves(phase, "B5", moved_b, rev2, rev1, downs or last_b, lambda n: (f"istio.io/rev={rev1}",))
+                    dels = b.delete_gateways(phase, "B5", rev2, back, old=False)
+                    b.remove_control_plane(phase, "B5", rev2, dels or back)
+                    control_planes.remove(rev2)
+                    pod_revisions = {n: rev1 for n in names}
+                if p >= PHASES.index("mesh-ca-done"):
+                    phase = "mesh-ca-done"
+                    b3 = [s.id for s in b.steps if s.procedure == "B3"] or last_b
+                    b4 = b.gate(
+                        "B4.gate.workload-cert",
+                        phase=phase,
+                        procedure="B4",
+                        check="workload-cert",
+                        title=f"every proxy holds a Mesh CA certificate, so none still depends on {rev1}",
+                        depends_on=b3,
+                        require=[MESHCA],
+                        retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, rev1)} for g in gateways],
+                    )
+                    svc = b.apply_istiod_service(phase, "B4", rev2, [b4])
+                    dels = b.delete_gateways(phase, "B4", rev1, [svc], old=False)
+                    b4_done = b.remove_control_plane(phase, "B4", rev1, dels or [svc])
+                    control_planes.remove(rev1)
+
+                    if p >= PHASES.index("old-root-removed"):
+                        phase = "old-root-removed"
+                        c0 = b.gate(
+                            "C0.gate.workload-cert",
+                            phase=phase,
+                            procedure="C0",
+                            check="workload-cert",
+                            title="no proxy still holds a Citadel-signed certificate",
+                            depends_on=b4_done,
+                            require=[MESHCA],
+                        )
+                        backups = []
+                        for secret in ("cacerts", "istio-ca-secret"):
+                            backups.append(
+                                b.add(
+                                    f"C1.backup.{secret}",
+                                    phase=phase,
+                                    procedure="C1",
+                                    action="backup-ca-secret",
+                                    title=f"back up Secret {secret} to a 0600 file, read back and compared",
+                                    argv=cmd.get_secret_yaml(cluster, secret),
+                                    objects=(f"Secret/istio-system/{secret}",),
+                                    depends_on=[c0],
+                                    secret=secret,
+                                    file=f"{c.backup_dir}/{c.stack}/{cluster.name}/{secret}.yaml",
+                                )
+                            )
+                        c2 = b.add(
+                            "C2.delete-ca-secrets",
+                            phase=phase,
+                            procedure="C2",
+                            action="delete-ca-secrets",
+                            title="delete cacerts and istio-ca-secret (after their backups match)",
+                            argv=cmd.delete_ca_secrets(cluster),
+                            objects=("Secret/istio-system/cacerts", "Secret/istio-system/istio-ca-secret"),
+                            depends_on=[c0, *backups],
+                            backups=backups,
+                        )
+                        c3 = b.add(
+                            "C3.restart-control-plane",
+                            phase=phase,
+                            procedure="C3",
+                            action="restart-control-plane",
+                            title="restart istio-system so istiod drops the old root from every bundle",
+                            argv=cmd.restart_control_plane(cluster),
+                            objects=("Deployment/istio-system/*",),
+                            depends_on=[c2],
+                        )
+                        b.gate(
+                            "C4.gate.old-root-absent",
+                            phase=phase,
+                            procedure="C4",
+                            check="root-cert",
+                            title="the Citadel root has left every proxy's bundle",
+                            depends_on=[c3],
+                            require=[MESHCA],
+                            forbid=[CITADEL],
+                        )
+                        ca_secrets = False
+
+    labels: dict[str, dict[str, str]] = {}
+    for s in b.steps:
+        if s.action == "label":
+            labels[s.params["namespace"]] = dict(s.params["labels"])
+    return ClusterPlan(
+        cluster=cluster,
+        steps=tuple(b.steps),
+        desired=DesiredState(
+            pod_revisions=MappingProxyType(pod_revisions),
+            namespace_labels=MappingProxyType({k: MappingProxyType(v) for k, v in labels.items()}),
+            control_planes=tuple(control_planes),
+            canary_gateways=MappingProxyType(canaries),
+            old_gateways=tuple(old_gateways),
+            ca_secrets=ca_secrets,
+        ),
+    )
+
+
+def build(config: StackConfig, cacerts: Mapping[str, str] | None = None) -> Plan:
+    """The plan at the config's current position. ``cacerts``: cluster -> CACERTS_* facts."""
+    positions = route(config)
+    return Plan(
+        config=config,
+        route=positions,
+        position=locate(config, positions),
+        clusters=tuple(build_cluster(config, cl, (cacerts or {}).get(cl.name)) for cl in config.clusters),
+    )
+
+
+def plan_at(config: StackConfig, position: Position, cacerts: Mapping[str, str] | None = None) -> Plan:
+    return build(config.at(position.phase, position.rollback, position.namespace_map), cacerts)

@@ -1,0 +1,1 @@
+"""Trust verification: proxy secret dumps, reference roots, verdicts, sources, the check runner."""
