@@ -339,6 +339,10 @@ class _Builder:
                 flags += ["--retiring-deployment", f"{r['namespace']}/{r['deployment']}"]
             else:
                 flags += ["--retiring-selector", f"{r['namespace']}/{r['selector']}"]
+        if check != "root-of-trust":
+            # The Citadel reference is today's root from the files (A0 proved it is the live
+            # one), never re-read from the cluster: after C2 istio-ca-secret holds a NEW root.
+            flags += ["--citadel-root", c.ca_files.shown("root_cert")]
         flags += list(extra)
         flags += ["--concurrency", str(c.gates.concurrency)]
         return self.add(
