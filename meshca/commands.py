@@ -17,6 +17,12 @@ ISTIOD_KINDS = "Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
 # leaves the default validation webhook without a backend).
 ISTIOD_KINDS_KEEP_SERVICE = "Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
 MESHCA = "meshca"
+PULUMI_PREREQUISITE_FLAGS = [
+    "--enable_gcp_iam_roles",
+    "--enable_cluster_roles",
+    "--enable_cluster_labels",
+    "--enable_meshconfig_init",
+]
 
 
 def kubectl(cluster: Cluster, *args: str) -> tuple[str, ...]:
@@ -37,7 +43,7 @@ def asmcli_install(
     ca: str,
     option: str,
     cert_files: dict[str, str] | None,
-    enable_all: bool,
+    prerequisites: str,
 ) -> tuple[str, ...]:
     """``asmcli install`` for REV1 (ca citadel) or REV2 (ca mesh_ca).
 
@@ -59,8 +65,12 @@ def asmcli_install(
         "--output_dir",
         output_dir,
     ]
-    if enable_all:
+    if prerequisites == "asmcli":
         argv.append("--enable_all")
+    else:
+        # APIs and fleet registration are Pulumi resources (components/fleet_prerequisites.py);
+        # asmcli still does what pulumi-gcp cannot express.
+        argv += PULUMI_PREREQUISITE_FLAGS
     argv += ["--ca", ca]
     if cert_files:
         argv += [
@@ -146,6 +156,21 @@ def delete_ca_secrets(cluster: Cluster) -> tuple[str, ...]:
 
 def restart_control_plane(cluster: Cluster) -> tuple[str, ...]:
     return kubectl(cluster, "rollout", "restart", "deployment", "-n", SYSTEM_NS)
+
+
+def probe_cacerts(cluster: Cluster) -> tuple[str, ...]:
+    """Read the certificates (never the key) of an existing cacerts Secret; nothing if absent."""
+    return kubectl(
+        cluster,
+        "get",
+        "secret",
+        "cacerts",
+        "-n",
+        SYSTEM_NS,
+        "--ignore-not-found",
+        "-o",
+        r"jsonpath={.data.ca-cert\.pem} {.data.root-cert\.pem} {.data.cert-chain\.pem}",
+    )
 
 
 def check(cluster: Cluster, kind: str, *flags: str) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ EXAMPLES = {
 }
 CLUSTER_FIELDS = ("name", "project", "location", "kubeconfig", "context")
 CA_FIELDS = {"caCert": "ca_cert", "caKey": "ca_key", "rootCert": "root_cert", "certChain": "cert_chain"}
-GATEWAY_FIELDS = ("namespace", "deployment", "service", "labels", "clusters")
+GATEWAY_FIELDS = ("namespace", "deployment", "service", "labels", "serviceAccount", "clusters")
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ class Gateway:
     deployment: str
     service: str
     labels: Mapping[str, str]
+    service_account: str
     clusters: tuple[str, ...] = ()  # empty: every cluster
 
     def on(self, cluster: str) -> bool:
@@ -608,6 +609,10 @@ def validate(
         service = _str_field(item, "service", subject, errors, example="service: istio-ingressgateway")
         labels = item.get("labels", DEFAULT_GATEWAY_LABELS)
         gw_clusters = item.get("clusters") or []
+        service_account = item.get("serviceAccount", f"{deployment}-service-account" if deployment else None)
+        if not isinstance(service_account, str) or not service_account or not DNS1123.match(service_account):
+            errors.append(MeshcaError("GatewayInvalid", f"{subject}.serviceAccount", problem=f"{service_account!r} is not a service account name", action="use the old gateway's service account (kubectl get deploy -n istio-system istio-ingressgateway -o jsonpath='{.spec.template.spec.serviceAccountName}')"))
+            continue
         if not isinstance(labels, dict) or "app" not in labels or not all(isinstance(v, str) for v in labels.values()):
             errors.append(MeshcaError("GatewayInvalid", f"{subject}.labels", problem="labels must be the Service's selector and include 'app'", action="copy the selector of the gateway Service, e.g. {app: istio-ingressgateway, istio: ingressgateway}"))
             continue
@@ -625,7 +630,7 @@ def validate(
             if len(canary) > 253 or not DNS1123.match(deployment):
                 errors.append(MeshcaError("GatewayInvalid", f"{subject}.deployment", problem=f"'{deployment}' cannot name a Deployment (and its canary {canary})", action="use the gateway Deployment's exact name"))
                 continue
-            gateways.append(Gateway(namespace, deployment, service, dict(labels), tuple(gw_clusters)))
+            gateways.append(Gateway(namespace, deployment, service, dict(labels), service_account, tuple(gw_clusters)))
 
     # CA files ----------------------------------------------------------------------------
     ca_files = None

@@ -273,7 +273,9 @@ def canary_manifest(config: StackConfig, gateway: Gateway, revision: str) -> dic
                     "labels": {**selector, "istio.io/rev": revision, "sidecar.istio.io/inject": "true"},
                 },
                 "spec": {
-                    "serviceAccountName": gateway.deployment,
+                    # Same service account as the old gateway: same SPIFFE identity, so
+                    # authorization policies naming the gateway keep matching.
+                    "serviceAccountName": gateway.service_account,
                     "containers": [{"name": "istio-proxy", "image": "auto"}],
                 },
             },
@@ -288,6 +290,7 @@ class _Builder:
         self.cacerts = cacerts
         self.steps: list[Step] = []
         self.ids: set[str] = set()
+        self.last_gate: str | None = None
 
     def add(
         self,
@@ -304,6 +307,10 @@ class _Builder:
         **params: Any,
     ) -> str:
         assert step_id not in self.ids, step_id
+        # Every step after a gate depends on it directly, not only transitively: a failed
+        # gate must visibly hold back everything that follows it.
+        if action != "gate" and self.last_gate:
+            depends_on = [*depends_on, self.last_gate]
         deps = tuple(dict.fromkeys(d for d in depends_on if d))
         missing = [d for d in deps if d not in self.ids]
         assert not missing, (step_id, missing)
@@ -327,7 +334,10 @@ class _Builder:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def gate(self, step_id: str, *, phase: str, procedure: str, check: str, title: str, depends_on: Iterable[str], require: Sequence[str] = (), forbid: Sequence[str] = (), retiring: Sequence[dict] = (), extra: Sequence[str] = ()) -> str:
+    def gate(self, step_id: str, *, phase: str, procedure: str, check: str, title: str, depends_on: Iterable[str], certifies: Mapping[str, str], require: Sequence[str] = (), forbid: Sequence[str] = (), retiring: Sequence[dict] = (), extra: Sequence[str] = ()) -> str:
+        """A trust gate. ``certifies`` is the namespace map it proves (fixed for the gate's
+        life): its digest and the restart generation are gate inputs, so the gate re-runs
+        whenever either changes, and never again in later phases it does not guard."""
         c = self.config
         flags: list[str] = ["--source", c.gates.source]
         if require:
@@ -345,7 +355,8 @@ class _Builder:
             flags += ["--citadel-root", c.ca_files.shown("root_cert")]
         flags += list(extra)
         flags += ["--concurrency", str(c.gates.concurrency)]
-        return self.add(
+        restarts = [st.id for st in self.steps if st.action in ("restart", "restart-control-plane")]
+        gate_id = self.add(
             step_id,
             phase=phase,
             procedure=procedure,
@@ -360,7 +371,12 @@ class _Builder:
             retiring=list(retiring),
             timeoutSeconds=c.gates.timeout_seconds,
             pollSeconds=c.gates.poll_seconds,
+            namespaces=dict(certifies),
+            namespaceDigest=namespace_digest(c.stack, certifies),
+            restartGeneration=hashlib.sha256("\n".join(restarts).encode()).hexdigest()[:16],
         )
+        self.last_gate = gate_id
+        return gate_id
 
     def install(self, phase: str, procedure: str, revision: str, ca: str, depends_on: Iterable[str]) -> str:
         c = self.config
@@ -402,7 +418,7 @@ class _Builder:
                 ca=ca,
                 option=option,
                 cert_files=files,
-                enable_all=c.prerequisites == "asmcli",
+                prerequisites=c.prerequisites,
             ),
             objects=objects,
             depends_on=[version],
@@ -573,6 +589,46 @@ class _Builder:
         return out
 
 
+def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> str:
+    """What ``commands.probe_cacerts`` printed, judged against the CA files.
+
+    absent: asmcli may create cacerts (A1 passes the four files); matching: asmcli would stop
+    with "Custom certificates already exist", so A1 leaves the flags out; anything else is
+    an error, because istiod would keep signing with a CA other than the files'.
+    """
+    import base64
+
+    from .certs import fingerprint, load_certs
+    from .errors import MeshcaError, MeshcaErrors
+
+    fields = probe_stdout.split()
+    if not fields:
+        return CACERTS_ABSENT
+    files = config.ca_files
+    want = [files.ca_cert.read_bytes(), files.root_cert.read_bytes(), files.cert_chain.read_bytes()]
+    try:
+        live = [base64.b64decode(f, validate=True) for f in fields]
+        same = len(live) == 3 and all(
+            [fingerprint(c) for c in load_certs(a)] == [fingerprint(c) for c in load_certs(b)] for a, b in zip(live, want)
+        )
+        live_root = fingerprint(load_certs(live[1])[0]) if len(live) > 1 else "unreadable"
+    except ValueError:
+        same, live_root = False, "unreadable"
+    if same:
+        return CACERTS_MATCHING
+    raise MeshcaErrors(
+        [
+            MeshcaError(
+                "CacertsMismatch",
+                f"cluster {cluster.name} Secret istio-system/cacerts",
+                cluster=cluster.name,
+                live=live_root[:16],
+                given=fingerprint(load_certs(want[1])[0])[:16],
+            )
+        ]
+    )
+
+
 def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = None) -> ClusterPlan:
     c = config
     if cacerts is None:
@@ -584,6 +640,9 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
     gateways = b.gateways()
     old, rev1, rev2 = c.old_revision, c.rev1, c.rev2
     migrate = c.use_case == "migrate"
+
+    def all_on(revision: str) -> dict[str, str]:
+        return {n: revision for n in names}
 
     pod_revisions = dict(current)
     control_planes = [old]
@@ -600,7 +659,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
             procedure="A0",
             check="root-of-trust",
             title="root-cert.pem is the root the mesh distributes today",
-            depends_on=(),
+            certifies=all_on(old),
+                depends_on=(),
             extra=["--root-cert", c.ca_files.shown("root_cert")],
         )
         a1 = b.install(phase, "A1", rev1, "citadel", [a0])
@@ -617,6 +677,7 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                 procedure="A3",
                 check="root-cert",
                 title="every proxy trusts both the Citadel and the Mesh CA root",
+                certifies=all_on(rev1),
                 depends_on=last,
                 require=[CITADEL, MESHCA],
                 retiring=retiring,
@@ -649,7 +710,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                     procedure="B0",
                     check="root-cert",
                     title="every proxy still trusts both roots before Mesh CA starts signing",
-                    depends_on=a5,
+                    certifies=all_on(rev1),
+                depends_on=a5,
                     require=[CITADEL, MESHCA],
                 )
                 b1 = b.install(phase, "B1", rev2, "mesh_ca", [b0])
@@ -660,7 +722,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                     procedure="B1",
                     check="trust-domain",
                     title=f"{rev1} and {rev2} accept both cluster.local and {c.fleet_project}.svc.id.goog",
-                    depends_on=[b1],
+                    certifies=all_on(rev1),
+                depends_on=[b1],
                     extra=["--fleet-project", c.fleet_project, "--revision", rev1, "--revision", rev2],
                 )
                 moved_b = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev2]
@@ -685,7 +748,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                         procedure="B4",
                         check="workload-cert",
                         title=f"every proxy holds a Mesh CA certificate, so none still depends on {rev1}",
-                        depends_on=b3,
+                        certifies=all_on(rev2),
+                depends_on=b3,
                         require=[MESHCA],
                         retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, rev1)} for g in gateways],
                     )
@@ -702,7 +766,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                             procedure="C0",
                             check="workload-cert",
                             title="no proxy still holds a Citadel-signed certificate",
-                            depends_on=b4_done,
+                            certifies=all_on(rev2),
+                depends_on=b4_done,
                             require=[MESHCA],
                         )
                         backups = []
@@ -748,7 +813,8 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                             procedure="C4",
                             check="root-cert",
                             title="the Citadel root has left every proxy's bundle",
-                            depends_on=[c3],
+                            certifies=all_on(rev2),
+                depends_on=[c3],
                             require=[MESHCA],
                             forbid=[CITADEL],
                         )
