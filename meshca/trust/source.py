@@ -5,6 +5,10 @@ returns them, so the check logic is the same whatever the source. A source raise
 ``SourceError`` for a per-object failure (that pod is reported as ``error`` with the reason)
 and ``MeshcaError`` for a failure that makes the whole check impossible (unreachable API
 server, missing tool: exit 2).
+
+Compatible extension: ``fetch_dump`` MAY take a keyword ``timeout`` (seconds); the runner
+passes the per-pod timeout to sources whose ``fetch_dump`` accepts it, and a source that gives
+up raises ``SourceTimeout``. Sources without it (an in-memory simulation) are called as before.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from typing import Protocol, runtime_checkable
 
 class SourceError(Exception):
     """Reading one object (usually one proxy's dump) failed; the reason is the message."""
+
+
+class SourceTimeout(SourceError):
+    """Reading one proxy's dump took longer than the per-pod timeout."""
 
 
 @runtime_checkable

@@ -1,0 +1,188 @@
+"""The ``kube`` source (the default): the ``kubernetes`` Python client, no kubectl/istioctl.
+
+Reads: ``GET /api/v1/namespaces``, ``GET /api/v1/pods`` (or ``/api/v1/namespaces/NS/pods``),
+``GET /api/v1/namespaces/istio-system/secrets/NAME``, ``.../configmaps/istio-REV``; and per pod
+one websocket exec (subprotocol ``v4.channel.k8s.io``) of
+``pilot-agent request GET config_dump?mask=dynamic_active_secrets`` in container ``istio-proxy``,
+which works on distroless proxies and needs no port-forward.
+
+Clients are built inside methods, never at import time or in ``__init__``, so a source (and the
+dynamic provider that makes one) stays picklable and importing this module opens no socket.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from ..errors import MeshcaError
+from .source import SourceError, SourceTimeout
+
+EXEC_COMMAND = ["pilot-agent", "request", "GET", "config_dump?mask=dynamic_active_secrets"]
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"
+LIST_TIMEOUT = 120.0
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+class KubeSource:
+    name = "kube"
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None, *, pool_size: int = 16, list_timeout: float = LIST_TIMEOUT) -> None:
+        self.kubeconfig = kubeconfig or None
+        self.context = context or None
+        self.pool_size = pool_size
+        self.list_timeout = list_timeout
+        self._lock = threading.Lock()
+        self._configuration = None
+        self._api = None
+
+    def __getstate__(self) -> dict:  # never pickle a live client
+        state = dict(self.__dict__)
+        state.update(_lock=None, _configuration=None, _api=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"context {self.context}" if self.context else "the current context"
+
+    def _config(self):
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        with self._lock:
+            if self._configuration is None:
+                cfg = client.Configuration()
+                try:
+                    config.load_kube_config(config_file=self.kubeconfig, context=self.context, client_configuration=cfg, persist_config=False)
+                except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+                    raise MeshcaError("KubeconfigInvalid", self.kubeconfig or "~/.kube/config", reason=_reason(exc)) from None
+                # one pooled connection per worker, else urllib3 drops and reopens connections
+                cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, self.pool_size)
+                cfg.retries = 1  # fail fast on a dead API server; the runner retries per pod
+                self._configuration = cfg
+                self._api = client.CoreV1Api(client.ApiClient(cfg))
+            return self._configuration, self._api
+
+    def _get(self, call: str, *args: Any, not_found_ok: bool = False, **kwargs: Any) -> dict | None:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
+        _, api = self._config()
+        try:
+            resp = getattr(api, call)(*args, _preload_content=False, _request_timeout=self.list_timeout, **kwargs)
+            body = resp.data
+        except ApiException as exc:
+            if exc.status == 404 and not_found_ok:
+                return None
+            if not exc.status:
+                raise MeshcaError("ApiServerUnreachable", self.where, reason=_reason(exc.reason or exc)) from None
+            message = exc.reason or ""
+            try:
+                message = json.loads(exc.body).get("message") or message
+            except (TypeError, ValueError, AttributeError):
+                pass
+            raise MeshcaError("ApiRequestFailed", f"{call} {' '.join(map(str, args))}".strip(), status=exc.status, reason=" ".join(str(message).split())[:300]) from None
+        except (Urllib3Error, OSError) as exc:
+            raise MeshcaError("ApiServerUnreachable", self.where, reason=_reason(exc)) from None
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise MeshcaError("ToolOutputNotJson", call, reason=f"invalid JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise MeshcaError("ToolOutputNotJson", call, reason=f"a JSON {type(doc).__name__}")
+        return doc
+
+    # -- ProxySource --------------------------------------------------------------------------
+
+    def list_namespaces(self) -> list[str]:
+        return [i["metadata"]["name"] for i in self._get("list_namespace").get("items") or []]
+
+    def list_pods(self, namespaces: list[str] | None) -> list[dict]:
+        if namespaces is None:
+            return list(self._get("list_pod_for_all_namespaces").get("items") or [])
+        pods: list[dict] = []
+        for ns in namespaces:
+            pods += self._get("list_namespaced_pod", ns).get("items") or []
+        return pods
+
+    def read_secret(self, name: str, namespace: str = "istio-system") -> dict | None:
+        return self._get("read_namespaced_secret", name, namespace, not_found_ok=True)
+
+    def read_configmap(self, name: str, namespace: str = "istio-system") -> dict | None:
+        return self._get("read_namespaced_config_map", name, namespace, not_found_ok=True)
+
+    def fetch_dump(self, pod: dict, timeout: float | None = None) -> bytes:
+        import websocket
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.stream import stream
+        from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
+
+        timeout = timeout or 30.0
+        cfg, _ = self._config()
+        # kubernetes.stream swaps call_api on the ApiClient it is given while it runs, so
+        # concurrent execs each get their own ApiClient (sharing the loaded configuration).
+        api = client.CoreV1Api(client.ApiClient(cfg))
+        # The client opens the websocket without a timeout; bound the handshake and every read.
+        websocket.setdefaulttimeout(timeout)
+        meta = pod["metadata"]
+        try:
+            ws = stream(
+                api.connect_get_namespaced_pod_exec,
+                meta["name"],
+                meta["namespace"],
+                command=EXEC_COMMAND,
+                container="istio-proxy",
+                stderr=True,
+                stdout=True,
+                binary=True,
+                _preload_content=False,
+                _headers={"sec-websocket-protocol": CHANNEL_PROTOCOL},
+            )
+        except ApiException as exc:
+            text = _reason(exc.reason or exc)
+            if "timed out" in text.lower():
+                raise SourceTimeout(f"exec did not start within {timeout:g} s") from None
+            if any(m in text for m in ("Connection refused", "Name or service not known", "No route to host")):
+                raise MeshcaError("ApiServerUnreachable", self.where, reason=text) from None
+            raise SourceError(f"exec failed: {text}") from None
+        try:
+            ws.run_forever(timeout=timeout)
+            if ws.is_open():
+                raise SourceTimeout(f"pilot-agent request did not finish within {timeout:g} s")
+            out = ws.read_channel(STDOUT_CHANNEL)
+            err = ws.read_channel(STDERR_CHANNEL)
+            status = ws.read_channel(ERROR_CHANNEL)
+        except websocket.WebSocketTimeoutException:
+            raise SourceTimeout(f"pilot-agent request did not finish within {timeout:g} s") from None
+        except (websocket.WebSocketException, OSError) as exc:
+            raise SourceError(f"exec stream broke: {_reason(exc)}") from None
+        finally:
+            try:
+                ws.close()
+            except Exception:  # closing a dead socket must not mask the real outcome
+                pass
+        if status:
+            try:
+                st = json.loads(status)
+            except ValueError:
+                st = {"status": "Failure", "message": status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)}
+            if st.get("status") != "Success":
+                detail = _reason(st.get("message") or st.get("reason") or "exec failed")
+                stderr_text = err.decode("utf-8", "replace").strip() if isinstance(err, bytes) else str(err or "").strip()
+                if stderr_text:
+                    detail += f"; stderr: {stderr_text.splitlines()[0][:200]}"
+                raise SourceError(detail)
+        if not out:
+            stderr_text = err.decode("utf-8", "replace").strip() if isinstance(err, bytes) else ""
+            raise SourceError("pilot-agent printed nothing" + (f"; stderr: {stderr_text.splitlines()[0][:200]}" if stderr_text else ""))
+        return out if isinstance(out, bytes) else str(out).encode()
