@@ -41,6 +41,6 @@ def step_command(
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=list(depends_on),
-            ignore_changes=["create"] if ignore_create_changes else None,
+            ignore_changes=["create", "environment"] if ignore_create_changes else None,
         ),
     )

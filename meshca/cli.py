@@ -20,6 +20,7 @@ from .errors import MeshcaError, MeshcaErrors
 # Each module contributes subcommands through register(subparsers). Order is help order.
 COMMAND_MODULES = [
     "meshca.cli",  # plan
+    "meshca.restart",  # restart (the restart step's helper)
 ]
 
 

@@ -334,7 +334,7 @@ class _Builder:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def gate(self, step_id: str, *, phase: str, procedure: str, check: str, title: str, depends_on: Iterable[str], certifies: Mapping[str, str], require: Sequence[str] = (), forbid: Sequence[str] = (), retiring: Sequence[dict] = (), extra: Sequence[str] = ()) -> str:
+    def gate(self, step_id: str, *, phase: str, procedure: str, check: str, title: str, depends_on: Iterable[str], certifies: Mapping[str, str], require: Sequence[str] = (), forbid: Sequence[str] = (), retiring: Sequence[dict] = (), root_cert: str | None = None, revisions: Sequence[str] = ()) -> str:
         """A trust gate. ``certifies`` is the namespace map it proves (fixed for the gate's
         life): its digest and the restart generation are gate inputs, so the gate re-runs
         whenever either changes, and never again in later phases it does not guard."""
@@ -349,11 +349,18 @@ class _Builder:
                 flags += ["--retiring-deployment", f"{r['namespace']}/{r['deployment']}"]
             else:
                 flags += ["--retiring-selector", f"{r['namespace']}/{r['selector']}"]
-        if check != "root-of-trust":
+        citadel_root = None
+        if check == "root-of-trust":
+            flags += ["--root-cert", root_cert]
+        else:
             # The Citadel reference is today's root from the files (A0 proved it is the live
             # one), never re-read from the cluster: after C2 istio-ca-secret holds a NEW root.
-            flags += ["--citadel-root", c.ca_files.shown("root_cert")]
-        flags += list(extra)
+            citadel_root = c.ca_files.shown("root_cert")
+            flags += ["--citadel-root", citadel_root]
+        if check == "trust-domain":
+            flags += ["--fleet-project", c.fleet_project]
+            for revision in revisions:
+                flags += ["--revision", revision]
         flags += ["--concurrency", str(c.gates.concurrency)]
         restarts = [st.id for st in self.steps if st.action in ("restart", "restart-control-plane")]
         gate_id = self.add(
@@ -369,6 +376,12 @@ class _Builder:
             require=list(require),
             forbid=list(forbid),
             retiring=list(retiring),
+            citadelRoot=citadel_root,
+            rootCert=root_cert,
+            fleetProject=c.fleet_project if check == "trust-domain" else None,
+            revisions=list(revisions),
+            source=c.gates.source,
+            concurrency=c.gates.concurrency,
             timeoutSeconds=c.gates.timeout_seconds,
             pollSeconds=c.gates.poll_seconds,
             namespaces=dict(certifies),
@@ -661,7 +674,7 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
             title="root-cert.pem is the root the mesh distributes today",
             certifies=all_on(old),
                 depends_on=(),
-            extra=["--root-cert", c.ca_files.shown("root_cert")],
+            root_cert=c.ca_files.shown("root_cert"),
         )
         a1 = b.install(phase, "A1", rev1, "citadel", [a0])
         control_planes.append(rev1)
@@ -724,7 +737,7 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                     title=f"{rev1} and {rev2} accept both cluster.local and {c.fleet_project}.svc.id.goog",
                     certifies=all_on(rev1),
                 depends_on=[b1],
-                    extra=["--fleet-project", c.fleet_project, "--revision", rev1, "--revision", rev2],
+                    revisions=[rev1, rev2],
                 )
                 moved_b = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev2]
                 last_b = b.moves(phase, "B2", moved_b, rev1, rev2, [b1td], lambda n: (f"istio.io/rev={rev2}",))

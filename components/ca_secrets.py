@@ -1,0 +1,123 @@
+"""CaSecrets: phase C on one cluster (C1 backup, C2 deletion, C3 control-plane restart).
+
+C1 saves ``cacerts`` and ``istio-ca-secret`` to 0600 files and reads them back; C2 deletes
+both only after each backup still matches the live Secret (dynamic resources in
+meshca/providers/ca_secrets.py); C3 restarts istio-system so istiod drops the old root. No
+Secret data reaches an input or output: they carry paths and digests only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi.dynamic
+
+from meshca.plan import Step
+from meshca.providers.ca_secrets import CaSecretBackupProvider, CaSecretDeletionProvider
+
+from .step_command import resource_name, step_command
+from .step_graph import StepGraph
+
+TYPE = "meshca:index:CaSecrets"
+
+
+class CaSecretBackup(pulumi.dynamic.Resource, module="meshca", name="CaSecretBackup"):
+    """One CA Secret saved to a 0600 file, read back and compared."""
+
+    present: pulumi.Output[bool]
+    file_sha256: pulumi.Output[str]
+    data_sha256: pulumi.Output[str]
+
+    def __init__(self, name: str, *, cluster: str, secret: str, file: str, argv: Sequence[str], project_dir: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            CaSecretBackupProvider(),
+            name,
+            {
+                "cluster": cluster,
+                "secret": secret,
+                "file": file,
+                "argv": list(argv),
+                "projectDir": project_dir,
+                "present": None,
+                "keys": None,
+                "dataSha256": None,
+                "fileSha256": None,
+                "mode": None,
+            },
+            opts,
+        )
+
+
+class CaSecretDeletion(pulumi.dynamic.Resource, module="meshca", name="CaSecretDeletion"):
+    """``kubectl delete secret cacerts istio-ca-secret``, only over verified backups."""
+
+    verified_backups: pulumi.Output[list]
+
+    def __init__(self, name: str, *, cluster: str, argv: Sequence[str], backups: Sequence[pulumi.Input[dict]], project_dir: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            CaSecretDeletionProvider(),
+            name,
+            {"cluster": cluster, "argv": list(argv), "backups": list(backups), "projectDir": project_dir, "verifiedBackups": None},
+            opts,
+        )
+
+
+@dataclass
+class CaSecretsArgs:
+    """Args of CaSecrets."""
+
+    cluster: str
+    """Cluster name from meshca:clusters."""
+    steps: Sequence[Step]
+    """The plan's C1-C3 steps of this cluster, in plan order."""
+    graph: StepGraph
+    """Where step resources are published for other components' dependencies."""
+    project_dir: str
+    """Directory the backup paths are relative to."""
+
+
+class CaSecrets(pulumi.ComponentResource):
+    backups: pulumi.Output[list]
+
+    def __init__(self, name: str, args: CaSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, {"cluster": args.cluster}, opts)
+        backups: dict[str, CaSecretBackup] = {}
+        for step in args.steps:
+            deps = args.graph.after(step)
+            child = pulumi.ResourceOptions(parent=self, depends_on=deps)
+            if step.action == "backup-ca-secret":
+                resource = CaSecretBackup(
+                    resource_name(step),
+                    cluster=args.cluster,
+                    secret=step.params["secret"],
+                    file=step.params["file"],
+                    argv=step.argv,
+                    project_dir=args.project_dir,
+                    opts=child,
+                )
+                backups[step.id] = resource
+            elif step.action == "delete-ca-secrets":
+                by_id = {s.id: s for s in args.steps}
+                resource = CaSecretDeletion(
+                    resource_name(step),
+                    cluster=args.cluster,
+                    argv=step.argv,
+                    backups=[
+                        pulumi.Output.all(
+                            secret=by_id[b].params["secret"],
+                            file=by_id[b].params["file"],
+                            fileSha256=backups[b].file_sha256,
+                            getArgv=list(by_id[b].argv),
+                        )
+                        for b in step.params["backups"]
+                    ],
+                    project_dir=args.project_dir,
+                    opts=child,
+                )
+            else:
+                resource = step_command(step, parent=self, depends_on=deps)
+            args.graph.done(step, resource)
+        self.backups = pulumi.Output.from_input([s.params["file"] for s in args.steps if s.action == "backup-ca-secret"])
+        self.register_outputs({"backups": self.backups})

@@ -1,0 +1,191 @@
+"""ClusterMigration: one cluster's part of the plan, as resources.
+
+Owns the cluster's Kubernetes provider (``cluster_identifier`` set, so a rotated kubeconfig or
+token never replaces it and everything it manages) and hands each plan step to the component
+that translates it: ControlPlaneRevision, NamespaceRevision, GatewayRevision, CaSecrets, and a
+TrustGate per gate step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+
+from meshca import commands as cmd
+from meshca import plan as planmod
+from meshca.config import StackConfig
+from meshca.plan import ClusterPlan, Step
+
+from .ca_secrets import CaSecrets, CaSecretsArgs
+from .control_plane_revision import ControlPlaneRevision, ControlPlaneRevisionArgs
+from .gateway_revision import GatewayRevision, GatewayRevisionArgs
+from .namespace_revision import NamespaceRevision, NamespaceRevisionArgs
+from .step_command import resource_name
+from .step_graph import StepGraph
+from .trust_gate import TrustGate, TrustGateArgs
+
+TYPE = "meshca:index:ClusterMigration"
+NAMESPACE_ACTIONS = ("label", "restart")
+GATEWAY_ACTIONS = ("gateway", "delete-gateway")
+CA_ACTIONS = ("backup-ca-secret", "delete-ca-secrets", "restart-control-plane")
+REVISION_ACTIONS = ("verify-asmcli", "install", "apply-istiod-service", "delete-istiod", "delete-installed-state")
+
+
+@dataclass
+class ClusterMigrationArgs:
+    """Args of a ClusterMigration."""
+
+    config: StackConfig
+    """The validated stack config."""
+    plan: ClusterPlan
+    """This cluster's plan at the stack's position."""
+    after: Sequence[pulumi.Resource]
+    """What every step waits for (the transition guard, the fleet prerequisites)."""
+
+
+def _revision_of(step: Step, steps: Sequence[Step]) -> str:
+    if step.action == "verify-asmcli":
+        # asmcli --version belongs to the install it guards (same procedure number).
+        return next(s.params["revision"] for s in steps if s.action == "install" and s.procedure == step.procedure)
+    return step.params["revision"]
+
+
+def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
+    """At preview and up: does a cacerts Secret exist, and does it match the CA files?"""
+    result = command.local.run_output(command=" ".join(_quote(a) for a in cmd.probe_cacerts(cluster)), logging=command.local.Logging.NONE)
+    return result.stdout.apply(lambda out: planmod.cacerts_fact(out or "", config, cluster))
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+class ClusterMigration(pulumi.ComponentResource):
+    provider: k8s.Provider
+    gates: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: ClusterMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        config, cp = args.config, args.plan
+        cluster = cp.cluster
+        super().__init__(TYPE, name, {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}, opts)
+        self.provider = k8s.Provider(
+            f"{cluster.name}.k8s",
+            kubeconfig=cluster.kubeconfig,
+            context=cluster.context,
+            cluster_identifier=f"{cluster.project}/{cluster.location}/{cluster.name}",
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        graph = StepGraph(args.after)
+        steps = cp.steps
+        child = pulumi.ResourceOptions(parent=self)
+        role = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
+
+        by_revision: dict[str, list[Step]] = {}
+        by_namespace: dict[str, list[Step]] = {}
+        by_gateway: dict[str, list[Step]] = {}
+        ca_steps: list[Step] = []
+        gates: list[Step] = []
+        for step in steps:
+            if step.action in REVISION_ACTIONS:
+                by_revision.setdefault(_revision_of(step, steps), []).append(step)
+            elif step.action in NAMESPACE_ACTIONS:
+                by_namespace.setdefault(step.params["namespace"], []).append(step)
+            elif step.action in GATEWAY_ACTIONS:
+                by_gateway.setdefault(step.params["gateway"], []).append(step)
+            elif step.action in CA_ACTIONS:
+                ca_steps.append(step)
+            elif step.action == "gate":
+                gates.append(step)
+            else:
+                raise AssertionError(f"no component renders action {step.action!r}")
+
+        needs_probe = any(s.action == "install" and s.params["ca"] == "citadel" for s in steps)
+        cacerts = probe_cacerts(config, cluster) if needs_probe else None
+
+        self.revisions = [
+            ControlPlaneRevision(
+                f"{cluster.name}.{revision}",
+                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], rev_steps, graph, cacerts),
+                child,
+            )
+            for revision, rev_steps in by_revision.items()
+        ]
+        self.namespaces = [
+            NamespaceRevision(
+                f"{cluster.name}.{ns}",
+                NamespaceRevisionArgs(
+                    cluster.name,
+                    ns,
+                    cp.desired.pod_revisions[ns],
+                    cp.desired.namespace_labels[ns],
+                    ns_steps,
+                    graph,
+                    self.provider,
+                ),
+                child,
+            )
+            for ns, ns_steps in by_namespace.items()
+        ]
+        self.gateways = [
+            GatewayRevision(f"{cluster.name}.{gw.replace('/', '.')}", GatewayRevisionArgs(cluster.name, gw, gw_steps, graph, self.provider), child)
+            for gw, gw_steps in by_gateway.items()
+        ]
+        self.ca_secrets = (
+            CaSecrets(f"{cluster.name}.ca-secrets", CaSecretsArgs(cluster.name, ca_steps, graph, str(config.project_dir)), child)
+            if ca_steps
+            else None
+        )
+        gate_resources = {}
+        for step in gates:
+            gate = TrustGate(resource_name(step), gate_args(config, cluster, step), pulumi.ResourceOptions(parent=self, depends_on=graph.after(step)))
+            graph.done(step, gate)
+            gate_resources[step.id] = gate
+
+        missing = graph.missing()
+        if missing:
+            raise AssertionError(f"plan steps without a resource on {cluster.name}: {missing}")
+        self.gate_resources = gate_resources
+        self.gates = pulumi.Output.all(
+            **{
+                step_id: pulumi.Output.all(
+                    check=g.check, passed=g.passed, namespaceDigest=g.namespace_digest, stack=g.stack, phase=g.phase, checkedAt=g.checked_at
+                )
+                for step_id, g in gate_resources.items()
+            }
+        )
+        self.register_outputs({"gates": self.gates})
+
+
+def gate_args(config: StackConfig, cluster, step: Step) -> TrustGateArgs:
+    p = step.params
+    return TrustGateArgs(
+        gate_id=step.id,
+        stack=config.stack,
+        phase=step.phase,
+        cluster=cluster.name,
+        context=cluster.context,
+        kubeconfig=cluster.kubeconfig,
+        check=p["check"],
+        require=list(p["require"]),
+        forbid=list(p["forbid"]),
+        retiring_deployments=[f"{r['namespace']}/{r['deployment']}" for r in p["retiring"] if "deployment" in r],
+        retiring_selectors=[f"{r['namespace']}/{r['selector']}" for r in p["retiring"] if "selector" in r],
+        citadel_root=p["citadelRoot"] or "",
+        meshca_root="",
+        root_cert=p["rootCert"] or "",
+        fleet_project=p["fleetProject"] or "",
+        revisions=list(p["revisions"]),
+        source=p["source"],
+        concurrency=p["concurrency"],
+        timeout_seconds=p["timeoutSeconds"],
+        poll_seconds=p["pollSeconds"],
+        namespace_digest=p["namespaceDigest"],
+        restart_generation=p["restartGeneration"],
+    )

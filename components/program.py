@@ -1,0 +1,77 @@
+"""The stack program: config (validated) -> plan -> MeshcaStack. ``__main__.py`` calls run().
+
+Invalid config registers nothing: every problem is logged as one coded line and the program
+stops before the first resource. The stack's outputs are the evidence promotion and the
+transition guard read: phase, namespace map and its digest, and every gate's result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from meshca import plan as planmod
+from meshca.config import NS, StackConfig, from_pulumi_config
+from meshca.errors import MeshcaErrors
+
+from .meshca_stack import MeshcaStack, MeshcaStackArgs
+
+
+def project_dir() -> Path:
+    """Where Pulumi.yaml is: the working directory Pulumi runs the program in."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (candidate / "Pulumi.yaml").exists():
+            return candidate
+    return Path.cwd()
+
+
+def read_config() -> StackConfig:
+    values: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    return from_pulumi_config(
+        {k: v for k, v in values.items() if k.startswith(f"{NS}:")},
+        stack=pulumi.get_stack(),
+        project_dir=project_dir(),
+        secret_keys=secret_keys,
+    )
+
+
+def fail(errors: MeshcaErrors) -> None:
+    for line in errors.lines():
+        pulumi.log.error(line)
+    raise pulumi.RunError(f"meshca: {len(errors.errors)} problem(s) in the stack config; nothing was registered")
+
+
+def roles(config: StackConfig) -> dict[str, str]:
+    names = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
+    return {ns: names[rev] for ns, rev in config.namespace_map.items()}
+
+
+def guard_factory(config: StackConfig):
+    """The transition guard: judges old -> new in preview (components/phase_guard.py)."""
+    from .phase_guard import guard_for
+
+    return lambda parent: guard_for(config, parent)
+
+
+def run() -> MeshcaStack:
+    try:
+        config = read_config()
+    except MeshcaErrors as exc:
+        fail(exc)
+    plan = planmod.build(config)
+    stack = MeshcaStack("meshca", MeshcaStackArgs(plan=plan, guard=guard_factory(config)))
+    pulumi.export("stack", config.stack)
+    pulumi.export("useCase", config.use_case)
+    pulumi.export("phase", config.phase)
+    pulumi.export("rollback", config.rollback)
+    pulumi.export("namespaces", config.namespace_map)
+    pulumi.export("namespaceRoles", roles(config))
+    pulumi.export("namespaceDigest", planmod.namespace_digest(config.stack, config.namespace_map))
+    pulumi.export("position", plan.position)
+    pulumi.export("revisions", {"old": config.old_revision, "rev1": config.rev1, "rev2": config.rev2})
+    pulumi.export("gates", stack.gates)
+    return stack

@@ -1,0 +1,147 @@
+"""``meshca restart``: the restart step of a namespace move (A2, A6, B2, B5).
+
+The guide's ``kubectl rollout restart deployment -n NS`` misses StatefulSets and DaemonSets,
+does not wait, and restarts pods that already run on the target revision. This runs, with
+kubectl from PATH and global flags right after the tool name:
+
+    kubectl [--kubeconfig K] [--context C] get deployment ISTIOD -n istio-system -o json
+    kubectl ... get deployments,statefulsets,daemonsets -n NS -o json
+    kubectl ... get pods -n NS -o json
+    kubectl ... rollout restart KIND/NAME -n NS          (each workload not yet on REV)
+    kubectl ... rollout status KIND/NAME -n NS --timeout=T
+
+and names the pods it cannot restart (bare pods, Job pods) so the operator can recreate them.
+A rerun restarts only what is not on the target revision yet, so it converges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from .errors import MeshcaError, MeshcaErrors
+
+KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    kubeconfig: str | None
+    context: str | None
+
+    def argv(self, *args: str) -> list[str]:
+        out = ["kubectl"]
+        if self.kubeconfig:
+            out += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            out += ["--context", self.context]
+        return out + list(args)
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        argv = self.argv(*args)
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise MeshcaErrors([MeshcaError("ToolMissing", "kubectl", tool="kubectl")]) from None
+
+    def get_json(self, *args: str) -> dict:
+        proc = self.run("get", *args, "-o", "json")
+        if proc.returncode != 0:
+            raise MeshcaErrors([MeshcaError("RestartListFailed", " ".join(args), reason=proc.stderr.strip()[:200])])
+        return json.loads(proc.stdout)
+
+
+def istiod_name(revision: str) -> str:
+    return "istiod" if revision == "default" else f"istiod-{revision}"
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def has_proxy(pod: dict) -> bool:
+    spec = pod.get("spec", {})
+    return any(c.get("name") == "istio-proxy" for c in spec.get("containers", []) + spec.get("initContainers", []))
+
+
+def pod_revision(pod: dict) -> str | None:
+    """The revision that injected the pod (istio.io/rev label set by injection), or None."""
+    if not has_proxy(pod):
+        return None
+    return pod.get("metadata", {}).get("labels", {}).get("istio.io/rev")
+
+
+def _opted_out(pod: dict) -> bool:
+    """Pods that never get a sidecar (sidecar.istio.io/inject: "false") need no restart."""
+    meta = pod.get("metadata", {})
+    return "false" in (meta.get("labels", {}).get("sidecar.istio.io/inject"), meta.get("annotations", {}).get("sidecar.istio.io/inject"))
+
+
+def plan_restart(workloads: list[dict], pods: list[dict], revision: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(workloads to restart as (kind, name), pods that cannot be restarted), pure."""
+    todo = []
+    for w in workloads:
+        kind = w.get("kind")
+        name = w["metadata"]["name"]
+        selector = w.get("spec", {}).get("selector", {}).get("matchLabels", {})
+        mine = [p for p in pods if _matches(selector, p.get("metadata", {}).get("labels", {})) and not _opted_out(p)]
+        if not mine or any(pod_revision(p) != revision for p in mine):
+            todo.append((kind, name))
+    orphans = []
+    for p in pods:
+        owners = p.get("metadata", {}).get("ownerReferences") or []
+        kinds = {o.get("kind") for o in owners}
+        if p.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        if not owners:
+            orphans.append(f"{p['metadata']['name']} (bare pod: delete and recreate it)")
+        elif kinds & {"Job", "CronJob"}:
+            orphans.append(f"{p['metadata']['name']} (Job pod: picks up {revision} at its next run)")
+    return todo, orphans
+
+
+def restart(kubectl: Kubectl, namespace: str, revision: str, timeout: str, out=sys.stdout) -> int:
+    istiod = kubectl.run("get", "deployment", istiod_name(revision), "-n", "istio-system", "-o", "json")
+    ready = 0
+    if istiod.returncode == 0:
+        ready = int(json.loads(istiod.stdout).get("status", {}).get("readyReplicas") or 0)
+    if ready < 1:
+        raise MeshcaErrors([MeshcaError("IstiodNotReady", f"istio-system/{istiod_name(revision)}", name=istiod_name(revision), ready=ready)])
+    workloads = kubectl.get_json("deployments,statefulsets,daemonsets", "-n", namespace).get("items", [])
+    pods = kubectl.get_json("pods", "-n", namespace).get("items", [])
+    todo, orphans = plan_restart(workloads, pods, revision)
+    for kind, name in todo:
+        ref = f"{KIND_NAMES[kind]}/{name}"
+        proc = kubectl.run("rollout", "restart", ref, "-n", namespace)
+        if proc.returncode != 0:
+            raise MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=proc.stderr.strip()[:200])])
+        print(f"restarted {namespace}/{ref}", file=out)
+    for kind, name in todo:
+        ref = f"{KIND_NAMES[kind]}/{name}"
+        seconds = float(timeout.rstrip("s")) + 30
+        proc = kubectl.run("rollout", "status", ref, "-n", namespace, f"--timeout={timeout}", timeout=seconds)
+        if proc.returncode != 0:
+            raise MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=(proc.stderr or proc.stdout).strip()[:200])])
+        print(f"rolled out {namespace}/{ref}", file=out)
+    skipped = len(workloads) - len(todo)
+    print(f"namespace {namespace}: {len(todo)} restarted onto {revision}, {skipped} already on it", file=out)
+    for orphan in orphans:
+        print(f"cannot restart {namespace}/{orphan}", file=out)
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return restart(Kubectl(args.kubeconfig, args.context), args.namespace, args.revision, args.timeout)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("restart", help="restart a namespace's workloads onto a revision and wait (the restart step)")
+    p.add_argument("--kubeconfig")
+    p.add_argument("--context")
+    p.add_argument("--namespace", "-n", required=True)
+    p.add_argument("--revision", required=True, help="the revision the namespace is labelled for")
+    p.add_argument("--timeout", default="600s", help="per-workload rollout timeout, e.g. 600s")
+    p.set_defaults(func=cmd_restart)
