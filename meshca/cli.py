@@ -21,6 +21,7 @@ from .errors import MeshcaError, MeshcaErrors
 COMMAND_MODULES = [
     "meshca.cli",  # plan
     "meshca.restart",  # restart (the restart step's helper)
+    "meshca.trust.cli",  # check (the trust gates)
 ]
 
 

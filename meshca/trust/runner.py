@@ -495,7 +495,7 @@ class _Run:
                 unknown[fp] = unknown.get(fp, 0) + 1
         if unknown:
             pods_with = sum(1 for e in entries if e["unknownRoots"])
-            shown = ", ".join(f"sha256 {fp[:16]}... ({n} pods)" for fp, n in sorted(unknown.items()))
+            shown = ", ".join(f"sha256 {fp[:16]}... ({n} pod(s))" for fp, n in sorted(unknown.items()))
             warnings.append(MeshcaError("UnknownRootsPresent", req.check, count=pods_with, roots=shown).line())
 
         doc = {
