@@ -1,0 +1,8 @@
+import sys
+from pathlib import Path
+
+# tests/ helpers (harness, fakes) import as top-level modules; the project root for components/.
+HERE = Path(__file__).resolve().parent
+for path in (HERE, HERE.parent):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))

@@ -1,0 +1,280 @@
+"""The plan pins the commands of procedure.md, with the guide's mistakes corrected.
+
+Expected command lines are literal strings transcribed from procedure.md / the guide and
+asmcli's flag parser, never computed with meshca code.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from meshca import plan
+from meshca.config import load_stack_file
+
+from harness import ROOT
+
+DEV_K = "kubectl --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+DATA1_K = "kubectl --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1"
+REV1 = "asm-11910-9-distribute-root"
+REV2 = "asm-11910-9-meshca-ca-migration"
+OLD = "asm-1169-3"
+
+
+def config(stack: str):
+    return load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+
+
+def at(stack: str, phase: str, rollback: bool = False, moved: dict | None = None, cacerts=None):
+    c = config(stack)
+    names = [n.name for n in c.namespaces]
+    default_rev = {
+        "baseline": c.old_revision,
+        "distribute-root": c.old_revision,
+        "distribute-root-done": c.rev1,
+        "mesh-ca": c.rev1,
+        "mesh-ca-done": c.rev2,
+        "old-root-removed": c.rev2,
+    }[phase]
+    mapping = {n: default_rev for n in names}
+    mapping.update(moved or {})
+    return plan.build(c.at(phase, rollback, mapping), cacerts)
+
+
+def line(step) -> str:
+    return shlex.join(step.argv)
+
+
+def test_rev1_install_is_the_guides_command_with_context_and_prompt_answered():
+    p = at("dev", "distribute-root")
+    step = p.clusters[0].step(f"A1.install.{REV1}")
+    assert line(step) == (
+        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
+        " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-distribute-root"
+        " --enable_all --ca citadel --ca_cert samples/certs/ca-cert.pem --ca_key samples/certs/ca-key.pem"
+        " --root_cert samples/certs/root-cert.pem --cert_chain samples/certs/cert-chain.pem"
+        " --option ca-migration-citadel --revision_name asm-11910-9-distribute-root"
+    )
+    assert step.stdin == "y\n"  # asmcli asks "Continue? [y/N]" when istio-ingressgateway exists
+    assert p.clusters[0].step("A1.verify-asmcli").argv == ("./asmcli", "--version")
+
+
+def test_rev2_install_has_no_certificate_flag_and_the_real_option_name():
+    p = at("dev", "mesh-ca")
+    step = p.clusters[0].step(f"B1.install.{REV2}")
+    assert line(step) == (
+        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
+        " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-meshca-ca-migration"
+        " --enable_all --ca mesh_ca --option ca-migration-meshca --revision_name asm-11910-9-meshca-ca-migration"
+    )
+    assert not {"--root_cert", "--cert_chain", "--ca_cert", "--ca_key"} & set(step.argv)
+    assert step.argv.count("--output_dir") == 1
+
+
+def test_upgrade_install_repeats_the_custom_overlay_for_both_revisions():
+    p = at("csm116", "mesh-ca", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING})
+    c1 = p.cluster("data-1")
+    rev1_install = line(c1.step(f"A1.install.{REV1}"))
+    rev2_install = line(c1.step(f"B1.install.{REV2}"))
+    assert rev1_install.endswith(
+        "--enable_all --ca citadel --option ca-migration-citadel --custom_overlay overlays/ingress-hpa.yaml"
+        " --revision_name asm-11910-9-distribute-root"
+    )
+    assert rev2_install.endswith(
+        "--enable_all --ca mesh_ca --option ca-migration-meshca --custom_overlay overlays/ingress-hpa.yaml"
+        " --revision_name asm-11910-9-meshca-ca-migration"
+    )
+
+
+def test_certificate_flags_are_left_out_when_a_matching_cacerts_exists():
+    absent = at("csm116", "distribute-root", cacerts={"data-1": plan.CACERTS_ABSENT})
+    matching = at("csm116", "distribute-root", cacerts={"data-1": plan.CACERTS_MATCHING})
+    with_flags = absent.cluster("data-1").step(f"A1.install.{REV1}").argv
+    without = matching.cluster("data-1").step(f"A1.install.{REV1}").argv
+    assert "--ca_key" in with_flags and "--ca_key" not in without
+    assert [a for a in with_flags if a not in without] == [
+        "--ca_cert", "samples/certs/ca-cert.pem", "--ca_key", "samples/certs/ca-key.pem",
+        "--root_cert", "samples/certs/root-cert.pem", "--cert_chain", "samples/certs/cert-chain.pem",
+    ]
+
+
+def test_prerequisites_declared_with_pulumi_drop_enable_all():
+    c = config("dev")
+    import dataclasses
+
+    p = plan.build(dataclasses.replace(c, prerequisites="pulumi"))
+    argv = p.clusters[0].step(f"A1.install.{REV1}").argv
+    assert "--enable_all" not in argv
+    assert argv[argv.index("--output_dir") + 2 : argv.index("--ca")] == (
+        "--enable_gcp_iam_roles", "--enable_cluster_roles", "--enable_cluster_labels", "--enable_meshconfig_init"
+    )
+
+
+def test_namespace_moves_are_the_guides_label_commands_and_a_full_restart():
+    p = at("dev", "distribute-root", moved={"frontend": REV1})
+    cp = p.clusters[0]
+    assert line(cp.step("A2.label.frontend")) == f"{DEV_K} label namespace frontend istio.io/rev={REV1} istio-injection- --overwrite"
+    assert line(cp.step("A2.restart.frontend")) == (
+        "meshca restart --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        f" --namespace frontend --revision {REV1} --timeout 600s"
+    )
+    assert cp.step("A2.restart.frontend").depends_on[0] == "A2.label.frontend"
+    assert "A2.label.cart" not in {s.id for s in cp.steps}
+    b = at("dev", "mesh-ca", moved={"frontend": REV2}).clusters[0]
+    assert line(b.step("B2.label.frontend")) == f"{DEV_K} label namespace frontend istio.io/rev={REV2} --overwrite"
+
+
+def test_batches_move_one_after_another():
+    p = at("staging", "distribute-root", moved={n: REV1 for n in ("frontend", "cart", "checkout", "payments", "catalog", "search")})
+    cp = p.cluster("staging-east")
+    second = cp.step("A2.label.payments")
+    assert {"A2.restart.frontend", "A2.restart.cart", "A2.restart.checkout"} <= set(second.depends_on)
+    first = cp.step("A2.label.cart")
+    assert not any(d.startswith("A2.") for d in first.depends_on)
+
+
+def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
+    cp = at("dev", "distribute-root-done").clusters[0]
+    a5 = [s for s in cp.steps if s.procedure == "A5"]
+    assert [line(s) for s in a5] == [
+        f"{DEV_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
+        f"{DEV_K} apply -f asm-out/dev-1/asm-11910-9-distribute-root/asm/istio/istiod-service.yaml",
+        f"{DEV_K} delete Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod -n istio-system --ignore-not-found=true",
+        f"{DEV_K} delete IstioOperator installed-state installed-state-default -n istio-system --ignore-not-found=true",
+    ]
+    # The Service is re-targeted before the old Deployment goes, and never deleted after.
+    assert cp.step("A5.delete-istiod.default").depends_on[0] == "A5.apply-istiod-service"
+    assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == (
+        "A3.gate.root-cert",
+        "A4.gateway.istio-system.istio-ingressgateway",
+    )
+
+
+def test_upgrade_finish_deletes_the_labelled_old_revision():
+    cp = at("csm116", "distribute-root-done", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING}).cluster("data-1")
+    a5 = [line(s) for s in cp.steps if s.procedure == "A5"]
+    assert a5 == [
+        f"{DATA1_K} delete deploy -l app=istio-ingressgateway,istio.io/rev=asm-1169-3 -n istio-system --ignore-not-found=true",
+        f"{DATA1_K} apply -f asm-out/data-1/asm-11910-9-distribute-root/asm/istio/istiod-service.yaml",
+        f"{DATA1_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-asm-1169-3 -n istio-system --ignore-not-found=true",
+        f"{DATA1_K} delete IstioOperator installed-state-asm-1169-3 -n istio-system --ignore-not-found=true",
+    ]
+
+
+def test_rollback_of_phase_a_is_the_guides_a6_for_both_use_cases():
+    cp = at("dev", "distribute-root", rollback=True, moved={"frontend": REV1, "cart": REV1, "checkout": REV1}).clusters[0]
+    a6 = [line(s) for s in cp.steps if s.procedure == "A6"]
+    assert a6[0] == f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV1} -n istio-system --ignore-not-found=true"
+    assert f"{DEV_K} label namespace frontend istio.io/rev- istio-injection=enabled --overwrite" in a6
+    assert a6[-2:] == [
+        f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV1} -n istio-system --ignore-not-found=true",
+        f"{DEV_K} delete IstioOperator installed-state-{REV1} -n istio-system --ignore-not-found=true",
+    ]
+    assert cp.desired.pod_revisions["frontend"] == "default"
+    assert dict(cp.desired.namespace_labels["frontend"]) == {"istio-injection": "enabled"}
+    assert REV1 not in cp.desired.control_planes
+    up = at("csm116", "distribute-root", rollback=True, moved={"ingest": REV1}, cacerts={"data-1": "matching", "data-2": "matching"}).cluster("data-1")
+    assert f"{DATA1_K} label namespace ingest istio.io/rev={OLD} --overwrite" in [line(s) for s in up.steps if s.procedure == "A6"]
+
+
+def test_rollback_of_phase_b_downgrades_the_gateway_in_place_then_removes_rev2():
+    moved = {"frontend": REV2, "cart": REV2}
+    cp = at("dev", "mesh-ca", rollback=True, moved=moved).clusters[0]
+    b5 = [s for s in cp.steps if s.procedure == "B5"]
+    assert b5[0].action == "gateway" and b5[0].params["revision"] == REV1
+    assert f"{DEV_K} label namespace frontend istio.io/rev={REV1} --overwrite" in [line(s) for s in b5]
+    assert [line(s) for s in b5[-3:]] == [
+        f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV2} -n istio-system --ignore-not-found=true",
+        f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV2} -n istio-system --ignore-not-found=true",
+        f"{DEV_K} delete IstioOperator installed-state-{REV2} -n istio-system --ignore-not-found=true",
+    ]
+    assert dict(cp.desired.canary_gateways) == {f"istio-system/istio-ingressgateway-{REV1}": REV1}
+
+
+def test_phase_c_backs_up_then_deletes_then_restarts():
+    cp = at("dev", "old-root-removed").clusters[0]
+    c = [s for s in cp.steps if s.procedure in ("C1", "C2", "C3")]
+    assert [line(s) for s in c] == [
+        f"{DEV_K} get secret/cacerts -n istio-system -o yaml",
+        f"{DEV_K} get secret/istio-ca-secret -n istio-system -o yaml",
+        f"{DEV_K} delete secret cacerts istio-ca-secret -n istio-system --ignore-not-found",
+        f"{DEV_K} rollout restart deployment -n istio-system",
+    ]
+    assert set(cp.step("C2.delete-ca-secrets").depends_on) == {"C0.gate.workload-cert", "C1.backup.cacerts", "C1.backup.istio-ca-secret"}
+    assert cp.step("C1.backup.cacerts").params["file"] == "backups/dev/dev-1/cacerts.yaml"
+    assert not cp.desired.ca_secrets
+
+
+def test_gateway_upgrade_in_place_changes_revision_labels_never_the_selector():
+    a = at("dev", "distribute-root-done").clusters[0].step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    b = at("dev", "mesh-ca-done").clusters[0].step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    assert a["metadata"]["name"] == b["metadata"]["name"] == f"istio-ingressgateway-{REV1}"
+    assert a["spec"]["selector"] == b["spec"]["selector"] == {
+        "matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway", "meshca.io/gateway": f"istio-ingressgateway-{REV1}"}
+    }
+    assert a["metadata"]["labels"]["istio.io/rev"] == REV1 and b["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert a["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV1
+    assert b["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert a["spec"]["template"]["spec"]["serviceAccountName"] == "istio-ingressgateway-service-account"
+
+
+def selector_matches(selector: str, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (kv.split("=", 1) for kv in selector.split(",")))
+
+
+def test_retired_gateway_selectors_match_nothing_still_serving():
+    cp = at("dev", "mesh-ca-done").clusters[0]
+    canary = cp.step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    b4 = cp.step("B4.delete-gateway.istio-system.istio-ingressgateway")
+    assert not selector_matches(b4.params["selector"], canary["metadata"]["labels"])
+    a = at("dev", "distribute-root-done").clusters[0]
+    canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    a5 = a.step("A5.delete-gateway.istio-system.istio-ingressgateway")
+    assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a['metadata']['name']}"
+    up = at("csm116", "distribute-root-done", cacerts={"data-1": "matching", "data-2": "matching"}).cluster("data-1")
+    up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    assert not selector_matches(up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["selector"], up_canary["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "csm116"])
+def test_every_step_after_a_gate_depends_on_it(stack):
+    c = config(stack)
+    facts = {cl.name: plan.CACERTS_MATCHING for cl in c.clusters}
+    for position in plan.route(c):
+        for cp in plan.plan_at(c, position, facts).clusters:
+            gate = None
+            for step in cp.steps:
+                if step.is_gate:
+                    gate = step.id
+                elif gate:
+                    assert gate in step.depends_on, (position.label, step.id, gate)
+
+
+def test_gates_pin_the_check_flags_and_certify_a_fixed_map():
+    c = config("dev")
+    cp = at("dev", "old-root-removed").clusters[0]
+    assert line(cp.step("C4.gate.old-root-absent")) == (
+        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        " --source kube --require MESHCA --forbid CITADEL --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
+    )
+    a3 = at("dev", "distribute-root", moved={n.name: REV1 for n in c.namespaces}).clusters[0].step("A3.gate.root-cert")
+    assert line(a3) == (
+        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        " --source kube --require CITADEL,MESHCA --retiring-deployment istio-system/istio-ingressgateway"
+        " --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
+    )
+    # The same gate in a later phase certifies the same map: it does not re-run there.
+    later = at("dev", "mesh-ca", moved={"frontend": REV2}).clusters[0].step("A3.gate.root-cert")
+    assert later.params["namespaceDigest"] == a3.params["namespaceDigest"]
+    assert set(a3.params["namespaces"].values()) == {REV1}
+
+
+def test_route_walks_every_phase_and_batch_and_locates_the_stack():
+    c = config("dev")
+    r = plan.route(c)
+    assert [p.phase for p in r] == (
+        ["baseline"] + ["distribute-root"] * 5 + ["distribute-root-done"] + ["mesh-ca"] * 5 + ["mesh-ca-done", "old-root-removed"]
+    )
+    assert plan.locate(c) == 2  # dev moved its first batch (frontend, cart, checkout)
+    assert r[2].namespace_map["checkout"] == REV1 and r[2].namespace_map["payments"] == "default"
