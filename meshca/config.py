@@ -501,6 +501,8 @@ def validate(
             errors.append(MeshcaError("RevisionNamesNotDistinct", f"{NS}:{key}", value=value, other=f"{NS}:{seen[value]}"))
         else:
             seen[value] = key
+    # Names count as declared even when malformed: a namespace on a badly named rev1 is one
+    # problem (the name), reported once.
     declared = [v for v in names.values() if v]
 
     # Clusters ----------------------------------------------------------------------------

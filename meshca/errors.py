@@ -8,6 +8,7 @@ several into ``MeshcaErrors`` so the operator sees every problem of a file at on
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,8 @@ def by_code(code: str) -> Message:
 
 
 def _one_line(value: object) -> str:
-    return " ".join(str(value).split())
+    """Any whitespace run (newlines included) becomes one space: a message is one line."""
+    return re.sub(r"\s+", " ", str(value))
 
 
 class MeshcaError(Exception):
