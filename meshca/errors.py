@@ -67,7 +67,7 @@ def _one_line(value: object) -> str:
 class MeshcaError(Exception):
     """One coded problem with the key or file at fault and what to do."""
 
-    def __init__(self, name: str, subject: str, **args: object) -> None:
+    def __init__(self, name: str, subject: str, /, **args: object) -> None:
         message = catalogue()[name]
         if message.retired:
             raise RuntimeError(f"{name} ({message.code}) is retired")
@@ -106,7 +106,7 @@ class MeshcaErrors(Exception):
         return [e.line() for e in self.errors]
 
 
-def warn(name: str, subject: str, **args: object) -> MeshcaError:
+def warn(name: str, subject: str, /, **args: object) -> MeshcaError:
     """A coded warning (level Warning/Info in the catalogue), returned, not raised."""
     return MeshcaError(name, subject, **args)
 

@@ -1,0 +1,112 @@
+"""`meshca restart` against a stateful fake kubectl: exact calls, idempotent reruns, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKE = Path(__file__).parent / "fakes" / "workloads"
+REV = "asm-11910-9-distribute-root"
+KC = ["kubectl", "--kubeconfig", "kc.yaml", "--context", "ctx"]
+
+
+def setup(tmp_path: Path, **overrides) -> dict:
+    state = {
+        "istiod": {f"istiod-{REV}": 1, "istiod": 1},
+        "namespaces": {
+            "shop": {
+                "labels": {"istio.io/rev": REV},
+                "workloads": [
+                    {"kind": "Deployment", "name": "web"},
+                    {"kind": "StatefulSet", "name": "db"},
+                    {"kind": "DaemonSet", "name": "agent"},
+                ],
+                "pods": [
+                    {"name": "web-1", "owner": "Deployment/web", "revision": "default"},
+                    {"name": "db-0", "owner": "StatefulSet/db", "revision": "default"},
+                    {"name": "agent-x", "owner": "DaemonSet/agent", "revision": "default"},
+                    {"name": "debug", "owner": None, "revision": "default"},
+                    {"name": "migrate-job-1", "owner": "Job/migrate", "revision": "default"},
+                    {"name": "old-job-1", "owner": "Job/old", "revision": "default", "phase": "Succeeded"},
+                ],
+            }
+        },
+    }
+    state.update(overrides)
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    return state
+
+
+def run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    log = tmp_path / "calls.log"
+    log.write_text("")
+    env = {**os.environ, "PATH": f"{FAKE}:{os.environ['PATH']}", "MESHCA_STATE": str(tmp_path / "state.json"), "MESHCA_FAKE_LOG": str(log)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshca", "restart", "--kubeconfig", "kc.yaml", "--context", "ctx", "--namespace", "shop", "--revision", REV, "--timeout", "120s", *extra],
+        capture_output=True, text=True, env=env,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return proc, calls
+
+
+def test_restarts_every_workload_kind_waits_and_names_what_it_cannot_restart(tmp_path):
+    setup(tmp_path)
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [
+        KC[1:] + ["get", "deployment", f"istiod-{REV}", "-n", "istio-system", "-o", "json"],
+        KC[1:] + ["get", "deployments,statefulsets,daemonsets", "-n", "shop", "-o", "json"],
+        KC[1:] + ["get", "pods", "-n", "shop", "-o", "json"],
+        KC[1:] + ["rollout", "restart", "deployment/web", "-n", "shop"],
+        KC[1:] + ["rollout", "restart", "statefulset/db", "-n", "shop"],
+        KC[1:] + ["rollout", "restart", "daemonset/agent", "-n", "shop"],
+        KC[1:] + ["rollout", "status", "deployment/web", "-n", "shop", "--timeout=120s"],
+        KC[1:] + ["rollout", "status", "statefulset/db", "-n", "shop", "--timeout=120s"],
+        KC[1:] + ["rollout", "status", "daemonset/agent", "-n", "shop", "--timeout=120s"],
+    ]
+    assert "cannot restart shop/debug (bare pod" in proc.stdout
+    assert "cannot restart shop/migrate-job-1 (Job pod" in proc.stdout
+    assert "old-job-1" not in proc.stdout  # completed: nothing to restart
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert {p["name"]: p["revision"] for p in state["namespaces"]["shop"]["pods"]}["db-0"] == REV
+
+
+def test_a_rerun_restarts_only_what_is_not_on_the_revision_yet(tmp_path):
+    setup(tmp_path)
+    run(tmp_path)
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 0
+    assert not [c for c in calls if "rollout" in c]
+    assert "0 restarted onto" in proc.stdout
+
+
+def test_refuses_when_the_target_istiod_is_not_ready(tmp_path):
+    setup(tmp_path, istiod={f"istiod-{REV}": 0})
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"MCA0850 istio-system/istiod-{REV}: ")
+    assert not [c for c in calls if "rollout" in c]
+
+
+def test_a_stuck_rollout_fails_with_the_workload_named(tmp_path):
+    state = setup(tmp_path)
+    state["namespaces"]["shop"]["workloads"][1]["stuck"] = True
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    proc, _ = run(tmp_path)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("MCA0851 shop/statefulset/db: statefulset/db did not roll out within 120s")
+
+
+def test_missing_kubectl_is_one_coded_line(tmp_path):
+    setup(tmp_path)
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "meshca", "restart", "-n", "shop", "--revision", REV], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["MCA0801 kubectl: kubectl not found on PATH; fix: install kubectl and run pulumi (or meshca) from a shell where it is on PATH"]
