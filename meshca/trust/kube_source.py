@@ -168,7 +168,8 @@ class KubeSource:
             raise SourceError(f"exec stream broke: {_reason(exc)}") from None
         finally:
             try:
-                ws.close()
+                # timeout=0: do not wait (3 s by default) for a hung peer to acknowledge the close
+                ws.close(timeout=0)
             except Exception:  # closing a dead socket must not mask the real outcome
                 pass
         if status:

@@ -64,6 +64,9 @@ class Pki:
     other_root: pki.Issued  # a third root nobody expects
     impostor_root: pki.Issued  # same subject as the Mesh CA root, different key
 
+    def __repr__(self) -> str:  # the generated repr would read the 87-character CN and warn
+        return "Pki(citadel, meshca stand-in, other, impostor)"
+
     def pem(self, *issued: pki.Issued) -> bytes:
         return b"".join(i.cert_pem for i in issued)
 

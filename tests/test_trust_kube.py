@@ -1,0 +1,174 @@
+"""``meshca check --source kube`` (the default) with the real kubernetes client against a
+loopback HTTPS Kubernetes API server that accepts only the exact requests meshca must make."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from fakes.trust_cluster import FLEET, Cluster, make_pki, sidecar_dump, standard_cluster
+from kube_api_server import EXEC_QUERY, KubeApiServer, closed_port
+from meshca import cli
+from meshca.certs import fingerprint
+from meshca.trust.dumps import DEFAULT, ROOTCA, render_dump
+from meshca.trust.kube_source import KubeSource
+from meshca.trust.runner import CheckRequest, run_check
+from meshca.trust.source import SourceError
+
+EXEC = f"?{EXEC_QUERY}"
+
+
+@pytest.fixture(scope="module")
+def p():
+    return make_pki()
+
+
+@pytest.fixture
+def mixed(p):
+    c = standard_cluster(p)
+    both = p.pem(p.citadel_root, p.meshca_root)
+    c.add_pod("shop", "cart-0", dump=sidecar_dump(p.citadel_chain("shop", "cart"), p.citadel_root.cert_pem))
+    c.add_pod("pay", "api-0", native=True, dump=sidecar_dump(p.citadel_chain("pay", "api"), both, style="snake"))
+    gw = render_dump({"kubernetes://cred": ("cert", p.other_root.cert_pem), DEFAULT: ("cert", p.citadel_chain("istio-system", "gw")), ROOTCA: ("ca", both)})
+    c.add_pod("istio-system", "istio-ingressgateway-1", gateway=True, revision=None, dump=gw)
+    c.add_pod("shop", "web-9", phase="Pending")
+    c.add_pod("batch", "job-1", phase="Succeeded")
+    return c
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(["check", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_exact_requests_and_verdicts(tmp_path, capsys, p, mixed):
+    root = mixed.write(tmp_path / "cluster")
+    pem = tmp_path / "m.pem"
+    pem.write_bytes(p.meshca_root.cert_pem)
+    with KubeApiServer(root) as api:
+        code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig, "--context", "loopback", "--meshca-root", str(pem), "--json")
+        log = api.log()
+        execs = list(api.execs)
+    assert code == 1, err
+    doc = json.loads(out)
+    status = {f"{e['namespace']}/{e['pod']}": e["status"] for e in doc["pods"]}
+    assert status == {
+        "batch/job-1": "skipped",
+        "istio-system/istio-ingressgateway-1": "ok",
+        "pay/api-0": "ok",
+        "shop/cart-0": "fail",
+        "shop/web-0": "ok",
+        "shop/web-1": "ok",
+        "shop/web-9": "error",
+    }
+    assert log[:3] == [("GET", "/api/v1/namespaces"), ("GET", "/api/v1/pods"), ("GET", "/api/v1/namespaces/istio-system/secrets/cacerts")]
+    running = ["shop/web-0", "shop/web-1", "shop/cart-0", "pay/api-0", "istio-system/istio-ingressgateway-1"]
+    assert sorted(log[3:]) == sorted(("GET", f"/api/v1/namespaces/{r.split('/')[0]}/pods/{r.split('/')[1]}/exec{EXEC}") for r in running)
+    # the client asked for exactly the v4 channel protocol, once per proxy
+    assert sorted(execs) == sorted((r.split("/")[0], r.split("/")[1], ("v4.channel.k8s.io",)) for r in running)
+
+
+def test_istio_ca_secret_fallback_namespaces_and_configmaps(tmp_path, p):
+    c = standard_cluster(p, with_cacerts=False)
+    c.set_secret("istio-ca-secret", {"ca-cert.pem": p.citadel_root.cert_pem})
+    c.set_revision("asm-1", "cluster.local", [f"{FLEET}.svc.id.goog"])
+    root = c.write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        src = KubeSource(api.kubeconfig, "loopback")
+        doc = run_check(src, CheckRequest("trust-domain", require=(), namespaces=("shop",), fleet_project=FLEET, revisions=("asm-1",), meshca_roots=(p.meshca_root.cert,)))
+        log = api.log()
+    assert doc["ok"] is True, doc["reason"]
+    assert doc["references"]["citadelSource"] == "istio-ca-secret"
+    assert [r for r in log if "exec" not in r[1]] == [
+        ("GET", "/api/v1/namespaces"),
+        ("GET", "/api/v1/namespaces/shop/pods"),
+        ("GET", "/api/v1/namespaces/istio-system/secrets/cacerts"),
+        ("GET", "/api/v1/namespaces/istio-system/secrets/istio-ca-secret"),
+        ("GET", "/api/v1/namespaces/istio-system/configmaps/istio-asm-1"),
+    ]
+
+
+def test_big_dump_arrives_in_many_frames(tmp_path, p):
+    from meshca import pki
+
+    extra = [pki.make_root(f"extra-{i}", key=pki.ec_key()) for i in range(60)]
+    roots = p.pem(p.citadel_root, p.meshca_root, *extra)
+    c = Cluster()
+    c.set_secret("cacerts", {"root-cert.pem": p.citadel_root.cert_pem})
+    dump = sidecar_dump(p.citadel_chain("shop", "big"), roots)
+    assert len(dump) > 2 * 16 * 1024  # three websocket frames or more
+    c.add_pod("shop", "big", dump=dump)
+    root = c.write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        doc = run_check(KubeSource(api.kubeconfig), CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,)))
+    e = doc["pods"][0]
+    assert e["status"] == "ok" and len(e["unknownRoots"]) == 60
+    assert e["unknownRoots"][0] == fingerprint(extra[0].cert)
+
+
+def test_exec_failure_and_timeout_are_pod_errors(tmp_path, p):
+    c = standard_cluster(p)
+    c.dump_errors[("shop", "web-0")] = "Error: failed to get config dump: connection refused\n"
+    c.add_pod("shop", "slow", dump=sidecar_dump(p.citadel_chain("shop", "slow"), p.pem(p.citadel_root, p.meshca_root)))
+    c.dump_delays[("shop", "slow")] = 20
+    root = c.write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        doc = run_check(KubeSource(api.kubeconfig), CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,), retries=0, timeout=0.5))
+    got = {e["pod"]: e for e in doc["pods"]}
+    assert got["web-1"]["status"] == "ok"
+    assert got["web-0"]["status"] == "error"
+    assert got["web-0"]["reason"].startswith("MCA0431 shop/web-0: reading the proxy's secret dump failed (1 attempt(s)): command terminated with non-zero exit code")
+    assert "stderr: Error: failed to get config dump: connection refused" in got["web-0"]["reason"]
+    assert got["slow"]["status"] == "error" and got["slow"]["reason"].startswith("MCA0432 shop/slow: no secret dump within 0.5 s")
+
+
+def test_unreachable_server_bad_token_and_bad_kubeconfig_are_exit_2(tmp_path, capsys, p):
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        dead = api.write_kubeconfig(tmp_path / "dead.kubeconfig", f"https://127.0.0.1:{closed_port()}")
+        code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", dead, "--context", "loopback", "--json")
+        assert (code, out) == (2, "")
+        assert err.startswith("MCA0421 context loopback: cannot reach the Kubernetes API server (") and len(err.splitlines()) == 1
+        api.token = "rotated"  # our kubeconfig's token is now refused
+        code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig)
+        assert code == 2 and err.startswith("MCA0423 list_namespace: the API server answered 401: Unauthorized")
+        code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig, "--context", "elsewhere")
+        assert code == 2 and err.startswith(f"MCA0424 {api.kubeconfig}: cannot load the kubeconfig")
+
+
+def test_the_server_refuses_any_other_exec(tmp_path, p):
+    """The loopback server is strict: an exec with another query (here stdin/tty added) or
+    without the v4 subprotocol is refused, so a drifting client cannot pass these tests."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=api.kubeconfig, client_configuration=cfg, persist_config=False)
+        core = client.CoreV1Api(client.ApiClient(cfg))
+        with pytest.raises(Exception) as err:
+            stream(core.connect_get_namespaced_pod_exec, "web-0", "shop", command=["pilot-agent", "request", "GET", "config_dump?mask=dynamic_active_secrets"],
+                   container="istio-proxy", stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
+                   _headers={"sec-websocket-protocol": "v4.channel.k8s.io"})
+        assert "400" in str(err.value)
+        with pytest.raises(Exception) as err:
+            stream(core.connect_get_namespaced_pod_exec, "web-0", "shop", command=["pilot-agent", "request", "GET", "config_dump?mask=dynamic_active_secrets"],
+                   container="istio-proxy", stderr=True, stdout=True, _preload_content=False, _headers={"sec-websocket-protocol": "v5.channel.k8s.io"})
+        assert "400" in str(err.value)
+        assert api.execs == []
+
+
+def test_source_pickles_without_a_client(tmp_path, p):
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        src = KubeSource(api.kubeconfig)
+        assert src.list_namespaces()  # a live client now exists inside
+        clone = pickle.loads(pickle.dumps(src))
+        assert clone._api is None and clone.kubeconfig == api.kubeconfig
+        assert sorted(clone.list_namespaces()) == sorted(src.list_namespaces())
+        with pytest.raises(SourceError):
+            clone.fetch_dump({"metadata": {"name": "absent", "namespace": "shop"}})
