@@ -194,15 +194,27 @@ def _pods_line(doc: dict) -> str:
 
 
 def run_gate(inputs: dict[str, Any], *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """Poll the gate's check until it passes (-> the outputs) or the deadline (-> raise)."""
+    """Poll the gate's check until it passes (-> the outputs) or the deadline (-> raise).
+
+    Every failure is a ``TrustGateFailed`` whose one-line message names the gate and carries
+    the coded line (the engine shows it above the traceback)."""
+    from meshca.errors import MeshcaError
+
+    ins = {**DEFAULTS, **{k: v for k, v in inputs.items() if k != PROVIDER_KEY}}
+    label = f"gate {ins.get('gateId')} on cluster {ins.get('cluster')} (stack {ins.get('stack')}, phase {ins.get('phase')})"
+    try:
+        return _run_gate(ins, label, sleep, clock)
+    except MeshcaError as exc:  # no reference root, missing tool, unreachable API server...
+        raise TrustGateFailed(f"{label}: {exc.line()}") from None
+
+
+def _run_gate(ins: dict[str, Any], label: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
     from meshca.errors import MeshcaError
     from meshca.trust.cli import make_source
     from meshca.trust.runner import CheckRequest, check_root_of_trust, run_check
     from meshca.trust.verdict import load_reference_file
 
-    ins = {**DEFAULTS, **{k: v for k, v in inputs.items() if k != PROVIDER_KEY}}
     check = ins["check"]
-    label = f"gate {ins['gateId']} on cluster {ins['cluster']} (stack {ins['stack']}, phase {ins['phase']})"
     timeout = float(ins["timeoutSeconds"])
     poll = float(ins["pollSeconds"])
     source = make_source(check, ins["source"], ins["kubeconfig"] or None, ins["context"] or None, int(ins["concurrency"]))
@@ -239,7 +251,7 @@ def run_gate(inputs: dict[str, Any], *, sleep: Callable[[float], None] = time.sl
         except MeshcaError as exc:
             # a blip of the API server is waited out like any other not-yet; a missing tool is not
             if exc.name != "ApiServerUnreachable" or clock() + poll > deadline:
-                raise TrustGateFailed(f"{label}: {exc.line()}") from None
+                raise
             sleep(poll)
             continue
         if doc["ok"]:
