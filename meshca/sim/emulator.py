@@ -1,0 +1,691 @@
+"""A small kubectl / asmcli / meshca emulator over the simulated mesh.
+
+The rehearsal drives the simulation only through the argv (and stdin) of the plan's steps,
+so a wrong argv breaks the rehearsal exactly where it would break a real run. Commands the
+real tool would refuse return a non-zero ``Result`` with the tool's own message; argv the
+emulator does not understand raises ``MeshcaError("RehearseUnknownCommand")`` (never ignored).
+
+Emulated (argv shapes of meshca/commands.py, and nearby variants a careful operator types):
+- ``kubectl [--kubeconfig K] --context C`` + ``label namespace NS k=v k- [--overwrite]``,
+  ``delete KINDS NAME...|KIND/NAME|KIND -l SEL -n NS [--ignore-not-found[=true]]``,
+  ``apply -f -`` (stdin) / ``apply -f FILE``, ``get secret/X -n NS -o yaml``,
+  ``rollout restart deployment -n NS``;
+- ``asmcli --version`` and ``asmcli install ...`` (1.19.10-asm.9: custom-CA validation,
+  "Custom certificates already exist", the ingress gateway prompt, options, overlays);
+- ``meshca restart ... --namespace NS --revision R``, ``meshca check KIND ...`` (the real
+  ``run_check`` over the simulated source; ``root-of-trust`` compares live roots).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..certs import fingerprint, load_certs, verify_path
+from ..config import DNS1123
+from ..errors import MeshcaError
+from .mesh import CANONICAL_KEYS, SYSTEM_NS, Cluster, Istiod, Mesh, SimError, Workload
+from .start import base_aliases
+
+ASMCLI_VERSION = "1.19.10-asm.9+config1"
+ASMCLI_CAS = ("citadel", "mesh_ca", "gcp_cas", "managed_cas")
+# asm/istio/options/*.yaml shipped with 1.19.10-asm.9 (plus asmcli's special names).
+ASMCLI_OPTIONS = frozenset(
+    {
+        "ca-migration-citadel",
+        "ca-migration-meshca",
+        "citadel-ca",
+        "hub-meshca",
+        "prometheus",
+        "stackdriver",
+        "prometheus-and-stackdriver",
+        "legacy-default-ingressgateway",
+        "iap-operator",
+        "cloud-tracing",
+        "envoy-access-log",
+        "cni-gcp",
+        "cni-managed",
+        "multicluster",
+        "multiproject",
+        "vm",
+        "attached-cluster",
+    }
+)
+ASMCLI_VALUE_FLAGS = {
+    "--fleet_id": "fleet_id", "--fleet-id": "fleet_id",
+    "--kubeconfig": "kubeconfig", "--kc": "kubeconfig",
+    "--context": "context", "--ctx": "context",
+    "--output_dir": "output_dir", "--output-dir": "output_dir", "-D": "output_dir",
+    "--ca": "ca", "-c": "ca",
+    "--ca_cert": "ca_cert", "--ca-cert": "ca_cert",
+    "--ca_key": "ca_key", "--ca-key": "ca_key",
+    "--root_cert": "root_cert", "--root-cert": "root_cert",
+    "--cert_chain": "cert_chain", "--cert-chain": "cert_chain",
+    "--option": "option", "-o": "option",
+    "--custom_overlay": "custom_overlay", "--custom-overlay": "custom_overlay",
+    "--revision_name": "revision_name", "--revision-name": "revision_name", "-r": "revision_name",
+    "--project_id": "project_id", "-p": "project_id",
+    "--cluster_name": "cluster_name", "-n": "cluster_name",
+    "--cluster_location": "cluster_location", "-l": "cluster_location",
+    "--network_id": "network_id", "--platform": "platform", "--channel": "channel",
+}
+ASMCLI_BOOL_FLAGS = {
+    "--enable_all", "--enable-all", "-e", "--verbose", "-v", "--enable_cluster_roles", "--enable_cluster_labels",
+    "--enable_gcp_apis", "--enable_gcp_iam_roles", "--enable_gcp_components", "--enable_registration",
+    "--enable_namespace_creation", "--disable_canonical_service", "--use_managed_cni",
+}
+CERT_FLAGS = ("ca_cert", "ca_key", "root_cert", "cert_chain")
+KINDS = {
+    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
+    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
+    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "horizontalpodautoscaler": "HorizontalPodAutoscaler", "horizontalpodautoscalers": "HorizontalPodAutoscaler", "hpa": "HorizontalPodAutoscaler",
+    "poddisruptionbudget": "PodDisruptionBudget", "poddisruptionbudgets": "PodDisruptionBudget", "pdb": "PodDisruptionBudget",
+    "secret": "Secret", "secrets": "Secret",
+    "configmap": "ConfigMap", "configmaps": "ConfigMap", "cm": "ConfigMap",
+    "istiooperator": "IstioOperator", "istiooperators": "IstioOperator", "iop": "IstioOperator",
+    "mutatingwebhookconfiguration": "MutatingWebhookConfiguration", "mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
+    "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
+}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+    not_found: bool = False
+    document: dict | None = None  # meshca check --json
+    cluster: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+def fail(message: str, rc: int = 1, not_found: bool = False) -> Result:
+    return Result(rc, stderr=message, not_found=not_found)
+
+
+class _Unknown(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class Emulator:
+    """Runs one argv against the mesh. ``check`` runs a ``meshca check`` (set by the engine)."""
+
+    mesh: Mesh
+    asmcli_path: str = "./asmcli"
+    check: Callable[[list[str]], Result] | None = None
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(self, argv: tuple[str, ...] | list[str], stdin: str | None = None, subject: str = "step") -> Result:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        try:
+            if not argv:
+                raise _Unknown("empty argv")
+            tool = os.path.basename(argv[0])
+            if tool == "kubectl":
+                return self._kubectl(list(argv[1:]), stdin)
+            if argv[0] == self.asmcli_path or tool == "asmcli":
+                return self._asmcli(list(argv[1:]), stdin)
+            if tool == "meshca":
+                return self._meshca(list(argv[1:]))
+            raise _Unknown(f"no emulation for program '{argv[0]}'")
+        except _Unknown as exc:
+            raise MeshcaError("RehearseUnknownCommand", subject, argv=" ".join(argv)[:300], why=exc.why) from None
+        except SimError as exc:
+            return fail(str(exc), not_found=exc.not_found)
+
+    # ------------------------------------------------------------------------ kubectl
+
+    def _kubectl(self, args: list[str], stdin: str | None) -> Result:
+        opts: dict[str, Any] = {"namespace": None, "selector": None, "filename": None, "output": None, "overwrite": False, "ignore": False}
+        words: list[str] = []
+        kubeconfig = context = None
+        i = 0
+        while i < len(args):
+            a = args[i]
+            val = None
+            if "=" in a and a.startswith("--"):
+                a, val = a.split("=", 1)
+            takes = {"--kubeconfig", "--context", "-n", "--namespace", "-l", "--selector", "-f", "--filename", "-o", "--output"}
+            if a in takes:
+                if val is None:
+                    if i + 1 >= len(args):
+                        raise _Unknown(f"kubectl flag {a} has no value")
+                    val = args[i + 1]
+                    i += 1
+                if a == "--kubeconfig":
+                    kubeconfig = val
+                elif a == "--context":
+                    context = val
+                else:
+                    opts[{"-n": "namespace", "--namespace": "namespace", "-l": "selector", "--selector": "selector", "-f": "filename", "--filename": "filename", "-o": "output", "--output": "output"}[a]] = val
+            elif a == "--overwrite":
+                opts["overwrite"] = val in (None, "true")
+            elif a == "--ignore-not-found":
+                if val not in (None, "true", "false"):
+                    raise _Unknown(f"--ignore-not-found={val}")
+                opts["ignore"] = val in (None, "true")
+            elif a.startswith("-") and a != "-":
+                raise _Unknown(f"kubectl flag {a} is not emulated")
+            else:
+                words.append(a if val is None else f"{a}={val}")
+            i += 1
+        if context is None:
+            raise _Unknown("kubectl without --context would act on the kubeconfig's current context")
+        cluster = self.mesh.cluster_for(kubeconfig, context)
+        if not words:
+            raise _Unknown("kubectl without a verb")
+        verb, rest = words[0], words[1:]
+        handler = {
+            "label": self._label,
+            "delete": self._delete,
+            "apply": self._apply,
+            "get": self._get,
+            "rollout": self._rollout,
+        }.get(verb)
+        if handler is None:
+            raise _Unknown(f"kubectl {verb} is not emulated")
+        result = handler(cluster, rest, opts, stdin)
+        result.cluster = cluster.name
+        return result
+
+    def _label(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        if len(rest) < 3 or KINDS.get(rest[0].lower()) != "Namespace":
+            raise _Unknown("kubectl label: expected 'namespace NS k=v|k- ...'")
+        ns = cluster.namespace(rest[1])
+        labels = dict(ns.labels)
+        for change in rest[2:]:
+            if change.endswith("-") and "=" not in change:
+                labels.pop(change[:-1], None)
+            elif "=" in change:
+                k, v = change.split("=", 1)
+                if k in labels and labels[k] != v and not opts["overwrite"]:
+                    return fail(f"error: '{k}' already has a value ({labels[k]}), and --overwrite is false")
+                labels[k] = v
+            else:
+                raise _Unknown(f"kubectl label: '{change}' is neither k=v nor k-")
+        if labels == ns.labels:
+            return Result(0, f"namespace/{ns.name} not labeled")
+        ns.labels = labels
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k in ("istio-injection", "istio.io/rev")) or "no injection label"
+        cluster.log(f"namespace {ns.name} labels: {shown}")
+        return Result(0, f"namespace/{ns.name} labeled")
+
+    def _targets(self, rest: list[str], opts: dict) -> list[tuple[str, str | None]]:
+        """(kind, name) pairs, name None for 'every object of KIND matching -l'."""
+        if not rest:
+            raise _Unknown("kubectl delete without a resource")
+        if "/" in rest[0]:
+            out = []
+            for r in rest:
+                kind, _, name = r.partition("/")
+                if kind.lower() not in KINDS or not name:
+                    raise _Unknown(f"resource '{r}' is not emulated")
+                out.append((KINDS[kind.lower()], name))
+            return out
+        kinds = []
+        for k in rest[0].split(","):
+            if k.lower() not in KINDS:
+                raise _Unknown(f"resource kind '{k}' is not emulated")
+            kinds.append(KINDS[k.lower()])
+        names = rest[1:]
+        if not names:
+            if not opts["selector"]:
+                raise _Unknown("kubectl delete KIND needs names or -l")
+            return [(k, None) for k in kinds]
+        if opts["selector"]:
+            raise _Unknown("kubectl delete with both names and -l")
+        return [(k, n) for k in kinds for n in names]
+
+    def _delete(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        ns = opts["namespace"] or "default"
+        out, missing = [], []
+        for kind, name in self._targets(rest, opts):
+            if name is None:
+                sel = _selector(opts["selector"])
+                for w in [w for w in cluster.workloads.values() if w.kind == kind and w.namespace == ns and _matches(w.labels, sel)]:
+                    cluster.delete_workload(w.namespace, w.name)
+                    out.append(f"{kind.lower()}.apps \"{w.name}\" deleted")
+                continue
+            if self._delete_one(cluster, kind, ns, name):
+                out.append(f"{kind.lower()} \"{name}\" deleted")
+            else:
+                missing.append(f'Error from server (NotFound): {kind.lower()}s "{name}" not found')
+        if missing and not opts["ignore"]:
+            return Result(1, "\n".join(out), "\n".join(missing), not_found=True)
+        return Result(0, "\n".join(out))
+
+    def _delete_one(self, cluster: Cluster, kind: str, ns: str, name: str) -> bool:
+        if kind == "Secret":
+            return cluster.delete_secret(name, ns)
+        if kind in WORKLOAD_KINDS and (ns, name) in cluster.workloads and cluster.workloads[(ns, name)].kind == kind:
+            return cluster.delete_workload(ns, name)
+        if kind == "Namespace":
+            raise _Unknown("deleting namespaces is not emulated (meshca never does it)")
+        key = (kind, "" if kind == "MutatingWebhookConfiguration" else ns, name)
+        if key not in cluster.objects:
+            return False
+        del cluster.objects[key]
+        if kind == "Deployment" and ns == SYSTEM_NS:
+            istiod = cluster.istiod_by_deployment(name)
+            if istiod is not None:
+                cluster.remove_istiod(istiod.revision)
+        else:
+            cluster.log(f"{kind} {ns}/{name} deleted")
+        return True
+
+    def _apply(self, cluster: Cluster, rest: list[str], opts: dict, stdin: str | None) -> Result:
+        if rest or not opts["filename"]:
+            raise _Unknown("kubectl apply: expected '-f -' or '-f FILE'")
+        if opts["filename"] == "-":
+            if stdin is None:
+                return fail("error: no objects passed to apply (stdin is empty)")
+            text = stdin
+        else:
+            text = self.mesh.read_file(opts["filename"]).decode()
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d]
+        except yaml.YAMLError as exc:
+            return fail(f"error: error parsing {opts['filename']}: {exc}")
+        out = []
+        for doc in docs:
+            if not isinstance(doc, dict) or "kind" not in doc or "metadata" not in doc:
+                return fail("error: a document without kind/metadata")
+            kind = doc["kind"]
+            meta = doc["metadata"]
+            ns = meta.get("namespace") or opts["namespace"] or "default"
+            name = meta["name"]
+            if kind in WORKLOAD_KINDS:
+                out.append(self._apply_workload(cluster, doc, ns))
+            elif kind in ("Service", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+                key = (kind, ns, name)
+                verb = "configured" if key in cluster.objects else "created"
+                cluster.objects[key] = doc
+                if kind == "Service":
+                    sel = (doc.get("spec") or {}).get("selector") or {}
+                    cluster.log(f"Service {ns}/{name} {verb} (selects {', '.join(f'{k}={v}' for k, v in sel.items())})")
+                out.append(f"{kind.lower()}/{name} {verb}")
+            else:
+                raise _Unknown(f"kubectl apply of kind {kind} is not emulated")
+        return Result(0, "\n".join(out))
+
+    def _apply_workload(self, cluster: Cluster, doc: dict, ns: str) -> str:
+        meta, spec = doc["metadata"], doc.get("spec") or {}
+        template = spec.get("template") or {}
+        tmeta = template.get("metadata") or {}
+        tspec = template.get("spec") or {}
+        name = meta["name"]
+        cluster.namespace(ns)
+        annotations = dict(tmeta.get("annotations") or {})
+        existing = cluster.workloads.get((ns, name))
+        new = Workload(
+            kind=doc["kind"],
+            namespace=ns,
+            name=name,
+            labels=dict(meta.get("labels") or {}),
+            template_labels=dict(tmeta.get("labels") or {}),
+            template_annotations=annotations,
+            service_account=tspec.get("serviceAccountName") or "default",
+            replicas=int(spec.get("replicas", 1)),
+            gateway=annotations.get("inject.istio.io/templates") == "gateway",
+            manifest=doc,
+        )
+        if existing is None:
+            cluster.add_workload(new)
+            return f"{doc['kind'].lower()}.apps/{name} created"
+        same = (existing.template_labels, existing.template_annotations, existing.service_account, existing.replicas) == (
+            new.template_labels, new.template_annotations, new.service_account, new.replicas
+        )
+        existing.labels, existing.manifest = new.labels, doc
+        if same:
+            return f"{doc['kind'].lower()}.apps/{name} unchanged"
+        existing.template_labels, existing.template_annotations = new.template_labels, new.template_annotations
+        existing.service_account, existing.replicas, existing.gateway = new.service_account, new.replicas, new.gateway
+        cluster.rollout(existing)  # a new pod template rolls the pods
+        return f"{doc['kind'].lower()}.apps/{name} configured"
+
+    def _get(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        if len(rest) == 2 and "/" not in rest[0]:
+            rest = [f"{rest[0]}/{rest[1]}"]  # `get secret NAME` == `get secret/NAME`
+        if len(rest) != 1 or "/" not in rest[0]:
+            raise _Unknown("kubectl get: only 'get secret/NAME' or 'get secret NAME' is emulated")
+        kind, _, name = rest[0].partition("/")
+        if KINDS.get(kind.lower()) != "Secret":
+            raise _Unknown(f"kubectl get {kind} is not emulated")
+        output = opts["output"] or ""
+        if output != "yaml" and not output.startswith("jsonpath="):
+            raise _Unknown(f"kubectl get -o {output or '(table)'} is not emulated (yaml or jsonpath=)")
+        ns = opts["namespace"] or "default"
+        data = cluster.secrets.get((ns, name))
+        if data is None:
+            if opts["ignore"]:
+                return Result(0, "")
+            return fail(f'Error from server (NotFound): secrets "{name}" not found', not_found=True)
+        encoded = {k: base64.b64encode(v).decode() for k, v in sorted(data.items())}
+        if output.startswith("jsonpath="):
+            return Result(0, _jsonpath(output[len("jsonpath=") :], {"data": encoded, "metadata": {"name": name, "namespace": ns}}))
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "type": "Opaque" if name == "cacerts" else "istio.io/ca-root",
+            "data": encoded,
+        }
+        return Result(0, yaml.safe_dump(doc, sort_keys=False))
+
+    def _rollout(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        if len(rest) != 2 or rest[0] != "restart" or KINDS.get(rest[1].lower()) != "Deployment":
+            raise _Unknown("kubectl rollout: only 'rollout restart deployment -n NS' is emulated")
+        ns = opts["namespace"] or "default"
+        if ns == SYSTEM_NS:
+            names = cluster.restart_istio_system()
+        else:
+            names = []
+            for w in sorted((w for w in cluster.workloads.values() if w.namespace == ns and w.kind == "Deployment"), key=lambda w: w.name):
+                cluster.rollout(w)
+                names.append(w.name)
+        return Result(0, "\n".join(f"deployment.apps/{n} restarted" for n in names))
+
+    # ------------------------------------------------------------------------ asmcli
+
+    def _asmcli(self, args: list[str], stdin: str | None) -> Result:
+        if args == ["--version"]:
+            return Result(0, ASMCLI_VERSION)
+        if not args or args[0] not in ("install", "apply"):
+            raise _Unknown(f"asmcli {' '.join(args[:1]) or '(nothing)'} is not emulated")
+        sub = args[0]
+        values: dict[str, list[str]] = {}
+        i = 1
+        while i < len(args):
+            a = args[i]
+            if a in ASMCLI_BOOL_FLAGS:
+                values.setdefault(a, []).append("1")
+            elif a in ASMCLI_VALUE_FLAGS:
+                if i + 1 >= len(args):
+                    return fail(f"asmcli: [ERROR]: Missing value for {a}", 2)
+                values.setdefault(ASMCLI_VALUE_FLAGS[a], []).append(args[i + 1])
+                i += 1
+            else:
+                return fail(f"asmcli: [ERROR]: Unknown option {a}", 2)
+            i += 1
+        one = lambda k: (values.get(k) or [None])[-1]  # noqa: E731
+        ca = one("ca") or "mesh_ca"
+        if ca not in ASMCLI_CAS:
+            return fail(f"asmcli: [ERROR]: CA must be one of: {', '.join(ASMCLI_CAS)}", 2)
+        if not one("kubeconfig"):
+            return fail("asmcli: [ERROR]: the rehearsal needs --kubeconfig (project/location/name selection is not emulated)", 2)
+        if not one("context"):
+            return fail("asmcli: [ERROR]: no --context: asmcli would install into the kubeconfig's current context", 2)
+        cluster = self.mesh.cluster_for(one("kubeconfig"), one("context"))
+        revision = one("revision_name")
+        if not revision:
+            return fail("asmcli: [ERROR]: the rehearsal needs --revision_name (the default asm-<version> name is not emulated)", 2)
+        if len(revision) > 63 or not DNS1123.match(revision):
+            return fail(f"asmcli: [ERROR]: revision name {revision} is not a valid RFC 1123 label", 2)
+        if not one("output_dir"):
+            return fail("asmcli: [ERROR]: the rehearsal needs --output_dir (istiod-service.yaml is read from it later)", 2)
+        custom = [k for k in CERT_FLAGS if k in values]
+        if custom and ca != "citadel":
+            return fail("asmcli: [ERROR]: You must select Citadel as the CA in order to use custom certificates.", 2)
+        if custom and len(custom) != 4:
+            return fail("asmcli: [ERROR]: All four certificate options must be present to use a custom certificate.", 2)
+        if ca not in ("citadel", "mesh_ca"):
+            raise _Unknown(f"asmcli --ca {ca} is not simulated")
+        for option in values.get("option", []):
+            if option not in ASMCLI_OPTIONS:
+                return fail(f"asmcli: [ERROR]: Couldn't find yaml file {option}.", 2)
+        overlays = []
+        for path in values.get("custom_overlay", []):
+            if not self.mesh.file_exists(path):
+                return fail(f"asmcli: [ERROR]: Couldn't find yaml file {path}.", 2)
+            try:
+                overlays.append(yaml.safe_load(self.mesh.read_file(path)) or {})
+            except yaml.YAMLError as exc:
+                return fail(f"asmcli: [ERROR]: {path} is not YAML: {exc}", 2)
+        files: dict[str, bytes] = {}
+        if custom:
+            problem = self._check_custom_ca(values, files)
+            if problem:
+                return fail(problem, 2)
+        gateway = ("Deployment", SYSTEM_NS, "istio-ingressgateway") in cluster.objects or (SYSTEM_NS, "istio-ingressgateway") in cluster.workloads or ("Service", SYSTEM_NS, "istio-ingressgateway") in cluster.objects
+        if gateway and "legacy-default-ingressgateway" not in values.get("option", []):
+            # asmcli's `read` prompt "Continue? [y/N]" (also under `apply`).
+            if not (stdin or "").strip().lower().startswith("y"):
+                return fail("asmcli: istio-ingressgateway exists in istio-system. Continue? [y/N]\nasmcli: [ERROR]: Stopping installation at user request.", 1)
+        if custom:
+            if (SYSTEM_NS, "cacerts") in cluster.secrets:
+                return fail(
+                    "asmcli: [ERROR]: Custom certificates already exist in the cluster (secret cacerts in istio-system). "
+                    "Please re-run the script without any of the custom certificate flags.",
+                    1,
+                )
+            # kubectl create secret generic cacerts --from-file=<each path>: keys are basenames.
+            cluster.put_secret("cacerts", {Path(values[k][-1]).name: files[k] for k in CERT_FLAGS})
+        istiod = self._istiod(values, ca, revision, overlays)
+        existed = revision in cluster.istiods
+        cluster.add_istiod(istiod, installed_state=f"installed-state-{revision}")
+        out_dir = one("output_dir").rstrip("/")
+        self.mesh.files[f"{out_dir}/asm/istio/istiod-service.yaml"] = _istiod_service(revision).encode()
+        cluster.log(f"asmcli {sub}: istiod {revision} {'updated' if existed else 'installed'} (--ca {ca}, trustDomain {istiod.trust_domain})")
+        return Result(0, f"asmcli: Successfully installed ASM.\nkubectl label namespace <NAMESPACE> istio-injection- istio.io/rev={revision} --overwrite")
+
+    def _check_custom_ca(self, values: dict, files: dict[str, bytes]) -> str | None:
+        for k in CERT_FLAGS:
+            path = values[k][-1]
+            if not self.mesh.file_exists(path):
+                return f"asmcli: [ERROR]: Couldn't find file {path}."
+            files[k] = self.mesh.read_file(path)
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            key = serialization.load_pem_private_key(files["ca_key"], password=None)
+        except (ValueError, TypeError):
+            return "asmcli: [ERROR]: The CA key is not a valid key (openssl rsa -check)."
+        if not isinstance(key, rsa.RSAPrivateKey):
+            return "asmcli: [ERROR]: The CA key is not a valid RSA key (openssl rsa -check)."
+        try:
+            ca_cert = load_certs(files["ca_cert"])[0]
+            root = load_certs(files["root_cert"])[0]
+            chain = load_certs(files["cert_chain"])
+        except ValueError:
+            return "asmcli: [ERROR]: A certificate file is not a PEM certificate (openssl x509)."
+        if key.public_key().public_numbers() != getattr(ca_cert.public_key(), "public_numbers", lambda: None)():
+            return "asmcli: [ERROR]: The CA certificate and key do not match (modulus differs)."
+        if verify_path(ca_cert, chain, [root]) is None:
+            return "asmcli: [ERROR]: The CA certificate does not verify against the root and chain (openssl verify)."
+        return None
+
+    def _istiod(self, values: dict, ca: str, revision: str, overlays: list[dict]) -> Istiod:
+        fleet = (values.get("fleet_id") or values.get("project_id") or ["unknown"])[-1]
+        sw = self.mesh.switches
+        options = tuple(values.get("option", []))
+        base = base_aliases(fleet)
+        if ca == "citadel":
+            # options/citadel-ca.yaml sets trustDomain cluster.local; the aliases setter stays.
+            trust_domain, aliases = "cluster.local", base if sw["citadel-keeps-base-aliases"] else ()
+        else:
+            trust_domain, aliases = f"{fleet}.svc.id.goog", base
+        if "ca-migration-meshca" in options:
+            aliases = ("cluster.local",) if sw["overlay-aliases"] == "replace" else tuple(dict.fromkeys((*aliases, "cluster.local")))
+        ca_certs = [self.mesh.meshca.root] if "ca-migration-citadel" in options else []
+        for doc in overlays:
+            mesh_config = ((doc.get("spec") or {}).get("meshConfig") or {}) if isinstance(doc, dict) else {}
+            if "trustDomainAliases" in mesh_config:
+                aliases = tuple(mesh_config["trustDomainAliases"] or ())
+            for entry in mesh_config.get("caCertificates") or ():
+                if isinstance(entry, dict) and entry.get("pem"):
+                    ca_certs.extend(load_certs(entry["pem"].encode()))
+        return Istiod(
+            revision=revision,
+            ca=ca,
+            options=options,
+            trust_domain=trust_domain,
+            aliases=tuple(aliases),
+            fleet_domain=f"{fleet}.svc.id.goog",
+            ca_certificates=tuple(ca_certs),
+        )
+
+    # ------------------------------------------------------------------------ meshca
+
+    def _meshca(self, args: list[str]) -> Result:
+        if not args:
+            raise _Unknown("meshca without a subcommand")
+        if args[0] == "restart":
+            flags = _flags(args[1:], {"--kubeconfig", "--context", "--namespace", "-n", "--revision", "--timeout"}, set())
+            namespace = _last(flags, "--namespace") or _last(flags, "-n")
+            if not namespace or not _last(flags, "--revision"):
+                raise _Unknown("meshca restart needs --namespace and --revision")
+            if not _last(flags, "--context"):
+                raise _Unknown("meshca restart without --context would act on the kubeconfig's current context")
+            cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+            return self._restart(cluster, namespace, _last(flags, "--revision"), _last(flags, "--timeout") or "600s")
+        if args[0] == "check":
+            if len(args) < 2 or self.check is None:
+                raise _Unknown("meshca check without a check kind")
+            return self.check(list(args[1:]))
+        raise _Unknown(f"meshca {args[0]} is not emulated")
+
+    def _restart(self, cluster: Cluster, namespace: str, revision: str, timeout: str) -> Result:
+        """``meshca restart``, deciding with meshca/restart.py's own rules (plan_restart):
+        istiod-REV must be ready; only workloads not yet on REV restart; then wait."""
+        from ..restart import KIND_NAMES, istiod_name, plan_restart
+        from .source import pod_json, workload_json
+
+        cluster.namespace(namespace)
+        name = istiod_name(revision)
+        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods:
+            return fail(MeshcaError("IstiodNotReady", f"{SYSTEM_NS}/{name}", name=name, ready=0).line(), 2)
+        workloads = sorted((w for w in cluster.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
+        pods = [pod_json(cluster, p) for w in workloads for p in w.pods]
+        todo, _ = plan_restart([workload_json(w) for w in workloads], pods, revision)
+        out = []
+        for kind, wname in todo:
+            w = cluster.workloads[(namespace, wname)]
+            try:
+                cluster.rollout(w)
+            except SimError as exc:
+                line = MeshcaError(
+                    "RolloutFailed", f"{namespace}/{KIND_NAMES[kind]}/{wname}", kind=KIND_NAMES[kind], name=wname,
+                    timeout=timeout, namespace=namespace, reason=str(exc),
+                ).line()
+                return Result(2, "\n".join(out), line)
+            out.append(f"restarted {namespace}/{KIND_NAMES[kind]}/{wname}")
+        out.append(f"namespace {namespace}: {len(todo)} restarted onto {revision}, {len(workloads) - len(todo)} already on it")
+        return Result(0, "\n".join(out), cluster=cluster.name)
+
+
+def _flags(args: list[str], valued: set[str], boolean: set[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        a, val = args[i], None
+        if a.startswith("--") and "=" in a:
+            a, val = a.split("=", 1)
+        if a in boolean and val is None:
+            out.setdefault(a, []).append("1")
+        elif a in valued:
+            if val is None:
+                if i + 1 >= len(args):
+                    raise _Unknown(f"flag {a} has no value")
+                val = args[i + 1]
+                i += 1
+            out.setdefault(a, []).append(val)
+        else:
+            raise _Unknown(f"flag {a} is not emulated")
+        i += 1
+    return out
+
+
+def _last(flags: dict[str, list[str]], name: str) -> str | None:
+    return (flags.get(name) or [None])[-1]
+
+
+def _jsonpath(template: str, obj: dict) -> str:
+    """kubectl's jsonpath for plain field paths (``{.data.ca-cert\\.pem}``); literal text kept."""
+    import re
+
+    def lookup(match: "re.Match[str]") -> str:
+        path = re.split(r"(?<!\\)\.", match.group(1).lstrip("."))
+        value: Any = obj
+        for part in path:
+            part = part.replace("\\.", ".")
+            if not isinstance(value, dict) or part not in value:
+                return ""
+            value = value[part]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    if "[" in template or "range" in template:
+        raise _Unknown(f"jsonpath '{template}' is not emulated (plain field paths only)")
+    return re.sub(r"\{([^}]*)\}", lookup, template)
+
+
+def _selector(text: str) -> dict[str, str]:
+    out = {}
+    for part in text.split(","):
+        k, eq, v = part.partition("=")
+        if not eq or not k:
+            raise _Unknown(f"label selector '{text}' is not emulated (only k=v,k=v)")
+        out[k] = v
+    return out
+
+
+def _matches(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _istiod_service(revision: str) -> str:
+    """asm/istio/istiod-service.yaml as asmcli leaves it in the output dir (kpt setter = REV)."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "istiod",
+            "namespace": SYSTEM_NS,
+            "labels": {"istio.io/rev": revision, "app": "istiod", "istio": "pilot", "release": "istio"},
+        },
+        "spec": {
+            "ports": [
+                {"port": 15010, "name": "grpc-xds", "protocol": "TCP"},
+                {"port": 15012, "name": "https-dns", "protocol": "TCP"},
+                {"port": 443, "name": "https-webhook", "targetPort": 15017, "protocol": "TCP"},
+                {"port": 15014, "name": "http-monitoring", "protocol": "TCP"},
+            ],
+            "selector": {"app": "istiod", "istio.io/rev": revision},
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def canonical_cacerts(cluster: Cluster) -> dict[str, bytes] | None:
+    data = cluster.secrets.get((SYSTEM_NS, "cacerts"))
+    if data is None:
+        return None
+    return {k: data[k] for k in CANONICAL_KEYS if k in data}
+
+
+def live_root_fingerprints(cluster: Cluster) -> list[tuple[str, str]]:
+    """(source, fingerprint) of the roots the cluster's CA secrets hold."""
+    out = []
+    cacerts = cluster.secrets.get((SYSTEM_NS, "cacerts"))
+    if cacerts and "root-cert.pem" in cacerts:
+        out.append(("cacerts root-cert.pem", fingerprint(load_certs(cacerts["root-cert.pem"])[0])))
+    ica = cluster.secrets.get((SYSTEM_NS, "istio-ca-secret"))
+    if ica and "ca-cert.pem" in ica:
+        out.append(("istio-ca-secret ca-cert.pem", fingerprint(load_certs(ica["ca-cert.pem"])[0])))
+    return out

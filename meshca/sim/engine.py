@@ -1,0 +1,572 @@
+"""The rehearsal engine: walk a stack's whole route on the simulated mesh, step by step.
+
+For each route point i the engine asks the plan for its steps exactly as the Pulumi program
+does: it probes ``cacerts`` with the program's own argv (``commands.probe_cacerts``) and
+judges the answer with ``plan.cacerts_fact``, then calls ``plan.plan_at(config, position,
+cacerts=facts)``. The steps to apply are those whose id is new relative to point i-1, plus
+those whose command or gate inputs changed (Pulumi re-runs a Command whose ``create``
+changed and replaces a gate whose inputs changed; ``install`` ignores changes, as
+components/control_plane_revision.py does). Each step's argv goes through the emulator
+(``emulator.py``): a wrong argv breaks the rehearsal where it would break a real run.
+
+After every step, every caller/callee pair of the traffic graph is judged by a real mutual
+TLS handshake (``tls.Judge``; verdicts reused only for identical proxy states), and a gate
+step runs the real ``run_check`` over the simulated source, polling like the TrustGate
+provider. A failed command stops the route (Pulumi stops there); a failed gate stops it
+unless ``keep_going``.
+
+Scenarios are data: a config mutation, a route mutation, a step-list mutation per route
+point, hooks per step id (before/after/poll) and switch settings. No scenario holds a
+verdict; the engine has no scenario-specific code. Faults (a failing restart, an unreachable
+cluster, an expiring certificate) are hooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .. import commands as cmd
+from .. import plan as planmod
+from ..config import StackConfig
+from ..errors import MeshcaError, MeshcaErrors
+from ..plan import Position, Step
+from . import ca as simca
+from . import switches as sw
+from .emulator import Emulator, Result
+from .mesh import SYSTEM_NS, Cluster, Mesh, SimError
+from .source import SimSource
+from .start import MeshShape, build_mesh
+from .tls import Judge, ProxyState
+from .traffic import TrafficGraph, TrafficSpec, ref_name
+
+# Simulated minutes each kind of step takes (drives certificate rotation and expiry).
+DURATION_MINUTES = {
+    "install": 10.0,
+    "restart": 3.0,
+    "restart-control-plane": 2.0,
+    "gateway": 2.0,
+    "gate": 1.0,
+}
+DEFAULT_MINUTES = 0.5
+# Inputs of a TrustGate resource (meshca/providers/trust_gate.py): a change replaces the gate.
+GATE_PARAM_KEYS = (
+    "check", "require", "forbid", "retiring", "citadelRoot", "rootCert", "fleetProject", "revisions",
+    "source", "concurrency", "timeoutSeconds", "pollSeconds", "namespaceDigest", "restartGeneration",
+)
+
+
+# ----------------------------------------------------------------------------- scenario model
+
+
+@dataclass(frozen=True)
+class RoutePoint:
+    """One position the stack file passes through (``rollback`` positions included)."""
+
+    position: Position
+    label: str
+
+
+@dataclass
+class StepContext:
+    """What a scenario's step mutation sees for one cluster at one route point."""
+
+    rehearsal: "Rehearsal"
+    config: StackConfig
+    point: RoutePoint
+    point_index: int
+    cluster: str
+    plan: planmod.Plan
+
+    def final_plan(self) -> planmod.Plan:
+        return self.rehearsal.final_plan()
+
+    def last_point(self) -> bool:
+        return self.point_index == len(self.rehearsal.points) - 1
+
+
+@dataclass
+class HookContext:
+    rehearsal: "Rehearsal"
+    mesh: Mesh
+    step: Step
+    cluster: Cluster
+    result: Result | None = None
+    attempt: int = 0
+
+    def note(self, text: str) -> None:
+        self.mesh.log(f"{self.cluster.name}: {text}")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A fault or a tweak at one step. ``match``: shell pattern over ``CLUSTER:STEP_ID`` or
+    ``STEP_ID``. ``when``: ``before`` (a returned Result replaces the command), ``after``,
+    ``poll`` (between polls of a failed gate). ``times``: how often it fires (None: always)."""
+
+    when: str
+    match: str
+    action: Callable[[HookContext], Result | None]
+    times: int | None = 1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    switches: Mapping[str, Any] = field(default_factory=dict)
+    config: Callable[[StackConfig, Path], StackConfig] | None = None
+    route: Callable[[StackConfig, tuple[Position, ...]], list[RoutePoint]] | None = None
+    steps: Callable[[StepContext, list[Step]], list[Step]] | None = None
+    hooks: tuple[Hook, ...] = ()
+
+
+CANARY = Scenario("canary", "the guide's path", "every step of the plan, in order, as the stack's route says")
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass
+class StepRecord:
+    index: int
+    cluster: str
+    phase: str
+    step: str
+    action: str
+    title: str
+    position: str
+    rollback: bool
+    changed: list[str]
+    ok: int = 0
+    failed_pairs: list[dict] = field(default_factory=list)
+    gates: dict[str, str] = field(default_factory=dict)
+    gate_reason: str | None = None
+    gate_polls: int = 0
+    error: str | None = None
+    rerun: bool = False
+    clock: float = 0.0
+    snapshot: dict[str, tuple[str, int]] = field(default_factory=dict)  # row -> (revision, failing pairs)
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.failed_pairs) or "fail" in self.gates.values() or self.error is not None
+
+    def to_json(self) -> dict:
+        out = {
+            "index": self.index,
+            "cluster": self.cluster,
+            "phase": self.phase,
+            "step": self.step,
+            "action": self.action,
+            "title": self.title,
+            "position": self.position,
+            "rollback": self.rollback,
+            "changed": self.changed,
+            "handshakes": {"ok": self.ok, "failed": len(self.failed_pairs)},
+            "failedPairs": self.failed_pairs,
+            "gates": self.gates,
+            "clockMinutes": round(self.clock, 2),
+        }
+        if self.gate_reason:
+            out["gateReason"] = self.gate_reason
+            out["gatePolls"] = self.gate_polls
+        if self.rerun:
+            out["rerun"] = True
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def default_points(positions: Sequence[Position]) -> list[RoutePoint]:
+    return [RoutePoint(p, p.label) for p in positions]
+
+
+class Rehearsal:
+    def __init__(
+        self,
+        config: StackConfig,
+        scenario: Scenario = CANARY,
+        *,
+        switches: Mapping[str, Any] | None = None,
+        shape: MeshShape = MeshShape(),
+        traffic: TrafficSpec = TrafficSpec(),
+        preflight: bool = True,
+        keep_going: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.base_config = config
+        self.scenario = scenario
+        self.switches = sw.resolve({**scenario.switches, **(switches or {})})
+        self.shape = shape
+        self.traffic = traffic
+        self.preflight = preflight
+        self.keep_going = keep_going
+        self.progress = progress or (lambda text: None)
+        self.records: list[StepRecord] = []
+        self.applied: list[Step] = []
+        self._hook_fired: dict[int, int] = {}
+        self._final_plan: planmod.Plan | None = None
+        self.gate_checks = 0
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        issued_before = simca.issued_count()
+        with tempfile.TemporaryDirectory(prefix="meshca-rehearse-") as workspace:
+            self.mesh = build_mesh(self.base_config, self.switches, self.shape)
+            self.config = self.scenario.config(self.base_config, Path(workspace)) if self.scenario.config else self.base_config
+            positions = planmod.route(self.config)
+            self.points = self.scenario.route(self.config, positions) if self.scenario.route else default_points(positions)
+            self.emulator = Emulator(self.mesh, asmcli_path=self.config.asmcli.path, check=self._check)
+            self.graph = TrafficGraph(self.traffic, tuple(n.name for n in self.base_config.namespaces))
+            self.judge = Judge(self.switches["authz-names-principals"])
+            self._verdicts: dict[tuple, tuple[bool, str]] = {}
+            self._last_version = -1
+            self._last_judgement: tuple[int, list[dict], dict] | None = None
+            self.pairs_judged = 0
+            self.stopped: dict | None = None
+            self._walk()
+        elapsed = time.perf_counter() - started
+        return self._document(elapsed, simca.issued_count() - issued_before)
+
+    def final_plan(self) -> planmod.Plan:
+        if self._final_plan is None:
+            self._final_plan = planmod.plan_at(self.config, self.points[-1].position, cacerts=self._facts_or_none())
+        return self._final_plan
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def _walk(self) -> None:
+        baseline = StepRecord(0, "", "baseline", "baseline", "baseline", "the mesh as it runs today", self.points[0].label, False, [])
+        self._judge_into(baseline)
+        self.records.append(baseline)
+        previous: dict[str, dict[str, Step]] = {}
+        for k, point in enumerate(self.points):
+            self.progress(f"[{k + 1}/{len(self.points)}] {point.label}")
+            try:
+                facts = self._facts()
+            except (MeshcaError, MeshcaErrors) as exc:
+                self._stop_with(point, "preview", f"probe cacerts and plan {point.position.phase}", exc)
+                return
+            plan = planmod.plan_at(self.config, point.position, cacerts=facts)
+            for cp in plan.clusters:
+                name = cp.cluster.name
+                before = previous.get(name, {})
+                todo = []
+                for s in cp.steps:
+                    if s.id not in before:
+                        todo.append(s)
+                    elif self._changed(before[s.id], s):
+                        todo.append(dataclasses.replace(s, params=planmod._freeze({**planmod._thaw(s.params), "rerun": True})))
+                previous[name] = {s.id: s for s in cp.steps}
+                if self.scenario.steps:
+                    todo = self.scenario.steps(StepContext(self, self.config, point, k, name, plan), todo)
+                if not self.preflight:
+                    todo = [s for s in todo if not (s.is_gate and s.params.get("check") == "root-of-trust")]
+                for step in todo:
+                    if not self._apply(step, point):
+                        return
+
+    @staticmethod
+    def _changed(old: Step, new: Step) -> bool:
+        if new.action == "install":
+            return False  # ignore_changes on create: a new cacerts fact never re-runs asmcli
+        if (old.argv, old.stdin) != (new.argv, new.stdin):
+            return True
+        if new.is_gate:
+            pick = lambda s: (s.phase, tuple(json.dumps(planmod._thaw(s.params.get(k)), sort_keys=True) for k in GATE_PARAM_KEYS))  # noqa: E731
+            return pick(old) != pick(new)
+        return False
+
+    def _facts_or_none(self) -> dict[str, str] | None:
+        try:
+            return self._facts()
+        except (MeshcaError, MeshcaErrors):
+            return None
+
+    def _facts(self) -> dict[str, str]:
+        """The program's preview probe of cacerts, judged by the plan's own rule."""
+        facts = {}
+        for cl in self.config.clusters:
+            result = self.emulator.run(cmd.probe_cacerts(cl), subject=f"{cl.name}: cacerts probe")
+            if not result.ok:
+                raise MeshcaError("RehearseProbeFailed", f"cluster {cl.name}", reason=result.stderr.strip()[:200])
+            facts[cl.name] = planmod.cacerts_fact(result.stdout, self.config, cl)
+        return facts
+
+    def _stop_with(self, point: RoutePoint, step_id: str, title: str, exc: Exception) -> None:
+        lines = exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()] if isinstance(exc, MeshcaError) else [str(exc)]
+        rec = StepRecord(len(self.records), "", point.position.phase, step_id, "preview", title, point.label, point.position.rollback, [], error=" | ".join(lines))
+        rec.clock = self.mesh.now
+        self._judge_into(rec)
+        self.records.append(rec)
+        self.stopped = {"index": rec.index, "reason": rec.error}
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def _hooks(self, when: str, step: Step, ctx: HookContext) -> Result | None:
+        out = None
+        for i, hook in enumerate(self.scenario.hooks):
+            if hook.when != when:
+                continue
+            if not (fnmatch.fnmatchcase(f"{step.cluster}:{step.id}", hook.match) or fnmatch.fnmatchcase(step.id, hook.match)):
+                continue
+            fired = self._hook_fired.get(i, 0)
+            if hook.times is not None and fired >= hook.times:
+                continue
+            self._hook_fired[i] = fired + 1
+            value = hook.action(ctx)
+            if value is not None and out is None:
+                out = value
+        return out
+
+    def _apply(self, step: Step, point: RoutePoint) -> bool:
+        cluster = self.mesh.clusters[step.cluster]
+        rec = StepRecord(
+            len(self.records), step.cluster, step.phase, step.id, step.action, step.title, point.label, point.position.rollback, [],
+            rerun=bool(step.params.get("rerun")),
+        )
+        self.applied.append(step)
+        ctx = HookContext(self, self.mesh, step, cluster)
+        result = self._hooks("before", step, ctx)
+        try:
+            if result is None:
+                result = self.emulator.run(step.argv, step.stdin, subject=f"{step.cluster}: {step.id}")
+        except MeshcaError as exc:  # argv the emulator does not understand: a broken step
+            result = Result(2, stderr=exc.line())
+        self.mesh.advance(DURATION_MINUTES.get(step.action, DEFAULT_MINUTES))
+        if step.is_gate:
+            result = self._poll_gate(step, ctx, result, rec)
+            rec.gates[step.id] = "pass" if result.document is not None and result.document.get("ok") else "fail"
+            if rec.gates[step.id] == "fail":
+                doc = result.document or {}
+                rec.gate_reason = doc.get("reason") or result.stderr.strip() or "the check did not run"
+        else:
+            tolerated = step.action == "backup-ca-secret" and result.not_found  # "only if needed": nothing to back up
+            if not result.ok and not tolerated:
+                rec.error = _one_line(result.stderr or result.stdout or f"exit {result.rc}")
+            elif tolerated:
+                self.mesh.log(f"{step.cluster}: Secret {step.params.get('secret')} absent: nothing to back up")
+        ctx.result = result
+        self._hooks("after", step, ctx)
+        rec.changed = self.mesh.take_events()
+        rec.clock = self.mesh.now
+        self._judge_into(rec)
+        self.records.append(rec)
+        if rec.error is not None:
+            self.stopped = {"index": rec.index, "reason": rec.error}
+            return False
+        if rec.gates.get(step.id) == "fail" and not self.keep_going:
+            self.stopped = {"index": rec.index, "reason": rec.gate_reason}
+            return False
+        return True
+
+    def _poll_gate(self, step: Step, ctx: HookContext, result: Result, rec: StepRecord) -> Result:
+        """Poll until the check passes or the gate's timeout ends (TrustGate provider).
+
+        The check is re-run only when the mesh changed since the last run: a snapshot that
+        cannot have changed cannot change its verdict. Without poll hooks for this step, a
+        quiet mesh jumps straight to the deadline.
+        """
+        timeout = float(step.params.get("timeoutSeconds") or 0)
+        poll = max(1.0, float(step.params.get("pollSeconds") or 15))
+        has_hooks = any(h.when == "poll" and (fnmatch.fnmatchcase(f"{step.cluster}:{step.id}", h.match) or fnmatch.fnmatchcase(step.id, h.match)) for h in self.scenario.hooks)
+        waited, checked_at = 0.0, self.mesh.version
+        while not (result.document or {}).get("ok") and waited < timeout and result.rc in (0, 1):
+            ctx.attempt += 1
+            self._hooks("poll", step, ctx)
+            wait = min(poll, timeout - waited) if has_hooks else timeout - waited
+            self.mesh.advance(wait / 60)
+            waited += wait
+            if self.mesh.version != checked_at:
+                checked_at = self.mesh.version
+                rec.gate_polls += 1
+                result = self.emulator.run(step.argv, step.stdin, subject=f"{step.cluster}: {step.id}")
+        return result
+
+    def _check(self, args: list[str]) -> Result:
+        """``meshca check ...``: the real CLI's flags -> the real runner, on the simulated source."""
+        from ..cli import _Parser
+        from ..trust.cli import add_check_arguments, build_request, validate_args
+        from ..trust.runner import check_root_of_trust, run_check
+        from ..trust.verdict import load_reference_file
+
+        self.gate_checks += 1
+        parser = _Parser(prog="meshca check")
+        add_check_arguments(parser)
+        try:
+            ns = parser.parse_args(args)
+            validate_args(ns)
+            cluster = self.mesh.cluster_for(ns.kubeconfig, ns.context)
+            shown_root = ns.root_cert
+            for attr in ("citadel_root", "meshca_root", "root_cert"):
+                value = getattr(ns, attr)
+                if value and not Path(value).is_absolute():
+                    setattr(ns, attr, str(self.mesh.project_dir / value))  # the program runs in the project dir
+            source = SimSource(cluster, style="snake" if ns.source == "kube" else "camel")
+            if ns.check == "root-of-trust":
+                given = load_reference_file(ns.root_cert, "--root-cert", "root-cert.pem")
+                doc = check_root_of_trust(source, given, path=shown_root, cluster=cluster.name)
+            else:
+                request = build_request(ns)
+                if request.meshca_roots is None:
+                    # The one substitution: the simulated Mesh CA root stands in for the pinned real one.
+                    request = dataclasses.replace(request, meshca_roots=(self.mesh.meshca.root,))
+                doc = run_check(source, request)
+        except MeshcaErrors as exc:
+            return Result(2, stderr="\n".join(exc.lines()))
+        except MeshcaError as exc:
+            return Result(2, stderr=exc.line())
+        except SimError as exc:
+            return Result(2, stderr=str(exc))
+        return Result(0 if doc.get("ok") else 1, stdout=json.dumps(doc), stderr=doc.get("reason") or "", document=doc)
+
+    # -- mTLS between every pair -----------------------------------------------------------------
+
+    def _states(self) -> tuple[dict[tuple, int], dict[int, list[ProxyState]], dict[tuple, int], dict[tuple, str]]:
+        """Per workload: its class (the distinct proxy states of its pods) and its revision."""
+        class_of: dict[tuple, int] = {}
+        members: dict[int, list[ProxyState]] = {}
+        ids: dict[tuple, int] = {}
+        revision: dict[tuple, str] = {}
+        for c in self.mesh.clusters.values():
+            for (ns, name), w in c.workloads.items():
+                states: dict[tuple, ProxyState] = {}
+                revs = set()
+                for p in w.pods:
+                    if p.meshed:
+                        st = ProxyState(p.credential, p.bundle, p.trust_domain, p.aliases, p.problem)
+                    else:
+                        st = ProxyState(None, (), "", (), "no sidecar")
+                    states.setdefault(st.key, st)
+                    revs.add(p.revision or "no sidecar")
+                key = tuple(sorted(states, key=repr))
+                cid = ids.get(key)
+                if cid is None:
+                    cid = ids[key] = len(ids)
+                    members[cid] = [states[k] for k in key]
+                class_of[(c.name, ns, name)] = cid
+                revision[(c.name, ns, name)] = next(iter(revs)) if len(revs) == 1 else ("mixed" if revs else "no pods")
+        return class_of, members, ids, revision
+
+    def _judge_into(self, rec: StepRecord) -> None:
+        edges = self.graph.edges(self.mesh)
+        self.pairs_judged += len(edges)
+        if self._last_judgement is not None and self._last_judgement[0] == self.mesh.version:
+            _, failed, snapshot = self._last_judgement  # nothing changed since: same states, same keys
+            rec.failed_pairs = [dict(f) for f in failed]
+            rec.ok = len(edges) - len(failed)
+            rec.snapshot = snapshot
+            return
+        class_of, members, _, revision = self._states()
+        # Class ids are per judgement; verdicts are cached by the states' full keys.
+        memo: dict[tuple[int, int], tuple[bool, str]] = {}
+        failed = []
+        for a, b in edges:
+            ca_, cb = class_of.get(a), class_of.get(b)
+            if ca_ is None or cb is None:
+                continue
+            v = memo.get((ca_, cb))
+            if v is None:
+                v = memo[(ca_, cb)] = self._verdict(members[ca_], members[cb])
+            if not v[0]:
+                failed.append({"client": ref_name(a), "server": ref_name(b), "reason": v[1]})
+        snapshot = self._snapshot(revision, failed)
+        self._last_judgement = (self.mesh.version, failed, snapshot)
+        rec.failed_pairs = [dict(f) for f in failed]
+        rec.ok = len(edges) - len(failed)
+        rec.snapshot = snapshot
+
+    def _verdict(self, clients: list[ProxyState], servers: list[ProxyState]) -> tuple[bool, str]:
+        key = (tuple(c.key for c in clients), tuple(s.key for s in servers))
+        hit = self._verdicts.get(key)
+        if hit is not None:
+            return hit
+        out = (True, "")
+        for c in clients:
+            for s in servers:
+                v = self.judge.judge(c, s)
+                if not v.ok:
+                    out = (False, v.reason)
+                    break
+            if not out[0]:
+                break
+        self._verdicts[key] = out
+        return out
+
+    def _snapshot(self, revision: dict[tuple, str], failed: list[dict]) -> dict[str, tuple[str, int]]:
+        """Per (cluster, namespace) row: the revision its pods run and its failing pairs."""
+        rows: dict[str, set[str]] = {}
+        for (cl, ns, _), rev in revision.items():
+            if ns in self.graph.app_namespaces or ns == SYSTEM_NS:
+                rows.setdefault(f"{cl}/{ns}", set()).add(rev)
+        bad: dict[str, int] = {}
+        for f in failed:
+            for side in (f["client"], f["server"]):
+                row = side.rsplit("/", 1)[0]
+                bad[row] = bad.get(row, 0) + 1
+        return {row: (next(iter(revs)) if len(revs) == 1 else "mixed", bad.get(row, 0)) for row, revs in rows.items()}
+
+    # -- the document ----------------------------------------------------------------------------
+
+    def _document(self, elapsed: float, issued: int) -> dict:
+        steps = [r for r in self.records if r.index > 0]
+        broken = next((r.index for r in self.records if r.broken), None)
+        total = sum(r.ok + len(r.failed_pairs) for r in self.records)
+        failed = sum(len(r.failed_pairs) for r in self.records)
+        gates_failed = sum(1 for r in self.records for v in r.gates.values() if v == "fail")
+        return {
+            "stack": self.base_config.stack,
+            "scenario": self.scenario.name,
+            "assumptions": {s.name: self.switches[s.name] for s in sw.SWITCHES},
+            "settings": {
+                "useCase": self.config.use_case,
+                "clusters": [c.name for c in self.config.clusters],
+                "namespaces": len(self.config.namespaces),
+                "workloadsPerNamespace": self.shape.workloads,
+                "traffic": self.traffic.describe(),
+                "preflight": self.preflight,
+                "keepGoing": self.keep_going,
+                "routePoints": [p.label for p in self.points],
+            },
+            "steps": [r.to_json() for r in self.records],
+            "summary": {
+                "steps": len(steps),
+                "handshakes": total,
+                "handshakesFailed": failed,
+                "gatesFailed": gates_failed,
+                "firstBrokenStep": broken,
+                "completed": self.stopped is None,
+                "stoppedAt": self.stopped["index"] if self.stopped else None,
+                "stopReason": self.stopped["reason"] if self.stopped else None,
+            },
+            "stats": {
+                "pairsJudged": self.pairs_judged,
+                "realHandshakes": self.judge.handshakes,
+                "verdictLookups": self.judge.lookups,
+                "certificatesIssued": issued,
+                "gateChecks": self.gate_checks,
+                "elapsedSeconds": round(elapsed, 3),
+            },
+        }
+
+
+def _one_line(text: str) -> str:
+    return " | ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())[:600]
+
+
+def rehearse(config: StackConfig, scenario: Scenario = CANARY, **options: Any) -> dict:
+    """Run one rehearsal and return its JSON document."""
+    return Rehearsal(config, scenario, **options).run()

@@ -1,0 +1,539 @@
+"""The simulated mesh: clusters, istiod revisions, namespaces, workloads and their proxies.
+
+It follows /work/shared/docs/trust-model.md. Known rules are how the code works; every
+inferred rule reads a switch (``switches.py``). In short:
+
+- istiod's own CA is read when istiod (re)starts: ``cacerts`` (the four canonical keys), else
+  ``istio-ca-secret``, else a new self-signed root stored in ``istio-ca-secret``
+  (``phase-c-new-root``). Every revision of a cluster reads the same secrets.
+- A ``mesh_ca`` revision's proxies get certificates from the (simulated) Mesh CA; a
+  ``citadel`` revision's from istiod's own CA.
+- Bundles: the own CA root (``mesh_ca`` revisions only with ``rev2-runs-citadel-ca``) plus,
+  with a migration option (multi-root), ``meshConfig.caCertificates``; Mesh CA revisions add
+  the Mesh CA root. istiod pushes its bundle to every connected proxy of its revision.
+- A pod gets its revision when it is created (injection reads the namespace labels, then the
+  pod template's ``istio.io/rev``); both namespace labels are an error. A running pod keeps
+  its revision, certificate and (when disconnected) bundle until restarted.
+- Deleting a revision's istiod orphans its proxies (``orphans-keep-state``); simulated time
+  (``advance``) rotates certificates at half-life and expires orphans' certificates.
+
+State changes are logged (``take_events``) and bump ``version``, which the rehearsal uses to
+know when proxy state may have changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..certs import fingerprint, load_certs
+from . import ca as simca
+from .ca import Credential, Signer
+
+SYSTEM_NS = "istio-system"
+KUBE_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+CANONICAL_KEYS = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")
+MIGRATION_OPTIONS = ("ca-migration-citadel", "ca-migration-meshca")
+# istio-ca-secret's key is not readable in the simulation: workload certificates are signed
+# with the registered signer (the stack's intermediate, or a generated root), held in memory.
+KEY_PLACEHOLDER = b"meshca rehearsal: the signing key is held in memory by the simulated mesh\n"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+class SimError(Exception):
+    """A command the simulated cluster refuses; ``code`` names the catalogue message."""
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        super().__init__(message)
+        self.not_found = not_found
+
+
+def _digest(*parts: object, n: int = 10) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+def pod_suffix(*parts: object, n: int = 5) -> str:
+    """Kubernetes-style random-looking suffix, deterministic for the simulation."""
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    raw = int(_digest(*parts, n=16), 16)
+    out = []
+    for _ in range(n):
+        raw, i = divmod(raw, len(alphabet))
+        out.append(alphabet[i])
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------- control plane
+
+
+@dataclass
+class Istiod:
+    """One istiod revision of one cluster."""
+
+    revision: str
+    ca: str  # citadel | mesh_ca
+    options: tuple[str, ...]
+    trust_domain: str
+    aliases: tuple[str, ...]
+    fleet_domain: str  # FLEET.svc.id.goog: the trust domain Mesh CA signs
+    ca_certificates: tuple[x509.Certificate, ...] = ()
+    signer: Signer | None = None  # its own CA, read at start
+    excluded_roots: set[str] = field(default_factory=set)  # fault injection: roots dropped from its bundle
+    starts: int = 0
+
+    @property
+    def deployment(self) -> str:
+        return "istiod" if self.revision == "default" else f"istiod-{self.revision}"
+
+    @property
+    def configmap(self) -> str:
+        return "istio" if self.revision == "default" else f"istio-{self.revision}"
+
+    @property
+    def webhook(self) -> str:
+        return "istio-sidecar-injector" if self.revision == "default" else f"istio-sidecar-injector-{self.revision}"
+
+    @property
+    def multiroot(self) -> bool:
+        # ISTIO_MULTIROOT_MESH=true + PROXY_CONFIG_XDS_AGENT=true come with either migration option.
+        return any(o in MIGRATION_OPTIONS for o in self.options)
+
+    @property
+    def spiffe_domain(self) -> str:
+        return self.fleet_domain if self.ca == "mesh_ca" else self.trust_domain
+
+    def workload_signer(self, meshca: Signer) -> Signer | None:
+        return meshca if self.ca == "mesh_ca" else self.signer
+
+    def bundle(self, meshca: Signer) -> tuple[x509.Certificate, ...]:
+        roots: list[x509.Certificate] = []
+        if self.ca == "mesh_ca":
+            roots.append(meshca.root)
+            if self.multiroot and self.signer is not None:
+                roots.append(self.signer.root)
+        elif self.signer is not None:
+            roots.append(self.signer.root)
+        if self.multiroot:
+            roots.extend(self.ca_certificates)
+        # istiod dedups and sorts the roots it merges (pilot/pkg/trustbundle).
+        unique = {fingerprint(r): r for r in roots}
+        return tuple(unique[fp] for fp in sorted(unique) if fp not in self.excluded_roots)
+
+    def mesh_config(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"trustDomain": self.trust_domain}
+        if self.aliases:
+            doc["trustDomainAliases"] = list(self.aliases)
+        if self.ca_certificates:
+            doc["caCertificates"] = [{"pem": c.public_bytes(serialization.Encoding.PEM).decode()} for c in self.ca_certificates]
+        meta = {"CA_PROVIDER": "GoogleCA" if self.ca == "mesh_ca" else "Citadel"}
+        if self.multiroot:
+            meta["PROXY_CONFIG_XDS_AGENT"] = "true"
+        doc["defaultConfig"] = {"proxyMetadata": meta}
+        return doc
+
+
+# ----------------------------------------------------------------------------- data plane
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str
+    workload: "Workload"
+    revision: str | None  # None: not injected (no istio-proxy)
+    labels: dict[str, str]
+    credential: Credential | None = None
+    bundle: tuple[x509.Certificate, ...] = ()
+    trust_domain: str = ""
+    aliases: tuple[str, ...] = ()
+    connected: bool = False
+    issued_at: float = 0.0  # simulated minutes
+    problem: str = ""  # why the proxy has no usable certificate
+
+    @property
+    def meshed(self) -> bool:
+        return self.revision is not None
+
+
+@dataclass
+class Workload:
+    kind: str  # Deployment | StatefulSet | DaemonSet
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    template_labels: dict[str, str]
+    template_annotations: dict[str, str]
+    service_account: str
+    replicas: int = 1
+    native_sidecar: bool = False
+    # Istio on GKE's own ingress gateway is not injected: its proxy is deployed with, and bound
+    # to, the control plane of this revision.
+    bound_revision: str | None = None
+    gateway: bool = False
+    generation: int = 0
+    pods: list[Pod] = field(default_factory=list)
+    manifest: dict | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclass
+class Namespace:
+    name: str
+    labels: dict[str, str]
+
+
+class Cluster:
+    def __init__(self, mesh: "Mesh", name: str, kubeconfig: str, context: str) -> None:
+        self.mesh = mesh
+        self.name = name
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.namespaces: dict[str, Namespace] = {}
+        self.secrets: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) -> manifest
+        self.istiods: dict[str, Istiod] = {}
+        self.workloads: dict[tuple[str, str], Workload] = {}
+        self.generated = 0
+        self.reachable = True
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        self.mesh.log(f"{self.name}: {text}")
+
+    def namespace(self, name: str) -> Namespace:
+        ns = self.namespaces.get(name)
+        if ns is None:
+            raise SimError(f'namespaces "{name}" not found', not_found=True)
+        return ns
+
+    def pods(self) -> Iterable[Pod]:
+        for w in self.workloads.values():
+            yield from w.pods
+
+    def istiod_by_deployment(self, name: str) -> Istiod | None:
+        return next((i for i in self.istiods.values() if i.deployment == name), None)
+
+    # -- secrets --------------------------------------------------------------------------
+
+    def put_secret(self, name: str, data: Mapping[str, bytes], namespace: str = SYSTEM_NS) -> None:
+        self.secrets[(namespace, name)] = dict(data)
+        self.log(f"Secret {namespace}/{name} created")
+
+    def delete_secret(self, name: str, namespace: str = SYSTEM_NS) -> bool:
+        if self.secrets.pop((namespace, name), None) is None:
+            return False
+        self.log(f"Secret {namespace}/{name} deleted")
+        return True
+
+    def load_ca(self) -> Signer | None:
+        """What an istiod starting now uses as its CA (same secrets for every revision)."""
+        cacerts = self.secrets.get((SYSTEM_NS, "cacerts"))
+        if cacerts is not None and all(k in cacerts for k in CANONICAL_KEYS):
+            return simca.signer_from_plugged(
+                "cacerts", cacerts["ca-cert.pem"], cacerts["ca-key.pem"], cacerts["root-cert.pem"], cacerts["cert-chain.pem"]
+            )
+        selfsigned = self.secrets.get((SYSTEM_NS, "istio-ca-secret"))
+        if selfsigned is not None:
+            root = load_certs(selfsigned["ca-cert.pem"])[0]
+            signer = self.mesh.signers.get(fingerprint(root))
+            if signer is None:
+                raise SimError(f"istio-ca-secret on {self.name} holds a root the simulation has no signing material for")
+            return signer
+        if not self.mesh.switches["phase-c-new-root"]:
+            return None
+        self.generated += 1
+        signer = simca.generated_root(self.name, self.generated)
+        self.mesh.signers[signer.root_fp] = signer
+        self.put_secret("istio-ca-secret", {"ca-cert.pem": signer.root_pem, "ca-key.pem": KEY_PLACEHOLDER})
+        self.log(f"istiod generated a new self-signed root {signer.root_fp[:12]}")
+        return signer
+
+    # -- control plane --------------------------------------------------------------------
+
+    def add_istiod(self, istiod: Istiod, *, objects: bool = True, installed_state: str | None = None) -> None:
+        """Create or update a revision's control plane and start it."""
+        name = istiod.deployment
+        labels = {"app": "istiod", "istio.io/rev": istiod.revision}
+        if objects:
+            for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+                self.objects[(kind, SYSTEM_NS, name)] = {"kind": kind, "metadata": {"name": name, "namespace": SYSTEM_NS, "labels": labels}}
+            self.objects[("MutatingWebhookConfiguration", "", istiod.webhook)] = {"kind": "MutatingWebhookConfiguration", "metadata": {"name": istiod.webhook, "labels": labels}}
+            if installed_state:
+                self.objects[("IstioOperator", SYSTEM_NS, installed_state)] = {"kind": "IstioOperator", "metadata": {"name": installed_state, "namespace": SYSTEM_NS}}
+        self.istiods[istiod.revision] = istiod
+        self.objects[("ConfigMap", SYSTEM_NS, istiod.configmap)] = {
+            "kind": "ConfigMap",
+            "metadata": {"name": istiod.configmap, "namespace": SYSTEM_NS, "labels": labels},
+            "data": {"mesh": yaml.safe_dump(istiod.mesh_config(), sort_keys=False)},
+        }
+        self.start_istiod(istiod.revision)
+
+    def start_istiod(self, revision: str) -> None:
+        istiod = self.istiods[revision]
+        runs_ca = istiod.ca == "citadel" or self.mesh.switches["rev2-runs-citadel-ca"]
+        istiod.signer = self.load_ca() if runs_ca else None
+        istiod.starts += 1
+        root = istiod.signer.root_fp[:12] if istiod.signer else "none"
+        self.log(f"istiod {revision} started (own CA root {root})")
+        self.push(revision)
+
+    def push(self, revision: str) -> None:
+        """istiod pushes its bundle and mesh config to every proxy of its revision.
+
+        A proxy that lost its istiod (orphan) reconnects when the revision is back; if its
+        certificate expired meanwhile it asks for a new one at once.
+        """
+        istiod = self.istiods.get(revision)
+        if istiod is None:
+            return
+        bundle = istiod.bundle(self.mesh.meshca)
+        changed = 0
+        for pod in self.pods():
+            if pod.revision != revision:
+                continue
+            before = (pod.bundle, pod.trust_domain, pod.aliases, pod.connected, pod.credential)
+            pod.bundle = bundle
+            pod.trust_domain, pod.aliases = istiod.trust_domain, istiod.aliases
+            if not pod.connected:
+                pod.connected = True
+                if pod.credential is None or pod.credential.expired:
+                    self._certify(pod, istiod)
+            if before != (pod.bundle, pod.trust_domain, pod.aliases, pod.connected, pod.credential):
+                changed += 1
+        if changed:
+            self.mesh.touch()
+            self.log(f"istiod {revision} pushed its bundle ({len(bundle)} roots) to {changed} proxies")
+
+    def remove_istiod(self, revision: str) -> None:
+        istiod = self.istiods.pop(revision, None)
+        if istiod is None:
+            return
+        # Only the Deployment went: asmcli's ConfigMap and injection webhook stay behind, as
+        # they do after `kubectl delete Service,Deployment,HPA,PDB istiod-REV`.
+        orphans = [p for p in self.pods() if p.revision == revision and p.connected]
+        for pod in orphans:
+            pod.connected = False
+            if not self.mesh.switches["orphans-keep-state"]:
+                pod.credential = None
+                pod.problem = f"istiod {revision} removed: the proxy lost its certificate"
+        if orphans:
+            self.mesh.touch()
+            self.log(f"istiod {revision} removed: {len(orphans)} proxies orphaned")
+        else:
+            self.log(f"istiod {revision} removed")
+
+    def restart_istio_system(self) -> list[str]:
+        """``kubectl rollout restart deployment -n istio-system``: every Deployment there.
+
+        istiods first (in name order, so which one generates a new root is deterministic),
+        then gateways, whose new pods are injected by the restarted control plane.
+        """
+        names = []
+        for istiod in sorted(self.istiods.values(), key=lambda i: i.deployment):
+            if ("Deployment", SYSTEM_NS, istiod.deployment) in self.objects:
+                self.start_istiod(istiod.revision)
+                names.append(istiod.deployment)
+        for w in sorted((w for w in self.workloads.values() if w.namespace == SYSTEM_NS and w.kind == "Deployment"), key=lambda w: w.name):
+            self.rollout(w)
+            names.append(w.name)
+        return names
+
+    # -- data plane -----------------------------------------------------------------------
+
+    def injection_revision(self, w: Workload) -> str | None:
+        """The revision whose webhook injects ``w``'s new pods (None: no sidecar)."""
+        if w.bound_revision:
+            return w.bound_revision
+        labels = self.namespace(w.namespace).labels
+        if "istio-injection" in labels and "istio.io/rev" in labels:
+            raise SimError(
+                f"namespace {w.namespace} has both istio-injection={labels['istio-injection']} and "
+                f"istio.io/rev={labels['istio.io/rev']}: injection is undefined"
+            )
+        if w.template_annotations.get("sidecar.istio.io/inject") == "false" or w.template_labels.get("sidecar.istio.io/inject") == "false":
+            return None
+        if labels.get("istio-injection") == "disabled":
+            return None
+        if "istio.io/rev" in labels:
+            target = labels["istio.io/rev"]
+        elif labels.get("istio-injection") == "enabled":
+            target = "default"
+        elif "istio.io/rev" in w.template_labels:
+            target = w.template_labels["istio.io/rev"]
+        elif w.template_labels.get("sidecar.istio.io/inject") == "true":
+            target = "default"
+        else:
+            return None
+        hook = "istio-sidecar-injector" if target == "default" else f"istio-sidecar-injector-{target}"
+        if ("MutatingWebhookConfiguration", "", hook) not in self.objects:
+            return None  # no webhook selects the pod: it starts without a sidecar
+        if target not in self.istiods:
+            # The webhook is there but its istiod is gone: failurePolicy Fail rejects the pod.
+            raise SimError(f"Internal error occurred: failed calling webhook {hook}: istiod {target} is not running")
+        return target
+
+    def _certify(self, pod: Pod, istiod: Istiod) -> None:
+        signer = istiod.workload_signer(self.mesh.meshca)
+        if signer is None:
+            pod.credential = None
+            pod.problem = f"istiod {istiod.revision} runs no CA: no workload certificate"
+            return
+        spiffe = f"spiffe://{istiod.spiffe_domain}/ns/{pod.namespace}/sa/{pod.workload.service_account}"
+        pod.credential = simca.issue(signer, spiffe)
+        pod.issued_at = self.mesh.now
+        pod.problem = ""
+
+    def rollout(self, w: Workload) -> None:
+        """Replace every pod of ``w`` (a restart or a template change)."""
+        revision = self.injection_revision(w)  # raises before any pod is replaced
+        if revision is not None and revision not in self.istiods:
+            raise SimError(f"istiod {revision} is not running: the proxies of {w.namespace}/{w.name} cannot start")
+        w.generation += 1
+        old = {p.revision for p in w.pods}
+        w.pods = [self._new_pod(w, i, revision) for i in range(w.replicas)]
+        self.mesh.touch()
+        now = revision or "no sidecar"
+        if old:
+            was = ",".join(sorted(r or "no sidecar" for r in old))
+            self.log(f"{w.kind} {w.namespace}/{w.name} restarted ({was} -> {now})")
+        else:
+            self.log(f"{w.kind} {w.namespace}/{w.name} created ({now})")
+
+    def _new_pod(self, w: Workload, index: int, revision: str | None) -> Pod:
+        if w.kind == "StatefulSet":
+            name = f"{w.name}-{index}"
+        elif w.kind == "DaemonSet":
+            name = f"{w.name}-{pod_suffix(self.name, w.namespace, w.name, w.generation, index)}"
+        else:
+            rs = pod_suffix(self.name, w.namespace, w.name, w.generation, n=10)
+            name = f"{w.name}-{rs}-{pod_suffix(self.name, w.namespace, w.name, w.generation, index)}"
+        labels = dict(w.template_labels)
+        if revision is not None:
+            if w.bound_revision is None:
+                labels["istio.io/rev"] = revision  # set by injection
+            labels.setdefault("security.istio.io/tlsMode", "istio")
+        pod = Pod(name=name, namespace=w.namespace, workload=w, revision=revision, labels=labels)
+        if revision is not None:
+            istiod = self.istiods[revision]
+            self._certify(pod, istiod)
+            pod.bundle = istiod.bundle(self.mesh.meshca)
+            pod.trust_domain, pod.aliases = istiod.trust_domain, istiod.aliases
+            pod.connected = True
+        return pod
+
+    def add_workload(self, w: Workload, *, start: bool = True) -> None:
+        self.workloads[w.key] = w
+        if start:
+            self.rollout(w)
+
+    def delete_workload(self, namespace: str, name: str) -> bool:
+        w = self.workloads.pop((namespace, name), None)
+        if w is None:
+            return False
+        self.mesh.touch()
+        self.log(f"{w.kind} {namespace}/{name} deleted")
+        return True
+
+    def restart_namespace(self, namespace: str, revision: str) -> list[Workload]:
+        """``meshca restart``: check istiod-REV is ready, restart every Deployment,
+        StatefulSet and DaemonSet of the namespace, wait for the rollouts."""
+        self.namespace(namespace)
+        if revision not in self.istiods or ("Deployment", SYSTEM_NS, self.istiods[revision].deployment) not in self.objects:
+            raise SimError(f"istiod {revision} is not ready to inject in cluster {self.name}")
+        workloads = sorted((w for w in self.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
+        for w in workloads:
+            self.rollout(w)
+        return workloads
+
+    def advance(self, minutes: float, ttl_minutes: float) -> None:
+        """Rotate certificates at half-life from the current signer; orphans expire."""
+        for pod in self.pods():
+            if pod.credential is None or pod.revision is None:
+                continue
+            age = self.mesh.now - pod.issued_at
+            istiod = self.istiods.get(pod.revision)
+            if pod.connected and istiod is not None and age >= ttl_minutes / 2:
+                before = pod.credential
+                self._certify(pod, istiod)
+                if pod.credential is not before:
+                    self.mesh.touch()
+                    self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
+            elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
+                pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
+                pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
+                self.mesh.touch()
+                self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
+
+
+class Mesh:
+    """Every simulated cluster, the simulated Mesh CA, the switches, the clock and files."""
+
+    def __init__(self, *, switches: Mapping[str, Any], project_dir: Path) -> None:
+        self.switches = dict(switches)
+        self.project_dir = Path(project_dir)
+        self.clusters: dict[str, Cluster] = {}
+        self.meshca = simca.meshca_signer()
+        self.signers: dict[str, Signer] = {}  # root fingerprint -> signing material (istio-ca-secret roots)
+        self.files: dict[str, bytes] = {}  # what asmcli wrote to its output dirs
+        self.now = 0.0  # simulated minutes
+        self.version = 0
+        self._events: list[str] = []
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def log(self, text: str) -> None:
+        self._events.append(text)
+
+    def take_events(self) -> list[str]:
+        out, self._events = self._events, []
+        return out
+
+    def add_cluster(self, name: str, kubeconfig: str, context: str) -> Cluster:
+        cluster = Cluster(self, name, kubeconfig, context)
+        self.clusters[name] = cluster
+        return cluster
+
+    def cluster_for(self, kubeconfig: str | None, context: str | None) -> Cluster:
+        for c in self.clusters.values():
+            if c.context == context and (kubeconfig is None or c.kubeconfig == kubeconfig):
+                if not c.reachable:
+                    raise SimError(f"Unable to connect to the server: context {context} is unreachable")
+                return c
+        raise SimError(f'context "{context}" does not exist in kubeconfig {kubeconfig}')
+
+    def advance(self, minutes: float) -> None:
+        if minutes <= 0:
+            return
+        self.now += minutes
+        ttl = float(self.switches["cert-ttl-hours"]) * 60
+        for c in self.clusters.values():
+            c.advance(minutes, ttl)
+
+    def read_file(self, path: str) -> bytes:
+        """A file as a command would read it: asmcli output first, then the project directory."""
+        if path in self.files:
+            return self.files[path]
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.project_dir / p
+        try:
+            return p.read_bytes()
+        except OSError as exc:
+            raise SimError(f"the path \"{path}\" does not exist", not_found=True) from exc
+
+    def file_exists(self, path: str) -> bool:
+        if path in self.files:
+            return True
+        p = Path(path)
+        return (p if p.is_absolute() else self.project_dir / p).exists()

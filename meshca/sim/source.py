@@ -1,0 +1,150 @@
+"""``SimSource``: one simulated cluster as a ``ProxySource`` (meshca/trust/source.py).
+
+Pods are the Kubernetes JSON a real API server returns (containers or native-sidecar
+initContainers named ``istio-proxy``, labels, ownerReferences, ``status.phase``); Secrets
+carry base64 ``data``; ``istio-REV`` ConfigMaps a ``mesh`` YAML key; dumps are rendered by
+``meshca.trust.dumps`` in the spelling of the gate's ``--source``: ``kube`` reads Envoy's admin
+``config_dump`` (snake_case, wrapped), ``istioctl`` its camelCase ``proxy-config secret``.
+So a gate in the rehearsal runs the same ``run_check`` and returns the same JSON as
+``meshca check`` against a live cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import MeshcaError
+from ..trust.dumps import DEFAULT, ROOTCA, render_dump
+from ..trust.source import SourceError
+from .mesh import Cluster, Pod, Workload, _digest
+
+OWNER_KIND = {"Deployment": "ReplicaSet", "StatefulSet": "StatefulSet", "DaemonSet": "DaemonSet"}
+
+
+def pod_json(cluster: Cluster, pod: Pod) -> dict:
+    w = pod.workload
+    labels = dict(pod.labels)
+    owner = w.name
+    if w.kind == "Deployment":
+        pth = pod.name[len(w.name) + 1 :].rsplit("-", 1)[0]
+        labels["pod-template-hash"] = pth
+        owner = f"{w.name}-{pth}"
+    app = {"name": "app", "image": f"example/{w.name}:1"}
+    containers = [] if w.gateway else [app]
+    init: list[dict] = []
+    annotations: dict[str, str] = {}
+    if pod.meshed:
+        proxy = {
+            "name": "istio-proxy",
+            "image": "gcr.io/gke-release/asm/proxyv2:1.19.10-asm.9",
+            "args": ["proxy", "router" if w.gateway else "sidecar"],
+        }
+        if w.native_sidecar and not w.gateway:
+            init.append({**proxy, "restartPolicy": "Always"})
+        else:
+            containers.append(proxy)
+        if w.bound_revision is None:
+            annotations["sidecar.istio.io/status"] = json.dumps({"revision": pod.revision, "containers": ["istio-proxy"]})
+    spec: dict = {"serviceAccountName": w.service_account, "containers": containers}
+    if init:
+        spec["initContainers"] = init
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod.name,
+            "namespace": pod.namespace,
+            "uid": _digest(cluster.name, pod.namespace, pod.name, n=32),
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": OWNER_KIND[w.kind], "name": owner, "controller": True}],
+        },
+        "spec": spec,
+        "status": {"phase": "Running"},
+    }
+
+
+def workload_json(w: Workload) -> dict:
+    selector = {k: v for k, v in w.template_labels.items() if k not in ("istio.io/rev", "sidecar.istio.io/inject")}
+    if w.manifest:
+        selector = ((w.manifest.get("spec") or {}).get("selector") or {}).get("matchLabels") or selector
+    return {
+        "apiVersion": "apps/v1",
+        "kind": w.kind,
+        "metadata": {"name": w.name, "namespace": w.namespace, "labels": dict(w.labels)},
+        "spec": {"selector": {"matchLabels": selector}, "template": {"metadata": {"labels": dict(w.template_labels), "annotations": dict(w.template_annotations)}}},
+    }
+
+
+class SimSource:
+    """A ProxySource over one simulated cluster."""
+
+    def __init__(self, cluster: Cluster, style: str = "snake") -> None:
+        self.cluster = cluster
+        self.style = style
+        self.name = f"sim:{cluster.name}"
+        self.fetches = 0
+
+    def _reachable(self) -> None:
+        if not self.cluster.reachable:
+            raise MeshcaError("ApiServerUnreachable", f"context {self.cluster.context}", reason="the simulated cluster is unreachable")
+
+    def list_namespaces(self) -> list[str]:
+        self._reachable()
+        return sorted(self.cluster.namespaces)
+
+    def list_pods(self, namespaces: list[str] | None) -> list[dict]:
+        self._reachable()
+        wanted = set(namespaces) if namespaces is not None else None
+        out = []
+        for w in sorted(self.cluster.workloads.values(), key=lambda w: (w.namespace, w.name)):
+            if wanted is not None and w.namespace not in wanted:
+                continue
+            out.extend(pod_json(self.cluster, p) for p in w.pods)
+        return out
+
+    def read_secret(self, name: str, namespace: str = "istio-system") -> dict | None:
+        self._reachable()
+        data = self.cluster.secrets.get((namespace, name))
+        if data is None:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+
+    def read_configmap(self, name: str, namespace: str = "istio-system") -> dict | None:
+        self._reachable()
+        obj = self.cluster.objects.get(("ConfigMap", namespace, name))
+        return json.loads(json.dumps(obj)) if obj is not None else None
+
+    def pod(self, pod: dict) -> Pod:
+        meta = pod.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta.get("name")
+        for w in self.cluster.workloads.values():
+            if w.namespace != ns:
+                continue
+            for p in w.pods:
+                if p.name == name:
+                    return p
+        raise SourceError(f"pod {ns}/{name} not found (deleted since it was listed)")
+
+    def fetch_dump(self, pod: dict) -> bytes:
+        self._reachable()
+        self.fetches += 1
+        p = self.pod(pod)
+        if not p.meshed:
+            raise SourceError(f"pod {p.namespace}/{p.name} has no istio-proxy")
+        entries: dict[str, tuple[str, bytes]] = {}
+        if p.workload.gateway and p.credential is not None:
+            # Gateways list credentials of their own before the workload's: select by name.
+            entries["kubernetes://ingress-credential"] = ("cert", p.credential.chain_pem)
+        if p.credential is not None:
+            entries[DEFAULT] = ("cert", p.credential.chain_pem)
+        entries[ROOTCA] = ("ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in p.bundle))
+        return render_dump(entries, self.style)
