@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "meshca.cli",  # plan
     "meshca.restart",  # restart (the restart step's helper)
     "meshca.trust.cli",  # check (the trust gates)
+    "meshca.sim.cli",  # rehearse (the simulated mesh)
 ]
 
 

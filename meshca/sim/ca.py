@@ -13,9 +13,9 @@ notAfter 2024-01-02): the real handshake then fails exactly as Envoy's would.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -115,16 +115,18 @@ def meshca_signer() -> Signer:
         cached = _ROOTS.get("meshca")
     if cached is not None:
         return cached
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Google LLC"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "meshca rehearsal: SIMULATED Mesh CA"),
-            x509.NameAttribute(NameOID.COMMON_NAME, MESHCA_ROOT_CN, _validate=False),
-        ]
-    )
-    root = pki.make_root("", subject=subject, key=pki.ec_key(), days=36500)
-    inter = pki.make_intermediate("istio_v1_cloud_workload_signer (simulated)", root, org="Google LLC", key=pki.ec_key(), days=36500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real root's CN is 87 characters, over RFC 5280's 64
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Google LLC"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "meshca rehearsal: SIMULATED Mesh CA"),
+                x509.NameAttribute(NameOID.COMMON_NAME, MESHCA_ROOT_CN, _validate=False),
+            ]
+        )
+        root = pki.make_root("", subject=subject, key=pki.ec_key(), days=36500)
+        inter = pki.make_intermediate("istio_v1_cloud_workload_signer (simulated)", root, org="Google LLC", key=pki.ec_key(), days=36500)
     signer = Signer("meshca", root.cert, inter, (inter.cert,))
     with _LOCK:
         return _ROOTS.setdefault("meshca", signer)
@@ -156,7 +158,3 @@ def signer_from_plugged(label: str, ca_cert_pem: bytes, ca_key_pem: bytes, root_
         if fingerprint(c) != fingerprint(ca_cert) and not is_self_signed(c):
             inters.append(c)
     return Signer(label, root, pki.Issued(ca_cert, key), tuple(inters))
-
-
-def utc(year: int = 2024) -> dt.datetime:
-    return dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)

@@ -84,6 +84,10 @@ class StepContext:
     cluster: str
     plan: planmod.Plan
 
+    def snapshots(self) -> list[dict[str, tuple[str, int]]]:
+        """Per applied step (baseline first): each cluster/namespace row's revision and failing pairs."""
+        return [r.snapshot for r in self.records]
+
     def final_plan(self) -> planmod.Plan:
         return self.rehearsal.final_plan()
 
@@ -240,6 +244,10 @@ class Rehearsal:
             self._walk()
         elapsed = time.perf_counter() - started
         return self._document(elapsed, simca.issued_count() - issued_before)
+
+    def snapshots(self) -> list[dict[str, tuple[str, int]]]:
+        """Per applied step (baseline first): each cluster/namespace row's revision and failing pairs."""
+        return [r.snapshot for r in self.records]
 
     def final_plan(self) -> planmod.Plan:
         if self._final_plan is None:
@@ -533,6 +541,7 @@ class Rehearsal:
             "assumptions": {s.name: self.switches[s.name] for s in sw.SWITCHES},
             "settings": {
                 "useCase": self.config.use_case,
+                "revisions": {"old": self.config.old_revision, "rev1": self.config.rev1, "rev2": self.config.rev2},
                 "clusters": [c.name for c in self.config.clusters],
                 "namespaces": len(self.config.namespaces),
                 "workloadsPerNamespace": self.shape.workloads,
