@@ -350,18 +350,33 @@ class _Run:
             except ValueError as exc:
                 raise MeshcaError("UsageError", "--retiring-selector", problem=f"{ns}/{sel}: {exc}", usage="--retiring-selector NS/key=value[,key=value]") from None
 
-        names = self.source.list_namespaces()
+        # One pool bounds every call to the cluster (--concurrency 1 really is one at a time).
+        # The cluster-wide reads are independent, so they run side by side, then the proxies.
+        pool = ThreadPoolExecutor(max_workers=req.concurrency, thread_name_prefix="meshca-check")
+        try:
+            return self._run(pool, selectors)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, pool: ThreadPoolExecutor, selectors) -> dict:
+        req = self.req
+        f_names = pool.submit(self.source.list_namespaces)
+        if req.namespaces:
+            f_pods = [pool.submit(self.source.list_pods, [ns]) for ns in sorted(set(req.namespaces))]
+        else:
+            f_pods = [pool.submit(self.source.list_pods, None)]
+        f_refs = pool.submit(resolve_references, self.source, req)
+        names = f_names.result()
         if req.namespaces:
             for ns in req.namespaces:
                 if ns not in names:
                     raise MeshcaError("NamespaceNotFound", f"namespace {ns}")
             scope = set(req.namespaces)
-            pods = self.source.list_pods(sorted(scope))
         else:
             scope = {n for n in names if n not in EXCLUDED_NAMESPACES}
-            pods = self.source.list_pods(None)
+        pods = [pod for f in f_pods for pod in f.result()]
 
-        self.refs = resolve_references(self.source, req)
+        self.refs = f_refs.result()
         needs_citadel = CITADEL in req.require or CITADEL in req.forbid
         if req.check in ("root-cert", "workload-cert") and needs_citadel and not self.refs.citadel:
             raise MeshcaError("CitadelReferenceMissing", "--citadel-root")
@@ -415,23 +430,17 @@ class _Run:
 
         if req.check == "trust-domain":
             wanted = list(dict.fromkeys([*req.revisions, *sorted({e["revision"] for _, e in todo})]))
-            for rev in wanted:
-                self.revisions[rev] = read_revision(self.source, rev)
+            reads = [pool.submit(read_revision, self.source, rev) for rev in wanted]
+            self.revisions = {rev: f.result() for rev, f in zip(wanted, reads)}
 
         total = len(todo)
         done = 0
-        if todo:
-            workers = max(1, min(req.concurrency, total))
-            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshca-check")
-            try:
-                futures = [pool.submit(self._inspect, pod, entry) for pod, entry in todo]
-                for fut in as_completed(futures):
-                    result = fut.result()  # re-raises a whole-check MeshcaError
-                    done += 1
-                    if self.progress is not None:
-                        self.progress(done, total, result)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+        futures = [pool.submit(self._inspect, pod, entry) for pod, entry in todo]
+        for fut in as_completed(futures):
+            result = fut.result()  # re-raises a whole-check MeshcaError
+            done += 1
+            if self.progress is not None:
+                self.progress(done, total, result)
 
         return self._document(entries, scope)
 
