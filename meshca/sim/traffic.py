@@ -108,13 +108,14 @@ class TrafficGraph:
         if key == self._key and self._edges:
             return self._edges
         self._key = key
-        self._edges = self._build(sorted(apps), sorted(gateways))
+        self._edges = self._build(apps, sorted(gateways))
         return self._edges
 
     def _build(self, apps: list[Ref], gateways: list[Ref]) -> list[tuple[Ref, Ref]]:
         entry: dict[tuple[str, str], Ref] = {}
-        for ref in apps:  # sorted: the entry is the namespace's first workload, stably
+        for ref in apps:  # creation order: the entry is the namespace's first workload (api)
             entry.setdefault((ref[0], ref[1]), ref)
+        apps = sorted(apps)
         spec = self.spec
         out: list[tuple[Ref, Ref]] = []
         if spec.mode in MODES:

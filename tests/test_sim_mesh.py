@@ -1,0 +1,294 @@
+"""The simulated mesh's rules, one by one, driven through the same argv the plan renders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshca import commands as cmd
+from meshca import plan as planmod
+from meshca.certs import fingerprint, load_certs, verify_path
+from meshca.errors import MeshcaError
+from meshca.sim import switches as sw
+from meshca.sim.builtin import builtin_config
+from meshca.sim.emulator import Emulator
+from meshca.sim.mesh import SYSTEM_NS
+from meshca.sim.start import MeshShape, build_mesh
+from meshca.sim.tls import Judge, ProxyState
+
+FLEET_DOMAIN = "builtin-mesh.svc.id.goog"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return builtin_config(clusters=1, namespaces=2, batch_size=1)
+
+
+def world(config, use_case="migrate", **switches):
+    cfg = config if use_case == "migrate" else builtin_config(clusters=1, namespaces=2, batch_size=1, use_case="upgrade")
+    mesh = build_mesh(cfg, sw.resolve(switches), MeshShape(workloads=2))
+    return cfg, mesh, Emulator(mesh, asmcli_path=cfg.asmcli.path)
+
+
+def final_steps(cfg, cacerts="absent"):
+    """Every step of the whole route (the last position's cumulative plan), by id."""
+    last = planmod.route(cfg)[-1]
+    return {s.id: s for s in planmod.plan_at(cfg, last, cacerts={c.name: cacerts for c in cfg.clusters}).clusters[0].steps}
+
+
+def run(em, step):
+    return em.run(step.argv, step.stdin)
+
+
+def pods(mesh, ns):
+    c = next(iter(mesh.clusters.values()))
+    return [p for w in c.workloads.values() if w.namespace == ns for p in w.pods]
+
+
+def root_fp(certs):
+    return {fingerprint(c) for c in certs}
+
+
+def files_root(cfg):
+    return fingerprint(load_certs(cfg.ca_files.root_cert.read_bytes())[0])
+
+
+def install_rev1(cfg, em):
+    steps = final_steps(cfg)
+    result = run(em, steps[f"A1.install.{cfg.rev1}"])
+    assert result.ok, result.stderr
+    return steps
+
+
+# ----------------------------------------------------------------------------- starting points
+
+
+def test_migrate_starts_on_default_with_istio_ca_secret_only(config):
+    cfg, mesh, _ = world(config)
+    c = mesh.clusters["cluster-1"]
+    assert (SYSTEM_NS, "istio-ca-secret") in c.secrets and (SYSTEM_NS, "cacerts") not in c.secrets
+    assert fingerprint(load_certs(c.secrets[(SYSTEM_NS, "istio-ca-secret")]["ca-cert.pem"])[0]) == files_root(cfg)
+    assert set(c.istiods) == {"default"}
+    for ns in ("frontend", "cart"):
+        assert c.namespaces[ns].labels == {"istio-injection": "enabled"}
+        assert {p.revision for p in pods(mesh, ns)} == {"default"}
+        assert all(root_fp(p.bundle) == {files_root(cfg)} for p in pods(mesh, ns))
+
+
+def test_upgrade_starts_on_labelled_revision_with_cacerts(config):
+    cfg, mesh, _ = world(config, use_case="upgrade")
+    c = mesh.clusters["cluster-1"]
+    assert set(c.secrets) == {(SYSTEM_NS, "cacerts")}
+    assert sorted(c.secrets[(SYSTEM_NS, "cacerts")]) == ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"]
+    assert set(c.istiods) == {"asm-1169-3"}
+    assert c.namespaces["frontend"].labels == {"istio.io/rev": "asm-1169-3"}
+    gw = c.workloads[(SYSTEM_NS, "istio-ingressgateway")]
+    assert gw.labels["istio.io/rev"] == "asm-1169-3" and gw.pods[0].revision == "asm-1169-3"
+
+
+def test_workload_certificates_are_real_and_carry_spiffe_ids(config):
+    cfg, mesh, em = world(config)
+    steps = install_rev1(cfg, em)
+    run(em, steps["B1.install." + cfg.rev2])
+    c = mesh.clusters["cluster-1"]
+    for label, rev in (("istio.io/rev", cfg.rev2),):
+        em.run(cmd.label_namespace(cfg.clusters[0], "cart", f"{label}={rev}", "istio-injection-"))
+    assert run(em, steps["B2.restart.cart"]).ok
+    old = pods(mesh, "frontend")[0]
+    new = next(p for p in pods(mesh, "cart") if p.workload.name == "api")
+    assert old.credential.spiffe == "spiffe://cluster.local/ns/frontend/sa/api"
+    assert new.credential.spiffe == f"spiffe://{FLEET_DOMAIN}/ns/cart/sa/api"
+    # Each chain verifies, signature by signature, to its signer's root and not to the other.
+    citadel_root = load_certs(cfg.ca_files.root_cert.read_bytes())
+    assert verify_path(old.credential.leaf, list(old.credential.chain[1:]), citadel_root) is not None
+    assert verify_path(new.credential.leaf, list(new.credential.chain[1:]), [mesh.meshca.root]) is not None
+    assert verify_path(new.credential.leaf, list(new.credential.chain[1:]), citadel_root) is None
+    # Issued once, then cached: a restart onto the same signer presents the same certificate.
+    before = new.credential
+    em.run(cmd.kubectl(cfg.clusters[0], "rollout", "restart", "deployment", "-n", "cart"))
+    assert next(p for p in pods(mesh, "cart") if p.workload.name == "api").credential is before
+    assert c.istiods[cfg.rev2].spiffe_domain == FLEET_DOMAIN
+
+
+# ----------------------------------------------------------------------------- injection
+
+
+def test_relabel_alone_keeps_pods_on_their_revision_until_restart(config):
+    cfg, mesh, em = world(config)
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["A2.label.frontend"]).ok
+    assert mesh.clusters["cluster-1"].namespaces["frontend"].labels == {"istio.io/rev": cfg.rev1}
+    assert {p.revision for p in pods(mesh, "frontend")} == {"default"}
+    assert run(em, steps["A2.restart.frontend"]).ok
+    assert {p.revision for p in pods(mesh, "frontend")} == {cfg.rev1}
+    assert {p.revision for p in pods(mesh, "cart")} == {"default"}
+    # StatefulSets too (a plain `kubectl rollout restart deployment` would miss them).
+    assert {p.workload.kind for p in pods(mesh, "frontend")} == {"Deployment", "StatefulSet"}
+
+
+def test_both_injection_labels_is_an_error_at_restart(config):
+    cfg, mesh, em = world(config)
+    steps = install_rev1(cfg, em)
+    # istio-injection stays: the guide's "never leave both labels".
+    assert em.run(cmd.label_namespace(cfg.clusters[0], "frontend", f"istio.io/rev={cfg.rev1}")).ok
+    result = run(em, steps["A2.restart.frontend"])
+    assert result.rc == 2 and result.stderr.startswith("MCA0851 ") and "injection is undefined" in result.stderr
+    assert {p.revision for p in pods(mesh, "frontend")} == {"default"}  # nothing replaced
+
+
+def test_restart_onto_a_revision_without_istiod_is_refused(config):
+    cfg, mesh, em = world(config)
+    steps = final_steps(cfg)
+    result = run(em, steps["A2.restart.frontend"])
+    assert result.rc == 2 and result.stderr.startswith("MCA0850 ")
+
+
+# ----------------------------------------------------------------------------- bundles and trust domains
+
+
+@pytest.mark.parametrize("rev2_ca", [True, False])
+def test_bundles_per_revision_and_option(config, rev2_ca):
+    cfg, mesh, em = world(config, **{"rev2-runs-citadel-ca": rev2_ca})
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    c = mesh.clusters["cluster-1"]
+    citadel, meshca = files_root(cfg), fingerprint(mesh.meshca.root)
+    assert root_fp(c.istiods["default"].bundle(mesh.meshca)) == {citadel}
+    assert root_fp(c.istiods[cfg.rev1].bundle(mesh.meshca)) == {citadel, meshca}
+    assert root_fp(c.istiods[cfg.rev2].bundle(mesh.meshca)) == ({meshca, citadel} if rev2_ca else {meshca})
+    # REV1's Mesh CA root reaches proxies through meshConfig.caCertificates (the overlay).
+    mesh_cfg = json.loads(json.dumps(c.objects[("ConfigMap", SYSTEM_NS, f"istio-{cfg.rev1}")]["data"]))
+    assert "caCertificates" in mesh_cfg["mesh"]
+
+
+@pytest.mark.parametrize("mode,aliases", [("replace", ("cluster.local",)), ("merge", (FLEET_DOMAIN, "builtin-mesh.hub.id.goog", "cluster.local"))])
+def test_trust_domains_and_the_overlay_alias_switch(config, mode, aliases):
+    cfg, mesh, em = world(config, **{"overlay-aliases": mode})
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    c = mesh.clusters["cluster-1"]
+    assert (c.istiods[cfg.rev1].trust_domain, c.istiods[cfg.rev1].aliases) == ("cluster.local", (FLEET_DOMAIN, "builtin-mesh.hub.id.goog"))
+    assert (c.istiods[cfg.rev2].trust_domain, c.istiods[cfg.rev2].aliases) == (FLEET_DOMAIN, aliases)
+
+
+# ----------------------------------------------------------------------------- phase C
+
+
+@pytest.mark.parametrize("new_root", [True, False])
+def test_phase_c_new_self_signed_root_switch(config, new_root):
+    cfg, mesh, em = world(config, **{"phase-c-new-root": new_root})
+    steps = install_rev1(cfg, em)
+    for ns in ("frontend", "cart"):
+        assert run(em, steps[f"A2.label.{ns}"]).ok and run(em, steps[f"A2.restart.{ns}"]).ok
+    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    for ns in ("frontend", "cart"):
+        assert run(em, steps[f"B2.label.{ns}"]).ok and run(em, steps[f"B2.restart.{ns}"]).ok
+    assert run(em, steps["C2.delete-ca-secrets"]).ok
+    c = mesh.clusters["cluster-1"]
+    assert not c.secrets
+    assert run(em, steps["C3.restart-control-plane"]).ok
+    citadel, meshca = files_root(cfg), fingerprint(mesh.meshca.root)
+    bundle = root_fp(pods(mesh, "frontend")[0].bundle)
+    if new_root:
+        fresh = fingerprint(load_certs(c.secrets[(SYSTEM_NS, "istio-ca-secret")]["ca-cert.pem"])[0])
+        assert fresh not in (citadel, meshca)
+        assert bundle == {meshca, fresh}
+    else:
+        assert (SYSTEM_NS, "istio-ca-secret") not in c.secrets
+        assert bundle == {meshca}
+    assert citadel not in bundle  # the old root left every connected proxy
+
+
+# ----------------------------------------------------------------------------- orphans
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_removed_revision_leaves_orphans_until_expiry(config, keep):
+    cfg, mesh, em = world(config, **{"orphans-keep-state": keep})
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["A2.label.frontend"]).ok and run(em, steps["A2.restart.frontend"]).ok
+    victim = next(p for p in pods(mesh, "frontend") if p.workload.name == "api")
+    peer = next(p for p in pods(mesh, "cart") if p.workload.name == "api")
+    bundle, cred = victim.bundle, victim.credential
+    result = em.run(cmd.delete_istiod(cfg.clusters[0], f"istiod-{cfg.rev1}"))
+    assert result.ok
+    judge = Judge(True)
+    state = lambda p: ProxyState(p.credential, p.bundle, p.trust_domain, p.aliases, p.problem)  # noqa: E731
+    assert not victim.connected
+    if not keep:
+        assert victim.credential is None
+        assert not judge.judge(state(peer), state(victim)).ok
+        return
+    assert victim.bundle is bundle and victim.credential is cred
+    assert judge.judge(state(peer), state(victim)).ok  # still works: nothing expired yet
+    mesh.advance(23 * 60)
+    assert not victim.credential.expired
+    mesh.advance(2 * 60)  # past the 24h TTL: it cannot rotate without its istiod
+    assert victim.credential.expired and victim.credential.spiffe == cred.spiffe
+    verdict = judge.judge(state(peer), state(victim))
+    assert not verdict.ok and "expired" in verdict.reason
+    # A connected proxy rotated at half-life from its signer instead.
+    assert peer.connected and not peer.credential.expired
+
+
+# ----------------------------------------------------------------------------- asmcli and kubectl
+
+
+def test_asmcli_refusals_are_reproduced(config):
+    cfg, mesh, em = world(config)
+    steps = final_steps(cfg)
+    a1 = steps[f"A1.install.{cfg.rev1}"]
+    # The gateway prompt: without the piped "y" asmcli stops.
+    refused = em.run(a1.argv, None)
+    assert refused.rc == 1 and "Stopping installation at user request." in refused.stderr
+    assert (SYSTEM_NS, "cacerts") not in mesh.clusters["cluster-1"].secrets
+    assert run(em, a1).ok
+    # A rerun with the certificate flags once cacerts exists (asmcli issue #918).
+    again = run(em, a1)
+    assert again.rc == 1 and "Custom certificates already exist" in again.stderr
+    # The guide's phase B command: certificate flags with --ca mesh_ca.
+    b1 = list(steps[f"B1.install.{cfg.rev2}"].argv)
+    guide = b1[: b1.index("--option")] + ["--root_cert", str(cfg.ca_files.root_cert), "--cert_chain", str(cfg.ca_files.cert_chain)] + b1[b1.index("--option") :]
+    wrong = em.run(guide, "y\n")
+    assert wrong.rc == 2 and "You must select Citadel as the CA in order to use custom certificates." in wrong.stderr
+    no_context = [a for a in b1 if a != "--context" and a != cfg.clusters[0].context]
+    assert "current context" in em.run(no_context, "y\n").stderr
+    assert "Couldn't find yaml file ca-migration-migration." in em.run([*b1[:-4], "--option", "ca-migration-migration", *b1[-2:]], "y\n").stderr
+    assert "Unknown option" in em.run([*b1, "--bogus"], "y\n").stderr
+
+
+def test_asmcli_names_cacerts_keys_after_the_file_names(config, tmp_path):
+    cfg, mesh, em = world(config)
+    a1 = list(final_steps(cfg)[f"A1.install.{cfg.rev1}"].argv)
+    renamed = tmp_path / "my-root.pem"
+    renamed.write_bytes(cfg.ca_files.root_cert.read_bytes())
+    a1[a1.index("--root_cert") + 1] = str(renamed)
+    assert em.run(a1, "y\n").ok
+    c = mesh.clusters["cluster-1"]
+    assert "my-root.pem" in c.secrets[(SYSTEM_NS, "cacerts")]
+    # istiod cannot read a cacerts without the canonical keys: it keeps istio-ca-secret.
+    assert c.istiods[cfg.rev1].signer.label != "cacerts"
+
+
+def test_unknown_argv_is_a_coded_error_never_ignored(config):
+    _, _, em = world(config)
+    for argv in (["helm", "install"], ["kubectl", "--context", "gke_builtin-mesh_us-central1-a_cluster-1", "scale", "deploy/x"], ["meshca", "promote"]):
+        with pytest.raises(MeshcaError) as err:
+            em.run(argv)
+        assert err.value.code == "MCA0506"
+
+
+def test_kubectl_delete_honours_ignore_not_found(config):
+    cfg, mesh, em = world(config)
+    cl = cfg.clusters[0]
+    missing = em.run(cmd.kubectl(cl, "delete", "IstioOperator", "installed-state-nope", "-n", SYSTEM_NS))
+    assert missing.rc == 1 and "NotFound" in missing.stderr
+    assert em.run(cmd.delete_installed_state(cl, "installed-state-nope")).ok
+
+
+def test_keys_never_leave_memory_in_a_secret_dump(config):
+    cfg, mesh, em = world(config)
+    out = em.run(cmd.get_secret_yaml(cfg.clusters[0], "istio-ca-secret"))
+    assert out.ok and "PRIVATE KEY" not in out.stdout
+    assert b"PRIVATE KEY" not in mesh.clusters["cluster-1"].secrets[(SYSTEM_NS, "istio-ca-secret")]["ca-key.pem"]
