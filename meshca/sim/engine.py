@@ -228,20 +228,22 @@ class Rehearsal:
     def run(self) -> dict:
         started = time.perf_counter()
         issued_before = simca.issued_count()
-        with tempfile.TemporaryDirectory(prefix="meshca-rehearse-") as workspace:
-            self.mesh = build_mesh(self.base_config, self.switches, self.shape)
-            self.config = self.scenario.config(self.base_config, Path(workspace)) if self.scenario.config else self.base_config
-            positions = planmod.route(self.config)
-            self.points = self.scenario.route(self.config, positions) if self.scenario.route else default_points(positions)
-            self.emulator = Emulator(self.mesh, asmcli_path=self.config.asmcli.path, check=self._check)
-            self.graph = TrafficGraph(self.traffic, tuple(n.name for n in self.base_config.namespaces))
-            self.judge = Judge(self.switches["authz-names-principals"])
-            self._verdicts: dict[tuple, tuple[bool, str]] = {}
-            self._last_version = -1
-            self._last_judgement: tuple[int, list[dict], dict] | None = None
-            self.pairs_judged = 0
-            self.stopped: dict | None = None
-            self._walk()
+        # Scenario files (e.g. a new CA) live as long as this object, so what a step read can
+        # still be inspected afterwards; the directory goes with the object or at exit.
+        self.workspace = tempfile.TemporaryDirectory(prefix="meshca-rehearse-")
+        workspace = Path(self.workspace.name)
+        self.mesh = build_mesh(self.base_config, self.switches, self.shape)
+        self.config = self.scenario.config(self.base_config, workspace) if self.scenario.config else self.base_config
+        positions = planmod.route(self.config)
+        self.points = self.scenario.route(self.config, positions) if self.scenario.route else default_points(positions)
+        self.emulator = Emulator(self.mesh, asmcli_path=self.config.asmcli.path, check=self._check)
+        self.graph = TrafficGraph(self.traffic, tuple(n.name for n in self.base_config.namespaces))
+        self.judge = Judge(self.switches["authz-names-principals"])
+        self._verdicts: dict[tuple, tuple[bool, str]] = {}
+        self._last_judgement: tuple[int, list[dict], dict] | None = None
+        self.pairs_judged = 0
+        self.stopped: dict | None = None
+        self._walk()
         elapsed = time.perf_counter() - started
         return self._document(elapsed, simca.issued_count() - issued_before)
 

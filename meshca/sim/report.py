@@ -101,7 +101,8 @@ def _timeline(doc: dict, snapshots: Sequence[dict]) -> str:
     left, top = 230, 64
     width = left + n * cw + 20
     height = top + len(rows) * ch + 40
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="timeline">']
+    # Inline SVG in HTML needs no namespace declaration: the page names no URL at all.
+    out = [f'<svg width="{width}" height="{height}" role="img" aria-label="timeline">']
     # phase bands
     start = 0
     for i in range(1, n + 1):
