@@ -148,7 +148,14 @@ def generated_root(cluster: str, generation: int) -> Signer:
 
 
 def signer_from_plugged(label: str, ca_cert_pem: bytes, ca_key_pem: bytes, root_pem: bytes, chain_pem: bytes) -> Signer:
-    """A plugged-in CA (the cacerts Secret's four keys, or the stack's four files)."""
+    """A plugged-in CA (the cacerts Secret's four keys, or the stack's four files).
+
+    Cached by content: every istiod start reads cacerts again, and loading an RSA key is slow."""
+    tag = "plugged:" + hashlib.sha256(b"\0".join((label.encode(), ca_cert_pem, ca_key_pem, root_pem, chain_pem))).hexdigest()
+    with _LOCK:
+        cached = _ROOTS.get(tag)
+    if cached is not None:
+        return cached
     ca_cert = load_certs(ca_cert_pem)[0]
     root = load_certs(root_pem)[0]
     key = serialization.load_pem_private_key(ca_key_pem, password=None)
@@ -157,4 +164,6 @@ def signer_from_plugged(label: str, ca_cert_pem: bytes, ca_key_pem: bytes, root_
     for c in chain:
         if fingerprint(c) != fingerprint(ca_cert) and not is_self_signed(c):
             inters.append(c)
-    return Signer(label, root, pki.Issued(ca_cert, key), tuple(inters))
+    signer = Signer(label, root, pki.Issued(ca_cert, key), tuple(inters))
+    with _LOCK:
+        return _ROOTS.setdefault(tag, signer)

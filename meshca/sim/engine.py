@@ -222,6 +222,7 @@ class Rehearsal:
         self._hook_fired: dict[int, int] = {}
         self._final_plan: planmod.Plan | None = None
         self.gate_checks = 0
+        self.timing = {"gates": 0.0, "judging": 0.0, "handshakes": 0.0}  # seconds, for stats only
 
     # -- public -------------------------------------------------------------------------------
 
@@ -408,12 +409,19 @@ class Rehearsal:
 
     def _check(self, args: list[str]) -> Result:
         """``meshca check ...``: the real CLI's flags -> the real runner, on the simulated source."""
+        self.gate_checks += 1
+        started = time.perf_counter()
+        try:
+            return self._check_once(args)
+        finally:
+            self.timing["gates"] += time.perf_counter() - started
+
+    def _check_once(self, args: list[str]) -> Result:
         from ..cli import _Parser
         from ..trust.cli import add_check_arguments, build_request, validate_args
         from ..trust.runner import check_root_of_trust, run_check
         from ..trust.verdict import load_reference_file
 
-        self.gate_checks += 1
         parser = _Parser(prog="meshca check")
         add_check_arguments(parser)
         try:
@@ -472,6 +480,13 @@ class Rehearsal:
         return class_of, members, ids, revision
 
     def _judge_into(self, rec: StepRecord) -> None:
+        started = time.perf_counter()
+        try:
+            self._judge_pairs(rec)
+        finally:
+            self.timing["judging"] += time.perf_counter() - started
+
+    def _judge_pairs(self, rec: StepRecord) -> None:
         edges = self.graph.edges(self.mesh)
         self.pairs_judged += len(edges)
         if self._last_judgement is not None and self._last_judgement[0] == self.mesh.version:
@@ -505,6 +520,7 @@ class Rehearsal:
         if hit is not None:
             return hit
         out = (True, "")
+        started = time.perf_counter()
         for c in clients:
             for s in servers:
                 v = self.judge.judge(c, s)
@@ -513,6 +529,7 @@ class Rehearsal:
                     break
             if not out[0]:
                 break
+        self.timing["handshakes"] += time.perf_counter() - started
         self._verdicts[key] = out
         return out
 
@@ -570,6 +587,9 @@ class Rehearsal:
                 "certificatesIssued": issued,
                 "gateChecks": self.gate_checks,
                 "elapsedSeconds": round(elapsed, 3),
+                "gateSeconds": round(self.timing["gates"], 3),
+                "judgingSeconds": round(self.timing["judging"], 3),
+                "handshakeSeconds": round(self.timing["handshakes"], 3),
             },
         }
 
