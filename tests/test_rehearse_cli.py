@@ -138,3 +138,15 @@ def test_console_script_entry_point(tmp_path):
     proc = subprocess.run([str(exe), "rehearse", "--stack", "dev", "--report", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert report.exists() and "PASS" in proc.stdout
+
+
+def test_what_if_shows_what_each_other_setting_predicts(capsys):
+    rc, out, _ = rehearse(capsys, "--what-if", "--json", *SMALL)
+    doc = json.loads(out)
+    assert rc == 0  # the verdict itself rests on the defaults
+    by = {(w["switch"], w["value"]): w for w in doc["whatIf"]}
+    assert set(name for name, _ in by) == set(doc["assumptions"])
+    rev2 = by[("rev2-runs-citadel-ca", False)]
+    assert rev2["step"].startswith("cluster-1:B2.restart.") and rev2["handshakesFailed"] > 0
+    aliases = by[("citadel-keeps-base-aliases", False)]
+    assert aliases["step"] == "cluster-1:B1.gate.trust-domain" and aliases["gatesFailed"] == 1

@@ -76,3 +76,14 @@ def test_steps_rerun_only_when_their_command_or_gate_inputs_change():
     assert not r._changed(gate, dataclasses.replace(gate, title="renamed"))
     verify = steps["A1.verify-asmcli"]
     assert r._changed(verify, dataclasses.replace(verify, argv=("./other-asmcli", "--version")))
+
+
+def test_verdicts_are_deterministic():
+    def essence(doc):
+        return [(s["index"], s["cluster"], s["step"], s["handshakes"], sorted((p["client"], p["server"], p["reason"]) for p in s["failedPairs"]), s["gates"]) for s in doc["steps"]]
+
+    from meshca.sim import scenarios
+
+    first = run(scenarios.get("big-bang"))[1]
+    second = run(scenarios.get("big-bang"))[1]
+    assert essence(first) == essence(second) and first["summary"] == second["summary"]

@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--assume", action="append", default=[], metavar="SWITCH=VALUE", help="set a switch of the model (see --list)")
     p.add_argument("--no-preflight", dest="preflight", action="store_false", help="leave out the A0 root-of-trust gate")
     p.add_argument("--keep-going", action="store_true", help="continue past a failed gate (pulumi up would stop there)")
+    p.add_argument("--what-if", action="store_true", help="also rehearse once per other setting of each switch and show what each predicts")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_rehearse)
 
@@ -132,6 +133,12 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     rehearsal = Rehearsal(config, scenario, progress=progress, **options)
     doc = rehearsal.run()
+    if args.what_if:
+        from .engine import what_if
+
+        if progress:
+            progress("what-if: one rehearsal per other setting of each switch")
+        doc["whatIf"] = what_if(config, scenario, **options)
     if args.report:
         try:
             args.report.write_text(render_html(doc, rehearsal.snapshots()), encoding="utf-8")

@@ -601,3 +601,39 @@ def _one_line(text: str) -> str:
 def rehearse(config: StackConfig, scenario: Scenario = CANARY, **options: Any) -> dict:
     """Run one rehearsal and return its JSON document."""
     return Rehearsal(config, scenario, **options).run()
+
+
+def alternatives(switches: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The other setting of every switch (a short certificate life for the TTL)."""
+    out = []
+    for s in sw.SWITCHES:
+        current = switches.get(s.name, s.default)
+        if isinstance(s.default, bool):
+            out.append((s.name, not current))
+        elif s.choices:
+            out += [(s.name, c) for c in s.choices if c != current]
+        else:
+            out.append((s.name, 1 if current != 1 else s.default))
+    return out
+
+
+def what_if(config: StackConfig, scenario: Scenario = CANARY, *, switches: Mapping[str, Any] | None = None, **options: Any) -> list[dict]:
+    """What each other setting of each switch predicts: the same rehearsal once per change."""
+    base = dict(switches or {})
+    out = []
+    for name, value in alternatives(sw.resolve({**scenario.switches, **base})):
+        doc = Rehearsal(config, scenario, switches={**base, name: value}, **options).run()
+        sm = doc["summary"]
+        first = next((s for s in doc["steps"] if s["index"] == sm["firstBrokenStep"]), None)
+        out.append(
+            {
+                "switch": name,
+                "value": value,
+                "firstBrokenStep": sm["firstBrokenStep"],
+                "step": f"{first['cluster']}:{first['step']}" if first and first["cluster"] else (first["step"] if first else None),
+                "handshakesFailed": sm["handshakesFailed"],
+                "gatesFailed": sm["gatesFailed"],
+                "completed": sm["completed"],
+            }
+        )
+    return out

@@ -70,6 +70,9 @@ def print_table(doc: dict, console) -> None:
         f"{st['elapsedSeconds']:.2f}s"
     )
     console.print("assumptions: " + ", ".join(f"{k}={sw.shown(v)}" for k, v in doc["assumptions"].items()))
+    for w in doc.get("whatIf") or ():
+        outcome = "pass" if w["firstBrokenStep"] is None and w["completed"] else f"first broken at step {w['firstBrokenStep']} {w['step']} ({w['handshakesFailed']} failed pairs, {w['gatesFailed']} failed gates)"
+        console.print(f"what if {w['switch']}={sw.shown(w['value'])}: {outcome}")
 
 
 def ok(doc: dict) -> bool:
@@ -225,6 +228,15 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
         changed = " style='font-weight:600'" if value != s.default else ""
         parts.append(f"<tr><td><code>{_esc(s.name)}</code></td><td{changed}>{_esc(sw.shown(value))}</td><td>{_esc(sw.shown(s.default))}</td><td>{_esc(s.rule)}</td><td>{_esc(s.other)}</td></tr>")
     parts.append("</table>")
+    if doc.get("whatIf"):
+        parts.append("<h2>What each other setting predicts</h2><p class='small'>The same rehearsal, once per changed switch.</p>")
+        parts.append("<table><tr><th>switch</th><th>setting</th><th>verdict</th><th>first broken step</th><th>failed pairs</th><th>failed gates</th></tr>")
+        for w in doc["whatIf"]:
+            fine = w["firstBrokenStep"] is None and w["completed"]
+            verdict = f"<span style='color:{OK}'>PASS</span>" if fine else f"<span style='color:{FAIL}'>FAIL</span>"
+            first = f"{w['firstBrokenStep']} {_esc(w['step'])}" if w["firstBrokenStep"] is not None else "-"
+            parts.append(f"<tr><td><code>{_esc(w['switch'])}</code></td><td>{_esc(sw.shown(w['value']))}</td><td>{verdict}</td><td>{first}</td><td class='num'>{w['handshakesFailed']}</td><td class='num'>{w['gatesFailed']}</td></tr>")
+        parts.append("</table>")
     parts.append("<h2>Route</h2><ol start='0' class='small'>")
     parts += [f"<li>{_esc(label)}</li>" for label in settings["routePoints"]]
     parts.append("</ol>")
