@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "rehearse",
         help="walk the stack's whole route on a simulated mesh, proving mTLS between every pair after every step",
-        description=__doc__.split("\n\n")[0],
+        description="Walk a stack's whole route on a simulated mesh, proving mTLS between every pair after every step.",
     )
     add_stack_arguments(p, required=False)
     p.add_argument("--scenario", metavar="NAME", help=f"one of: {', '.join(SCENARIOS)} (default canary; without --stack/--config on the built-in mesh)")
@@ -105,21 +105,32 @@ def _options(args: argparse.Namespace):
     )
 
 
+def _short(reason: str) -> str:
+    """A nested coded line without its subject and fix, so the outer line keeps one 'fix:'."""
+    parts = []
+    for line in reason.split(" | "):
+        code, _, rest = line.partition(" ")
+        if code.startswith("MCA") and len(code) == 7 and ": " in rest:
+            line = f"{code} {rest.partition(': ')[2].split('; fix: ')[0]}"
+        parts.append(line)
+    return " | ".join(parts)
+
+
 def _failure_line(doc: dict) -> str:
     index = doc["summary"]["firstBrokenStep"]
     subject = f"rehearse {doc['stack']}/{doc['scenario']}"
     step = next((s for s in doc["steps"] if s["index"] == index), None)
     if step is None:  # every step passed but the route did not complete
-        return MeshcaError("RehearseStepFailed", subject, index="-", step="route", reason=doc["summary"]["stopReason"] or "incomplete").line()
+        return MeshcaError("RehearseStepFailed", subject, index="-", step="route", reason=_short(doc["summary"]["stopReason"] or "incomplete")).line()
     name = f"{step['cluster']}:{step['step']}" if step["cluster"] else step["step"]
     if step.get("error"):
-        return MeshcaError("RehearseStepFailed", subject, index=index, step=name, reason=step["error"]).line()
+        return MeshcaError("RehearseStepFailed", subject, index=index, step=name, reason=_short(step["error"])).line()
     if step["failedPairs"]:
         p = step["failedPairs"][0]
         return MeshcaError(
             "RehearseMtlsBroken", subject, index=index, step=name, failed=len(step["failedPairs"]), example=f"{p['client']} -> {p['server']}: {p['reason']}"
         ).line()
-    return MeshcaError("RehearseGateFailed", subject, index=index, step=name, reason=step.get("gateReason") or "failed").line()
+    return MeshcaError("RehearseGateFailed", subject, index=index, step=name, reason=_short(step.get("gateReason") or "failed")).line()
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:

@@ -168,8 +168,8 @@ def _timeline(doc: dict, snapshots: Sequence[dict]) -> str:
 def _legend(revisions: dict) -> str:
     items = [
         (REV_COLOURS["old"], f"old revision ({revisions.get('old')})"),
-        (REV_COLOURS["rev1"], f"REV1 ({revisions.get('rev1')}, Citadel, both roots)"),
-        (REV_COLOURS["rev2"], f"REV2 ({revisions.get('rev2')}, Mesh CA)"),
+        (REV_COLOURS["rev1"], f"REV1 ({revisions.get('rev1')})"),
+        (REV_COLOURS["rev2"], f"REV2 ({revisions.get('rev2')})"),
         (REV_COLOURS["mixed"], "pods on several revisions"),
         (REV_COLOURS["none"], "no sidecar / no pods"),
     ]
