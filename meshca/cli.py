@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "meshca.restart",  # restart (the restart step's helper)
     "meshca.trust.cli",  # check (the trust gates)
     "meshca.sim.cli",  # rehearse (the simulated mesh)
+    "meshca.promote",  # promote (copy a finished position to the next stack)
 ]
 
 
