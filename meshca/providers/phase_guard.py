@@ -5,9 +5,11 @@ CrossGuard sees only the new state; the engine hands the old one to a dynamic pr
 create), in preview and in up alike. The rules live in ``meshca.transitions``; this module only
 translates between the engine's values and those rules:
 
-- the engine's unknown sentinel (``pulumi.runtime.rpc.UNKNOWN``, a string whatever the declared
-  type) becomes ``transitions.UNKNOWN``, so a rule that needs it is not decided in preview and
-  ``pulumi up`` decides it with known values; no refusal rests on an unknown;
+- an unknown value becomes ``transitions.UNKNOWN``, so a rule that needs it is not decided in
+  preview and ``pulumi up`` decides it with known values; no refusal rests on an unknown. On the
+  wire an unknown is the sentinel string ``pulumi.runtime.rpc.UNKNOWN`` whatever the declared
+  type; the provider process of pulumi 3.272 deserializes it (``keep_unknowns=True``) into a
+  ``pulumi.output.Unknown`` before ``check`` sees it. Both forms are handled;
 - each refusal is a ``CheckFailure`` on the input at fault whose reason is one coded line
   (MCA065x-MCA066x), which the engine prints before anything is applied.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from .. import transitions
@@ -50,7 +53,7 @@ _PROPERTY = {
 def engine_value(value: Any) -> Any:
     """An engine value with its unknowns as ``transitions.UNKNOWN`` and secrets unwrapped."""
     value = rpc.unwrap_rpc_secret(value)
-    if isinstance(value, str) and value == rpc.UNKNOWN:
+    if isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN):
         return transitions.UNKNOWN
     if isinstance(value, Mapping):
         return {k: engine_value(v) for k, v in value.items()}
