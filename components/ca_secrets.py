@@ -23,7 +23,25 @@ from .step_graph import StepGraph
 TYPE = "meshca:index:CaSecrets"
 
 
-class CaSecretBackup(pulumi.dynamic.Resource, module="meshca", name="CaSecretBackup"):
+class _SnakeCase:
+    """Python attributes are snake_case; the engine and the provider see camelCase."""
+
+    _WIRE = {
+        "project_dir": "projectDir",
+        "file_sha256": "fileSha256",
+        "data_sha256": "dataSha256",
+        "verified_backups": "verifiedBackups",
+    }
+    _PY = {v: k for k, v in _WIRE.items()}
+
+    def translate_input_property(self, prop: str) -> str:
+        return self._WIRE.get(prop, prop)
+
+    def translate_output_property(self, prop: str) -> str:
+        return self._PY.get(prop, prop)
+
+
+class CaSecretBackup(_SnakeCase, pulumi.dynamic.Resource, module="meshca", name="CaSecretBackup"):
     """One CA Secret saved to a 0600 file, read back and compared."""
 
     present: pulumi.Output[bool]
@@ -39,18 +57,18 @@ class CaSecretBackup(pulumi.dynamic.Resource, module="meshca", name="CaSecretBac
                 "secret": secret,
                 "file": file,
                 "argv": list(argv),
-                "projectDir": project_dir,
+                "project_dir": project_dir,
                 "present": None,
                 "keys": None,
-                "dataSha256": None,
-                "fileSha256": None,
+                "data_sha256": None,
+                "file_sha256": None,
                 "mode": None,
             },
             opts,
         )
 
 
-class CaSecretDeletion(pulumi.dynamic.Resource, module="meshca", name="CaSecretDeletion"):
+class CaSecretDeletion(_SnakeCase, pulumi.dynamic.Resource, module="meshca", name="CaSecretDeletion"):
     """``kubectl delete secret cacerts istio-ca-secret``, only over verified backups."""
 
     verified_backups: pulumi.Output[list]
@@ -59,7 +77,7 @@ class CaSecretDeletion(pulumi.dynamic.Resource, module="meshca", name="CaSecretD
         super().__init__(
             CaSecretDeletionProvider(),
             name,
-            {"cluster": cluster, "argv": list(argv), "backups": list(backups), "projectDir": project_dir, "verifiedBackups": None},
+            {"cluster": cluster, "argv": list(argv), "backups": list(backups), "project_dir": project_dir, "verified_backups": None},
             opts,
         )
 

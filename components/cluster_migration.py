@@ -8,7 +8,7 @@ TrustGate per gate step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import pulumi
@@ -66,13 +66,41 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+@dataclass
+class StepGroups:
+    """A cluster's steps by the component that renders them (plan order kept)."""
+
+    revisions: dict[str, list[Step]] = field(default_factory=dict)
+    namespaces: dict[str, list[Step]] = field(default_factory=dict)
+    gateways: dict[str, list[Step]] = field(default_factory=dict)
+    ca_secrets: list[Step] = field(default_factory=list)
+    gates: list[Step] = field(default_factory=list)
+
+
+def group_steps(steps: Sequence[Step]) -> StepGroups:
+    groups = StepGroups()
+    for step in steps:
+        if step.action in REVISION_ACTIONS:
+            groups.revisions.setdefault(_revision_of(step, steps), []).append(step)
+        elif step.action in NAMESPACE_ACTIONS:
+            groups.namespaces.setdefault(step.params["namespace"], []).append(step)
+        elif step.action in GATEWAY_ACTIONS:
+            groups.gateways.setdefault(step.params["gateway"], []).append(step)
+        elif step.action in CA_ACTIONS:
+            groups.ca_secrets.append(step)
+        elif step.action == "gate":
+            groups.gates.append(step)
+        else:
+            raise AssertionError(f"no component renders action {step.action!r}")
+    return groups
+
+
 class ClusterMigration(pulumi.ComponentResource):
     provider: k8s.Provider
     gates: pulumi.Output[dict]
 
     def __init__(self, name: str, args: ClusterMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        config, cp = args.config, args.plan
-        cluster = cp.cluster
+        cluster = args.plan.cluster
         super().__init__(TYPE, name, {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}, opts)
         self.provider = k8s.Provider(
             f"{cluster.name}.k8s",
@@ -83,84 +111,63 @@ class ClusterMigration(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         graph = StepGraph(args.after)
-        steps = cp.steps
-        child = pulumi.ResourceOptions(parent=self)
-        role = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
-
-        by_revision: dict[str, list[Step]] = {}
-        by_namespace: dict[str, list[Step]] = {}
-        by_gateway: dict[str, list[Step]] = {}
-        ca_steps: list[Step] = []
-        gates: list[Step] = []
-        for step in steps:
-            if step.action in REVISION_ACTIONS:
-                by_revision.setdefault(_revision_of(step, steps), []).append(step)
-            elif step.action in NAMESPACE_ACTIONS:
-                by_namespace.setdefault(step.params["namespace"], []).append(step)
-            elif step.action in GATEWAY_ACTIONS:
-                by_gateway.setdefault(step.params["gateway"], []).append(step)
-            elif step.action in CA_ACTIONS:
-                ca_steps.append(step)
-            elif step.action == "gate":
-                gates.append(step)
-            else:
-                raise AssertionError(f"no component renders action {step.action!r}")
-
-        needs_probe = any(s.action == "install" and s.params["ca"] == "citadel" for s in steps)
-        cacerts = probe_cacerts(config, cluster) if needs_probe else None
-
-        self.revisions = [
-            ControlPlaneRevision(
-                f"{cluster.name}.{revision}",
-                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], rev_steps, graph, cacerts),
-                child,
-            )
-            for revision, rev_steps in by_revision.items()
-        ]
-        self.namespaces = [
-            NamespaceRevision(
-                f"{cluster.name}.{ns}",
-                NamespaceRevisionArgs(
-                    cluster.name,
-                    ns,
-                    cp.desired.pod_revisions[ns],
-                    cp.desired.namespace_labels[ns],
-                    ns_steps,
-                    graph,
-                    self.provider,
-                ),
-                child,
-            )
-            for ns, ns_steps in by_namespace.items()
-        ]
-        self.gateways = [
-            GatewayRevision(f"{cluster.name}.{gw.replace('/', '.')}", GatewayRevisionArgs(cluster.name, gw, gw_steps, graph, self.provider), child)
-            for gw, gw_steps in by_gateway.items()
-        ]
-        self.ca_secrets = (
-            CaSecrets(f"{cluster.name}.ca-secrets", CaSecretsArgs(cluster.name, ca_steps, graph, str(config.project_dir)), child)
-            if ca_steps
-            else None
-        )
-        gate_resources = {}
-        for step in gates:
-            gate = TrustGate(resource_name(step), gate_args(config, cluster, step), pulumi.ResourceOptions(parent=self, depends_on=graph.after(step)))
-            graph.done(step, gate)
-            gate_resources[step.id] = gate
-
-        missing = graph.missing()
-        if missing:
-            raise AssertionError(f"plan steps without a resource on {cluster.name}: {missing}")
-        self.gate_resources = gate_resources
+        try:
+            gates = self._render(args.config, args.plan, graph, group_steps(args.plan.steps))
+        except BaseException as exc:
+            # Steps already registered wait on the ones that will now never exist.
+            graph.abort(exc)
+            raise
         self.gates = pulumi.Output.all(
             **{
                 step_id: pulumi.Output.all(
                     check=g.check, passed=g.passed, namespaceDigest=g.namespace_digest, stack=g.stack, phase=g.phase, checkedAt=g.checked_at
                 )
-                for step_id, g in gate_resources.items()
+                for step_id, g in gates.items()
             }
         )
         self.register_outputs({"gates": self.gates})
+
+    def _render(self, config: StackConfig, cp: ClusterPlan, graph: StepGraph, groups: StepGroups) -> dict[str, TrustGate]:
+        cluster = cp.cluster
+        child = pulumi.ResourceOptions(parent=self)
+        role = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
+        needs_probe = any(s.action == "install" and s.params["ca"] == "citadel" for s in cp.steps)
+        cacerts = probe_cacerts(config, cluster) if needs_probe else None
+        for revision, steps in groups.revisions.items():
+            ControlPlaneRevision(
+                f"{cluster.name}.{revision}",
+                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], steps, graph, cacerts),
+                child,
+            )
+        for ns, steps in groups.namespaces.items():
+            NamespaceRevision(
+                f"{cluster.name}.{ns}",
+                NamespaceRevisionArgs(
+                    cluster.name, ns, cp.desired.pod_revisions[ns], cp.desired.namespace_labels[ns], steps, graph, self.provider
+                ),
+                child,
+            )
+        for gateway, steps in groups.gateways.items():
+            GatewayRevision(
+                f"{cluster.name}.{gateway.replace('/', '.')}",
+                GatewayRevisionArgs(cluster.name, gateway, steps, graph, self.provider),
+                child,
+            )
+        if groups.ca_secrets:
+            CaSecrets(f"{cluster.name}.ca-secrets", CaSecretsArgs(cluster.name, groups.ca_secrets, graph, str(config.project_dir)), child)
+        gates = {}
+        for step in groups.gates:
+            gate = TrustGate(
+                resource_name(step),
+                gate_args(config, cluster, step),
+                pulumi.ResourceOptions(parent=self, depends_on=graph.after(step)),
+            )
+            graph.done(step, gate)
+            gates[step.id] = gate
+        missing = graph.missing()
+        if missing:
+            raise AssertionError(f"plan steps without a resource on {cluster.name}: {missing}")
+        return gates
 
 
 def gate_args(config: StackConfig, cluster, step: Step) -> TrustGateArgs:

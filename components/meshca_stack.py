@@ -60,7 +60,6 @@ def stack_props(plan: Plan) -> dict[str, Any]:
 
 
 class MeshcaStack(pulumi.ComponentResource):
-    clusters: list[ClusterMigration]
     gates: pulumi.Output[dict]
 
     def __init__(self, name: str, args: MeshcaStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -73,11 +72,11 @@ class MeshcaStack(pulumi.ComponentResource):
             after.append(self.guard)
         if c.prerequisites == "pulumi":
             after.append(FleetPrerequisites("fleet", FleetPrerequisitesArgs(c), pulumi.ResourceOptions(parent=self)))
-        self.clusters = [
+        self.cluster_migrations = [
             ClusterMigration(cp.cluster.name, ClusterMigrationArgs(c, cp, after), pulumi.ResourceOptions(parent=self))
             for cp in plan.clusters
         ]
-        self.gates = pulumi.Output.all(*[cm.gates for cm in self.clusters]).apply(
+        self.gates = pulumi.Output.all(*[cm.gates for cm in self.cluster_migrations]).apply(
             lambda per_cluster: {
                 f"{cp.cluster.name}/{gate_id}": result
                 for cp, gates in zip(plan.clusters, per_cluster)

@@ -20,6 +20,7 @@ class StepGraph:
     def __init__(self, always_after: Sequence[pulumi.Resource] = ()) -> None:
         self._futures: dict[str, asyncio.Future] = {}
         self._resources: dict[str, pulumi.Resource] = {}
+        self._rendered: set[str] = set()
         # Resources every step waits for (the transition guard): a refused transition
         # holds back the whole migration, not only the resources that happen to follow it.
         self._always_after = list(always_after)
@@ -35,6 +36,7 @@ class StepGraph:
         if not future.done():
             future.set_result(resource)
         self._resources[step_id] = resource
+        self._rendered.add(step_id)
 
     def stand_in(self, step: Step) -> None:
         """A step whose resource a later step took over (the canary, upgraded in place in B3):
@@ -43,6 +45,7 @@ class StepGraph:
         (A5 waited for A4's canary; B3's version of it waits for B2, which waits for A5)."""
         target = self._future(step.depends_on[-1])
         future = self._future(step.id)
+        self._rendered.add(step.id)
 
         def forward(done: asyncio.Future) -> None:
             if not future.done():
@@ -60,6 +63,12 @@ class StepGraph:
     def resource(self, step_id: str) -> pulumi.Resource:
         return self._resources[step_id]
 
+    def abort(self, error: BaseException) -> None:
+        """Fail every dependency nobody will fulfil, so the program stops instead of hanging."""
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(error)
+
     def missing(self) -> list[str]:
         """Step ids something depends on that no component rendered (a plan/component gap)."""
-        return sorted(i for i, f in self._futures.items() if not f.done())
+        return sorted(i for i in self._futures if i not in self._rendered)
