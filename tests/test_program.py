@@ -8,6 +8,7 @@ and nothing at all when the config is invalid.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shlex
 
 import pytest
@@ -106,10 +107,11 @@ def test_a_cacerts_of_another_ca_stops_the_program():
 @pytest.mark.parametrize("stack", ["dev", "csm116"])
 def test_every_position_renders_the_plans_own_steps(stack):
     """One step list, two consumers: the Commands are exactly the plan's argv."""
-    config, positions = route_of(stack)
+    config, route = route_of(stack)
     cacerts = csm116_cacerts() if stack == "csm116" else None
     facts = {c.name: (plan.CACERTS_MATCHING if stack == "csm116" else plan.CACERTS_ABSENT) for c in config.clusters}
-    for position in positions:
+    rollbacks = [dataclasses.replace(p, rollback=True) for p in route if p.phase in ("distribute-root", "mesh-ca") and p.batch]
+    for position in [*route, *rollbacks]:
         result = run_program(stack, overrides_for(position, config), cacerts=cacerts)
         assert result.error is None, (position.label, result.error)
         expected = plan.plan_at(config, position, facts)
