@@ -17,7 +17,10 @@ from meshca import plan as planmod
 from meshca.config import NS, StackConfig, from_pulumi_config
 from meshca.errors import MeshcaErrors
 
+from meshca.promote import upstream_refusals
+
 from .meshca_stack import MeshcaStack, MeshcaStackArgs
+from .phase_guard import guard_for, own_gate_results
 
 
 def project_dir() -> Path:
@@ -39,10 +42,10 @@ def read_config() -> StackConfig:
     )
 
 
-def fail(errors: MeshcaErrors) -> None:
+def fail(errors: MeshcaErrors, what: str = "problem(s) in the stack config") -> None:
     for line in errors.lines():
         pulumi.log.error(line)
-    raise pulumi.RunError(f"meshca: {len(errors.errors)} problem(s) in the stack config; nothing was registered")
+    raise pulumi.RunError(f"meshca: {len(errors.errors)} {what}; nothing was registered")
 
 
 def roles(config: StackConfig) -> dict[str, str]:
@@ -50,11 +53,35 @@ def roles(config: StackConfig) -> dict[str, str]:
     return {ns: names[rev] for ns, rev in config.namespace_map.items()}
 
 
-def guard_factory(config: StackConfig):
-    """The transition guard: judges old -> new in preview (components/phase_guard.py)."""
-    from .phase_guard import guard_for
+def upstream_checked(config: StackConfig) -> pulumi.Output | None:
+    """The upstream stack's position, read through a StackReference; fails the program when
+    this stack would run ahead of it. None without meshca:upstreamStack, or at baseline (a
+    stack that has not started cannot be ahead)."""
+    if not config.upstream_stack or config.phase == "baseline":
+        return None
+    ref = pulumi.StackReference("upstream", stack_name=config.upstream_stack)
 
-    return lambda parent: guard_for(config, parent)
+    def judge(outputs: dict) -> str:
+        refusals = upstream_refusals(config, outputs)
+        if refusals:
+            fail(MeshcaErrors(refusals), what=f"reason(s) this stack would run ahead of {config.upstream_stack}")
+        return str(outputs.get("phase"))
+
+    return ref.outputs.apply(judge)
+
+
+def guard_factory(config: StackConfig):
+    """The transition guard: judges old -> new in preview (components/phase_guard.py). It also
+    waits for the upstream check, so a stack running ahead registers no step at all."""
+    upstream = upstream_checked(config)
+
+    def make(parent: pulumi.Resource):
+        evidence = own_gate_results(parent)
+        if upstream is not None:
+            evidence = pulumi.Output.all(evidence, upstream).apply(lambda both: both[0])
+        return guard_for(config, parent, evidence)
+
+    return make
 
 
 def run() -> MeshcaStack:

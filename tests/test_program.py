@@ -254,3 +254,20 @@ def test_prerequisites_with_pulumi_gcp_are_declared_and_waited_for():
     assert "--enable_all" not in install.inputs["create"]
     # Waiting for the component means waiting for every API and membership it declares.
     assert {r.urn for r in memberships + result.of_type("gcp:projects/service:Service")} <= set(install.dependencies)
+
+
+def _outputs(phase: str, roles: dict) -> dict:
+    return {"stack": "dev", "phase": phase, "rollback": False, "namespaceRoles": roles}
+
+
+def test_a_stack_may_not_run_ahead_of_its_upstream():
+    names = list(load_stack_file(ROOT / "Pulumi.staging.yaml").namespace_map)
+    first = {"frontend", "cart", "checkout"}
+    moved = {n: (REV1 if n in first else "default") for n in names}
+    dev_batch_1 = _outputs("distribute-root", {n: ("rev1" if n in first else "old") for n in names})
+    ok = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_batch_1})
+    assert ok.error is None and ok.commands()
+    dev_not_started = _outputs("baseline", {n: "old" for n in names})
+    ahead = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_not_started})
+    assert "would run ahead of acme/meshca/dev" in str(ahead.error)
+    assert not ahead.commands() and not ahead.of_type(GATE)  # not one step registered
