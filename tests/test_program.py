@@ -213,7 +213,7 @@ def test_phase_c_backs_up_before_deleting_and_restarts_after():
 
 
 def test_one_provider_per_cluster_with_a_cluster_identifier():
-    result = run_program("prod", {"phase": "distribute-root"})
+    result = run_program("prod", {"phase": "distribute-root", "upstreamStack": None})
     assert result.error is None
     providers = result.of_type("pulumi:providers:kubernetes")
     assert sorted((p.inputs["context"], p.inputs["clusterIdentifier"]) for p in providers) == [
@@ -241,7 +241,7 @@ def test_nothing_is_registered_when_the_config_is_invalid(overrides):
 
 
 def test_prerequisites_with_pulumi_gcp_are_declared_and_waited_for():
-    result = run_program("staging", {"prerequisites": "pulumi", "phase": "distribute-root"})
+    result = run_program("staging", {"prerequisites": "pulumi", "phase": "distribute-root", "upstreamStack": None})
     assert result.error is None
     services = sorted(r.inputs["service"] for r in result.of_type("gcp:projects/service:Service"))
     assert services == sorted(
