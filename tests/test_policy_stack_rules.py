@@ -298,6 +298,7 @@ def test_ca_secret_deletion_without_workload_gate_is_refused():
     specs = replace(phase_c_stack(), "c1.C2.delete-ca-secrets", depends_on=["c1.C1.backup.cacerts", "c1.C1.backup.istio-ca-secret"])
     specs = [replace([s], s.name, depends_on=[])[0] if s.type == rules.CA_BACKUP else s for s in specs]
     assert T.codes(direct(rules.ca_secret_removal_guarded, specs)) == ["MCA0627"]
+    assert T.codes(served(specs)[0]) == ["MCA0627"]
 
 
 def test_ca_secret_deletion_while_a_namespace_is_on_rev1_is_refused():
