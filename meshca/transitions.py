@@ -255,7 +255,6 @@ def _judge_evidence(
     check: str,
     phases: Iterable[str],
     certified: Mapping[str, str],
-    subject: str,
 ) -> _EvidenceVerdict:
     """Is there a passed ``check`` gate, per cluster, bound to ``old``'s stack and ``certified``?"""
     phases = tuple(phases)
@@ -475,7 +474,7 @@ def _finish_a(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
     certified = old.effective_map()
     if errors or not isinstance(certified, Mapping):
         return errors
-    verdict = _judge_evidence(old, new, check="root-cert", phases=("distribute-root",), certified=certified, subject="A3")
+    verdict = _judge_evidence(old, new, check="root-cert", phases=("distribute-root",), certified=certified)
     return errors + _evidence_errors(
         verdict,
         lambda clusters: MeshcaError(
@@ -510,7 +509,7 @@ def _enter_mesh_ca(old: GuardState, new: GuardState, move: str) -> list[MeshcaEr
     if errors or not isinstance(certified, Mapping):
         return errors
     verdict = _judge_evidence(
-        old, new, check="root-cert", phases=("distribute-root", "distribute-root-done", "mesh-ca"), certified=certified, subject="A3/B0"
+        old, new, check="root-cert", phases=("distribute-root", "distribute-root-done", "mesh-ca"), certified=certified
     )
     return errors + _evidence_errors(
         verdict,
@@ -558,7 +557,7 @@ def _enter_c(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
     certified = old.effective_map()
     if errors or not isinstance(certified, Mapping):
         return errors
-    verdict = _judge_evidence(old, new, check="workload-cert", phases=("mesh-ca-done",), certified=certified, subject="B4")
+    verdict = _judge_evidence(old, new, check="workload-cert", phases=("mesh-ca-done",), certified=certified)
     return errors + _evidence_errors(
         verdict,
         lambda clusters: MeshcaError(
@@ -599,7 +598,7 @@ def _judge_creation(new: GuardState) -> list[MeshcaError]:
     certified = _all_on(new, new.namespaces, role)
     if certified is None:
         return []
-    verdict = _judge_evidence(new, new, check=check, phases=phases, certified=certified, subject=gates)
+    verdict = _judge_evidence(new, new, check=check, phases=phases, certified=certified)
     return _evidence_errors(
         verdict,
         lambda clusters: MeshcaError(

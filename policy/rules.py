@@ -484,9 +484,8 @@ def validate_one_injection_label(args: ResourceValidationArgs, report: Callable)
         labels = dig(props, "metadata", "labels")
         if is_unknown(labels):
             _raise_unknown("metadata.labels")
+        # Both keys present is the fault, whatever their (possibly unknown) values.
         if isinstance(labels, Mapping) and INJECTION_LABEL in labels and REV_LABEL in labels:
-            if is_unknown(labels[INJECTION_LABEL]) or is_unknown(labels[REV_LABEL]):
-                pass  # both keys are there whatever their values: still both labels
             namespace = dig(props, "metadata", "name")
             _report(
                 report,
