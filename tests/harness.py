@@ -160,6 +160,18 @@ def stack_file_values(stack_file: Path, overrides: Mapping[str, Any] | None = No
     return out
 
 
+def upstream_at_same_position(values: Mapping[str, str]) -> dict:
+    """Outputs of an upstream stack at the same phase and namespace roles as ``values``."""
+    namespaces = json.loads(values["meshca:namespaces"])
+    names = {
+        values.get("meshca:oldRevision", "default"): "old",
+        values["meshca:rev1"]: "rev1",
+        values["meshca:rev2"]: "rev2",
+    }
+    roles = {ns: names.get(rev["revision"] if isinstance(rev, dict) else rev, "old") for ns, rev in namespaces.items()}
+    return {"phase": values.get("meshca:phase", "baseline"), "rollback": False, "namespaceRoles": roles}
+
+
 def run_program(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
@@ -173,6 +185,11 @@ def run_program(
     """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks."""
     stack_file = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     values = stack_file_values(stack_file, overrides)
+    stack_outputs = dict(stack_outputs or {})
+    upstream = values.get("meshca:upstreamStack")
+    if upstream and upstream not in stack_outputs:
+        # Tests about something else: the upstream stack already stands where this one goes.
+        stack_outputs[upstream] = upstream_at_same_position(values)
     mocks = MeshMocks(cacerts, stack_outputs, gate_passed)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
