@@ -62,9 +62,8 @@ def walk(steps: list[tuple[int, bool]], failed: set[int] = frozenset()) -> list[
     return [(move, codes) for move, codes in refusals if codes]
 
 
-# Phase C of the mocked program does not finish today (components/ca_secrets.py is being
-# reworked): its guard inputs need only the config and the previous run's gates, which
-# mesh-ca-done's run exports, so the last move is still judged.
+# A guard's inputs need only the config and the previous run's gates, so the last move (into
+# phase C) is judged on what mesh-ca-done's run exported.
 FORWARD = [(i, False) for i in range(len(ROUTE))]
 
 

@@ -11,6 +11,7 @@ from harness import ROOT, run_program
 from meshca import plan as planmod
 from meshca.config import load_stack
 from policy import testing as T
+from policy.testing import Spec
 
 OLD, REV1, REV2 = "default", "asm-11910-9-distribute-root", "asm-11910-9-meshca-ca-migration"
 
@@ -29,17 +30,25 @@ def overrides_at(config, position, rollback=False) -> dict:
     return {"phase": position.phase, "rollback": rollback, "namespaces": mapping}
 
 
+def upstream_at(stack: str, overrides: dict | None) -> dict:
+    """Outputs of the stack's upstream, level with it (a stack may not run ahead of it)."""
+    config = load_stack(ROOT, stack)
+    if not config.upstream_stack:
+        return {}
+    phase = (overrides or {}).get("phase", config.phase)
+    mapping = {ns: (v["revision"] if isinstance(v, dict) else v) for ns, v in ((overrides or {}).get("namespaces") or config.namespace_map).items()}
+    names = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
+    return {config.upstream_stack: {"phase": phase, "rollback": False, "namespaceRoles": {ns: names[r] for ns, r in mapping.items()}}}
+
+
 def preview(stack: str, overrides: dict | None = None, config: dict | None = None):
-    result = run_program(stack, overrides)
+    result = run_program(stack, overrides, stack_outputs=upstream_at(stack, overrides))
     assert result.error is None, result.error
     specs = T.specs_from_registered(result.resources)
     return specs, T.analyze_all(T.servicer(config), specs)
 
 
 # dev: 12 namespaces in batches of 3 -> route 0 baseline, 1-5 A, 6 A-done, 7-11 B, 12 B-done, 13 C.
-# (Phase C of the mocked program is left out: components/ca_secrets.py is being reworked and the
-# program does not finish under mocks at old-root-removed today; the phase C rules are covered on
-# hand-built stacks in test_policy_stack_rules.py.)
 CASES = [
     ("dev", 0, False),
     ("dev", 2, False),
@@ -49,9 +58,11 @@ CASES = [
     ("dev", 8, False),
     ("dev", 9, True),  # B5 rollback
     ("dev", 12, False),
+    ("dev", 13, False),  # phase C: backups, the workload-cert gate, the CA secret deletion
     ("csm116", 3, False),  # upgrade use case: labelled old revision, a namespace with extra labels
     ("csm116", 4, True),
-    ("staging", 1, False),  # two clusters
+    ("staging", 1, False),  # two clusters, behind its upstream dev
+    ("csm116", 8, False),  # old-root-removed of the upgrade use case
 ]
 
 
@@ -123,3 +134,27 @@ def test_program_gateway_left_on_a_removed_revision_is_refused():
     canary.props["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] = REV1
     codes = {line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
     assert codes == {"MCA0623"}
+
+
+def test_program_phase_c_with_a_namespace_back_on_rev1_is_refused():
+    """Done-when, on the program's own resources: the CA secrets go while a namespace is on REV1."""
+    config, (position,) = positions("dev", 13)
+    specs = preview("dev", overrides_at(config, position))[0]
+    assert any(s.type == "pulumi-python:dynamic/meshca:CaSecretDeletion" for s in specs)
+    stack = next(s for s in specs if s.type == "meshca:index:MeshcaStack")
+    stack.props["namespaces"]["cart"] = REV1
+    codes = {line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
+    assert codes == {"MCA0628", "MCA0622"}  # and REV1's istiod is already removed under it
+
+
+def test_program_ca_secret_deletion_without_its_backups_is_refused():
+    config, (position,) = positions("dev", 13)
+    specs = preview("dev", overrides_at(config, position))[0]
+    deletion = next(s for s in specs if s.type == "pulumi-python:dynamic/meshca:CaSecretDeletion")
+    deletion.depends_on = [d for d in deletion.depends_on if "backup" not in d]
+    backups = [s for s in specs if s.type == "pulumi-python:dynamic/meshca:CaSecretBackup"]
+    for b in backups:  # nothing else the deletion waits for may lead to them either
+        b.depends_on = []
+    specs = [s for s in specs if s not in backups] + [Spec(b.type, b.name + ".elsewhere", b.props) for b in backups]
+    codes = [line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))]
+    assert sorted(codes) == ["MCA0626", "MCA0626"]

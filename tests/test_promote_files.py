@@ -87,10 +87,11 @@ def test_dev_to_staging_copies_phase_and_moves_and_keeps_the_file(project, capsy
 
 
 def test_promotion_chain_dev_staging_prod(project, capsys):
-    write(project, "dev.json", outputs(project, "dev"))
+    dev = outputs(project, "dev")
+    write(project, "dev.json", dev)
     assert promote(project, "--from", "dev", "--to", "staging", "--evidence", str(project / "dev.json"), capsys=capsys)[0] == 0
-    # staging ran its new position; its outputs promote prod.
-    write(project, "staging.json", outputs(project, "staging"))
+    # staging ran its new position (its program reads dev's outputs: not ahead); its outputs promote prod.
+    write(project, "staging.json", outputs(project, "staging", stack_outputs={"acme/meshca/dev": dev}))
     before = (project / "Pulumi.prod.yaml").read_text()
     code, _, err = promote(project, "--from", "staging", "--to", "prod", "--evidence", str(project / "staging.json"), capsys=capsys)
     assert (code, err) == (0, "")
