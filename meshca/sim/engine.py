@@ -563,6 +563,7 @@ class Rehearsal:
                 "revisions": {"old": self.config.old_revision, "rev1": self.config.rev1, "rev2": self.config.rev2},
                 "clusters": [c.name for c in self.config.clusters],
                 "namespaces": len(self.config.namespaces),
+                "namespaceOrder": [n for batch in planmod.batches_of(self.config) for n in batch],
                 "workloadsPerNamespace": self.shape.workloads,
                 "traffic": self.traffic.describe(),
                 "preflight": self.preflight,

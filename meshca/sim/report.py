@@ -97,7 +97,9 @@ def _rev_colour(rev: str, revisions: dict) -> str:
 def _timeline(doc: dict, snapshots: Sequence[dict]) -> str:
     steps = doc["steps"]
     revisions = doc["settings"]["revisions"]
-    rows = sorted({row for snap in snapshots for row in snap}, key=lambda r: (r.split("/")[0], r.split("/")[1] != "istio-system", r))
+    order = {ns: i for i, ns in enumerate(doc["settings"].get("namespaceOrder", []))}
+    # Per cluster: the gateways first, then the namespaces in batch order (the staircase of moves).
+    rows = sorted({row for snap in snapshots for row in snap}, key=lambda r: (r.split("/")[0], r.split("/")[1] != "istio-system", order.get(r.split("/")[1], len(order)), r))
     n = len(steps)
     cw = max(3, min(14, 1100 // max(1, n)))
     ch = 13
