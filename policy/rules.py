@@ -947,6 +947,10 @@ def validate_labels_on_kept_revisions(stack: Stack, report: Callable) -> None:
         removed = stack.removed(use.cluster)
         if use.revision in installed and use.revision not in removed:
             continue
+        if declared is None and use.revision not in removed:
+            # Without the stack's components (MeshcaStack, ControlPlaneRevision) the revision
+            # running before the migration is installed by nobody here: judge removals only.
+            continue
         if use.revision in removed:
             state, action = "removes at this position", f"label the namespace for a revision kept at this position, or keep istiod {use.revision}"
         else:

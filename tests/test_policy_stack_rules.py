@@ -200,6 +200,17 @@ def test_label_rule_judges_the_labels_cluster():
     assert lines and all(line.startswith("MCA0621") and "cluster c2" in line for line in lines)
 
 
+def test_without_the_components_only_removed_revisions_are_judged():
+    # Should the engine hide component resources from stack policies, the old revision (which no
+    # resource installs) must not count as "never installed"; a removed one still does.
+    bare = [s for s in mesh_ca_stack() if not s.type.startswith("meshca:index:")]
+    bare = replace(bare, "c1.namespace.cart", props={"metadata": {"name": "cart", "labels": {"istio-injection": "enabled"}}})
+    lines = direct(rules.namespace_labels_on_kept_revisions, bare)
+    assert T.codes(lines) == ["MCA0621"] and "removes" in lines[0]  # A5's kubectl delete of istiod
+    bare = without(bare, "c1.A5.delete-istiod.default")
+    assert direct(rules.namespace_labels_on_kept_revisions, bare) == []
+
+
 # ----------------------------------------------------------------------------- no removal of a used revision
 
 
