@@ -44,6 +44,7 @@ def asmcli_install(
     option: str,
     cert_files: dict[str, str] | None,
     prerequisites: str,
+    extra_overlays: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """``asmcli install`` for REV1 (ca citadel) or REV2 (ca mesh_ca).
 
@@ -86,7 +87,7 @@ def asmcli_install(
     argv += ["--option", option]
     for extra in asmcli.extra_options:
         argv += ["--option", extra]
-    for overlay in asmcli.custom_overlays:
+    for overlay in (*asmcli.custom_overlays, *extra_overlays):
         argv += ["--custom_overlay", overlay]
     argv += ["--revision_name", revision]
     return tuple(argv)
@@ -170,6 +171,26 @@ def probe_cacerts(cluster: Cluster) -> tuple[str, ...]:
         "--ignore-not-found",
         "-o",
         r"jsonpath={.data.ca-cert\.pem} {.data.root-cert\.pem} {.data.cert-chain\.pem}",
+    )
+
+
+def write_citadel_root_overlay(root_cert: str, output: str) -> tuple[str, ...]:
+    return (MESHCA, "overlay", "citadel-root", "--root-cert", root_cert, "--output", output)
+
+
+def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str, ...]:
+    return (
+        MESHCA,
+        "mesh-config",
+        "drop-root",
+        "--kubeconfig",
+        cluster.kubeconfig,
+        "--context",
+        cluster.context,
+        "--revision",
+        revision,
+        "--root-cert",
+        root_cert,
     )
 
 

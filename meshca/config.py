@@ -74,6 +74,7 @@ SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "restartTimeoutSeconds": ("int", 600),
     "backupDir": ("str", "backups"),
     "upstreamStack": ("str", ""),
+    "rev2CitadelRoot": ("bool", True),
 }
 STRUCTURED_KEYS: dict[str, tuple[str, Any]] = {
     "clusters": ("list", _REQUIRED),
@@ -176,6 +177,7 @@ class StackConfig:
     restart_timeout_seconds: int
     backup_dir: str
     upstream_stack: str
+    rev2_citadel_root: bool = True
     source: str = ""  # the file or "pulumi config" it came from
 
     @property
@@ -712,6 +714,7 @@ def validate(
         restart_timeout_seconds=values["restartTimeoutSeconds"],
         backup_dir=values["backupDir"],
         upstream_stack=values["upstreamStack"] or "",
+        rev2_citadel_root=values["rev2CitadelRoot"],
         source=source,
     )
 

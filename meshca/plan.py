@@ -408,6 +408,29 @@ class _Builder:
         )
         files = {role: c.ca_files.shown(role) for role, _ in c.ca_files.items()} if cert_flags else None
         option = MIGRATION_OPTION[ca]
+        extra_overlays: tuple[str, ...] = ()
+        install_deps = [version]
+        if ca == "mesh_ca" and c.rev2_citadel_root:
+            # REV2 must keep trusting the Citadel root while REV1 workloads remain. The
+            # ca-migration-meshca overlay carries no Citadel root, and with ENABLE_CA_SERVER
+            # false (1.19.10-asm.9+config1) REV2's istiod does not merge its own CA's root
+            # either: list it explicitly. C2 drops it again.
+            overlay = citadel_root_overlay_path(c, self.cluster)
+            extra_overlays = (overlay,)
+            install_deps.append(
+                self.add(
+                    f"{procedure}.citadel-root-overlay",
+                    phase=phase,
+                    procedure=procedure,
+                    action="write-overlay",
+                    title="write the overlay that lists today's Citadel root in REV2's trust bundle",
+                    argv=cmd.write_citadel_root_overlay(c.ca_files.shown("root_cert"), overlay),
+                    objects=(f"File/{overlay}",),
+                    depends_on=[version],
+                    revision=revision,
+                    file=overlay,
+                )
+            )
         objects = [
             f"Deployment/istio-system/{istiod_name(revision)}",
             f"Service/istio-system/{istiod_name(revision)}",
@@ -432,9 +455,10 @@ class _Builder:
                 option=option,
                 cert_files=files,
                 prerequisites=c.prerequisites,
+                extra_overlays=extra_overlays,
             ),
             objects=objects,
-            depends_on=[version],
+            depends_on=install_deps,
             stdin=ASMCLI_PROMPT_ANSWER,
             revision=revision,
             ca=ca,
@@ -642,6 +666,11 @@ def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> st
     )
 
 
+def citadel_root_overlay_path(config: StackConfig, cluster: Cluster) -> str:
+    """Beside REV2's asmcli output dir (asmcli owns the dir itself)."""
+    return f"{config.asmcli.output_dir_for(cluster.name, config.rev2)}.citadel-root.yaml"
+
+
 def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = None) -> ClusterPlan:
     c = config
     if cacerts is None:
@@ -810,6 +839,19 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                             depends_on=[c0, *backups],
                             backups=backups,
                         )
+                        last_c2 = c2
+                        if c.rev2_citadel_root:
+                            last_c2 = b.add(
+                                "C2.drop-citadel-root",
+                                phase=phase,
+                                procedure="C2",
+                                action="drop-root",
+                                title=f"remove the Citadel root B1 listed in {rev2}'s meshConfig.caCertificates",
+                                argv=cmd.drop_mesh_root(cluster, rev2, c.ca_files.shown("root_cert")),
+                                objects=(f"ConfigMap/istio-system/istio-{rev2}",),
+                                depends_on=[c2],
+                                revision=rev2,
+                            )
                         c3 = b.add(
                             "C3.restart-control-plane",
                             phase=phase,
@@ -818,7 +860,7 @@ def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = N
                             title="restart istio-system so istiod drops the old root from every bundle",
                             argv=cmd.restart_control_plane(cluster),
                             objects=("Deployment/istio-system/*",),
-                            depends_on=[c2],
+                            depends_on=[last_c2],
                         )
                         b.gate(
                             "C4.gate.old-root-absent",

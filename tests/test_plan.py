@@ -66,8 +66,16 @@ def test_rev2_install_has_no_certificate_flag_and_the_real_option_name():
     assert line(step) == (
         "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
         " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-meshca-ca-migration"
-        " --enable_all --ca mesh_ca --option ca-migration-meshca --revision_name asm-11910-9-meshca-ca-migration"
+        " --enable_all --ca mesh_ca --option ca-migration-meshca"
+        " --custom_overlay asm-out/dev-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
+        " --revision_name asm-11910-9-meshca-ca-migration"
     )
+    overlay = p.clusters[0].step("B1.citadel-root-overlay")
+    assert line(overlay) == (
+        "meshca overlay citadel-root --root-cert samples/certs/root-cert.pem"
+        " --output asm-out/dev-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
+    )
+    assert overlay.id in step.depends_on
     assert not {"--root_cert", "--cert_chain", "--ca_cert", "--ca_key"} & set(step.argv)
     assert step.argv.count("--output_dir") == 1
 
@@ -83,8 +91,19 @@ def test_upgrade_install_repeats_the_custom_overlay_for_both_revisions():
     )
     assert rev2_install.endswith(
         "--enable_all --ca mesh_ca --option ca-migration-meshca --custom_overlay overlays/ingress-hpa.yaml"
+        " --custom_overlay asm-out/data-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
         " --revision_name asm-11910-9-meshca-ca-migration"
     )
+
+
+def test_the_guides_literal_rev2_install_when_the_citadel_root_overlay_is_off():
+    import dataclasses
+
+    c = dataclasses.replace(config("dev"), rev2_citadel_root=False)
+    p = plan.build(c.at("old-root-removed", False, {n.name: REV2 for n in c.namespaces}))
+    cp = p.clusters[0]
+    assert line(cp.step(f"B1.install.{REV2}")).endswith("--ca mesh_ca --option ca-migration-meshca --revision_name asm-11910-9-meshca-ca-migration")
+    assert not [s for s in cp.steps if s.action in ("write-overlay", "drop-root")]
 
 
 def test_certificate_flags_are_left_out_when_a_matching_cacerts_exists():
@@ -199,8 +218,11 @@ def test_phase_c_backs_up_then_deletes_then_restarts():
         f"{DEV_K} get secret/cacerts -n istio-system -o yaml",
         f"{DEV_K} get secret/istio-ca-secret -n istio-system -o yaml",
         f"{DEV_K} delete secret cacerts istio-ca-secret -n istio-system --ignore-not-found",
+        "meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        f" --revision {REV2} --root-cert samples/certs/root-cert.pem",
         f"{DEV_K} rollout restart deployment -n istio-system",
     ]
+    assert cp.step("C3.restart-control-plane").depends_on[0] == "C2.drop-citadel-root"
     assert set(cp.step("C2.delete-ca-secrets").depends_on) == {"C0.gate.workload-cert", "C1.backup.cacerts", "C1.backup.istio-ca-secret"}
     assert cp.step("C1.backup.cacerts").params["file"] == "backups/dev/dev-1/cacerts.yaml"
     assert not cp.desired.ca_secrets
