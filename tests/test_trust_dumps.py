@@ -25,6 +25,10 @@ from meshca.trust.verdict import CITADEL, MESHCA, References, classify_bundle, j
 SUBJECT = "shop/web-0"
 
 
+# Any warning (e.g. cryptography on the 87-character Mesh CA CN) leaking out of meshca fails the test.
+pytestmark = pytest.mark.filterwarnings("error")
+
+
 @pytest.fixture(scope="module")
 def p():
     return make_pki()

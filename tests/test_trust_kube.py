@@ -20,6 +20,10 @@ from meshca.trust.source import SourceError
 EXEC = f"?{EXEC_QUERY}"
 
 
+# Any warning (e.g. cryptography on the 87-character Mesh CA CN) leaking out of meshca fails the test.
+pytestmark = pytest.mark.filterwarnings("error")
+
+
 @pytest.fixture(scope="module")
 def p():
     return make_pki()
@@ -115,17 +119,19 @@ def test_big_dump_arrives_in_many_frames(tmp_path, p):
 def test_exec_failure_and_timeout_are_pod_errors(tmp_path, p):
     c = standard_cluster(p)
     c.dump_errors[("shop", "web-0")] = "Error: failed to get config dump: connection refused\n"
-    c.add_pod("shop", "slow", dump=sidecar_dump(p.citadel_chain("shop", "slow"), p.pem(p.citadel_root, p.meshca_root)))
-    c.dump_delays[("shop", "slow")] = 20
+    c.add_pod("hung", "slow", dump=sidecar_dump(p.citadel_chain("hung", "slow"), p.pem(p.citadel_root, p.meshca_root)))
+    c.dump_delays[("hung", "slow")] = 20
     root = c.write(tmp_path / "cluster")
-    with KubeApiServer(root) as api:
-        doc = run_check(KubeSource(api.kubeconfig), CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,), retries=0, timeout=0.5))
-    got = {e["pod"]: e for e in doc["pods"]}
+    with KubeApiServer(root) as api, KubeSource(api.kubeconfig) as src:
+        shop = run_check(src, CheckRequest("root-cert", namespaces=("shop",), meshca_roots=(p.meshca_root.cert,), retries=0))
+        # the hung proxy answers after 20 s; the per-pod timeout is far shorter
+        hung = run_check(src, CheckRequest("root-cert", namespaces=("hung",), meshca_roots=(p.meshca_root.cert,), retries=0, timeout=0.5))
+    got = {e["pod"]: e for e in shop["pods"] + hung["pods"]}
     assert got["web-1"]["status"] == "ok"
     assert got["web-0"]["status"] == "error"
     assert got["web-0"]["reason"].startswith("MCA0431 shop/web-0: reading the proxy's secret dump failed (1 attempt(s)): command terminated with non-zero exit code")
     assert "stderr: Error: failed to get config dump: connection refused" in got["web-0"]["reason"]
-    assert got["slow"]["status"] == "error" and got["slow"]["reason"].startswith("MCA0432 shop/slow: no secret dump within 0.5 s")
+    assert got["slow"]["status"] == "error" and got["slow"]["reason"].startswith("MCA0432 hung/slow: no secret dump within 0.5 s")
 
 
 def test_unreachable_server_bad_token_and_bad_kubeconfig_are_exit_2(tmp_path, capsys, p):

@@ -19,6 +19,10 @@ from meshca.trust.dumps import DEFAULT, ROOTCA, render_dump
 from meshca.trust.runner import CheckRequest, check_root_of_trust, deployment_of, run_check
 
 
+# Any warning (e.g. cryptography on the 87-character Mesh CA CN) leaking out of meshca fails the test.
+pytestmark = pytest.mark.filterwarnings("error")
+
+
 @pytest.fixture(scope="module")
 def p():
     return make_pki()

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
 }
 OUTPUTS = ("passed", "summary", "checkedAt", "rounds")
 PER_POD_TIMEOUT = 30.0
+# A proxy read gets at least this long even under a short deadline: the deadline bounds the
+# polling (checked between rounds), not a single read of a slow proxy.
+MIN_PER_POD_TIMEOUT = 5.0
 NAMED_PODS = 20  # the failure names this many pods, then counts the rest
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -209,15 +212,24 @@ def run_gate(inputs: dict[str, Any], *, sleep: Callable[[float], None] = time.sl
 
 
 def _run_gate(ins: dict[str, Any], label: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
-    from meshca.errors import MeshcaError
     from meshca.trust.cli import make_source
+
+    check = ins["check"]
+    source = make_source(check, ins["source"], ins["kubeconfig"] or None, ins["context"] or None, int(ins["concurrency"]))
+    try:
+        return _poll(ins, label, source, sleep, clock)
+    finally:
+        source.close()
+
+
+def _poll(ins: dict[str, Any], label: str, source, sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
+    from meshca.errors import MeshcaError
     from meshca.trust.runner import CheckRequest, check_root_of_trust, run_check
     from meshca.trust.verdict import load_reference_file
 
     check = ins["check"]
     timeout = float(ins["timeoutSeconds"])
     poll = float(ins["pollSeconds"])
-    source = make_source(check, ins["source"], ins["kubeconfig"] or None, ins["context"] or None, int(ins["concurrency"]))
     started = clock()
     deadline = started + timeout
 
@@ -241,7 +253,7 @@ def _run_gate(ins: dict[str, Any], label: str, sleep: Callable[[float], None], c
         fleet_project=ins["fleetProject"] or None,
         revisions=tuple(ins["revisions"]),
         concurrency=int(ins["concurrency"]),
-        timeout=min(PER_POD_TIMEOUT, timeout),
+        timeout=max(MIN_PER_POD_TIMEOUT, min(PER_POD_TIMEOUT, timeout)),
     )
     rounds = 0
     while True:

@@ -246,6 +246,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.finish()
+        source.close()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -263,7 +264,10 @@ def _root_of_trust(args: argparse.Namespace) -> int:
 
     given = load_reference_file(args.root_cert, "--root-cert", "root-cert.pem")
     source = make_source("root-of-trust", args.source, args.kubeconfig, args.context, args.concurrency)
-    doc = check_root_of_trust(source, given, path=args.root_cert, cluster=args.context or "(current context)")
+    try:
+        doc = check_root_of_trust(source, given, path=args.root_cert, cluster=args.context or "(current context)")
+    finally:
+        source.close()
     reason = doc.pop("reason")
     if args.json:
         print(json.dumps(doc, indent=2))

@@ -64,6 +64,9 @@ class IstioctlSource:
         if need_istioctl and self.istioctl is None:
             raise MeshcaError("CheckToolMissing", "istioctl", tool="istioctl")
 
+    def close(self) -> None:
+        """Nothing to release: every call is its own process."""
+
     @property
     def where(self) -> str:
         return f"context {self.context}" if self.context else "the current context"

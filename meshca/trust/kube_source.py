@@ -50,6 +50,19 @@ class KubeSource:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close pooled API connections (a source is reusable: the next call reconnects)."""
+        with self._lock:
+            api, self._api, self._configuration = self._api, None, None
+        if api is not None:
+            api.api_client.close()
+
+    def __enter__(self) -> "KubeSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def where(self) -> str:
         return f"context {self.context}" if self.context else "the current context"
@@ -131,7 +144,8 @@ class KubeSource:
         cfg, _ = self._config()
         # kubernetes.stream swaps call_api on the ApiClient it is given while it runs, so
         # concurrent execs each get their own ApiClient (sharing the loaded configuration).
-        api = client.CoreV1Api(client.ApiClient(cfg))
+        exec_client = client.ApiClient(cfg)
+        api = client.CoreV1Api(exec_client)
         # The client opens the websocket without a timeout; bound the handshake and every read.
         websocket.setdefaulttimeout(timeout)
         meta = pod["metadata"]
@@ -149,6 +163,7 @@ class KubeSource:
                 _headers={"sec-websocket-protocol": CHANNEL_PROTOCOL},
             )
         except ApiException as exc:
+            exec_client.close()
             text = _reason(exc.reason or exc)
             if "timed out" in text.lower():
                 raise SourceTimeout(f"exec did not start within {timeout:g} s") from None
@@ -172,6 +187,14 @@ class KubeSource:
                 ws.close(timeout=0)
             except Exception:  # closing a dead socket must not mask the real outcome
                 pass
+            if getattr(ws, "sock", None) is not None:
+                # once the peer has closed, websocket-client's close() is a no-op that leaves the
+                # TCP socket open; shutdown() really closes it
+                try:
+                    ws.sock.shutdown()
+                except Exception:
+                    pass
+            exec_client.close()
         if status:
             try:
                 st = json.loads(status)

@@ -555,8 +555,10 @@ def validate_request(request: CheckRequest) -> CheckRequest:
         raise usage(f"{', '.join(sorted(set(require) & set(forbid)))} is both required and forbidden")
     if request.check == "workload-cert" and not require:
         raise usage("workload-cert needs at least one allowed issuer in require")
-    if request.check == "trust-domain" and not request.fleet_project:
-        raise usage("trust-domain needs fleet_project (the FLEET of FLEET.svc.id.goog)")
+    if request.check == "trust-domain":
+        if not request.fleet_project:
+            raise usage("trust-domain needs fleet_project (the FLEET of FLEET.svc.id.goog)")
+        require, forbid = (), ()  # trust domains are judged against the revisions, not root sets
     if request.concurrency < 1:
         raise usage("concurrency must be at least 1")
     if request.timeout <= 0:
