@@ -651,6 +651,11 @@ def validate(
             resolved = {role: (project_dir / _expand(p)) for role, p in paths.items()}
             ca_files = CaFiles(display=paths, **resolved)
 
+    for option in values.get("extraOptions") or ():
+        if option in ("ca-migration-citadel", "ca-migration-meshca"):
+            # Each revision gets exactly its own phase's option; an extra one would give
+            # REV1 the Mesh CA option or REV2 the Citadel one.
+            errors.append(MeshcaError("MigrationOptionNotExtra", f"{NS}:extraOptions", value=option))
     overlays = tuple(values.get("customOverlays") or ())
     for i, overlay in enumerate(overlays):
         if not (project_dir / _expand(overlay)).exists():

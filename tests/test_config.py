@@ -160,3 +160,8 @@ def test_values_from_the_engine_are_strings_and_json(tmp_path):
     config = from_pulumi_config(engine, "dev", ROOT)
     assert config == load_stack_file(ROOT / "Pulumi.dev.yaml").__class__(**{**config.__dict__})
     assert config.batch_size == 3 and config.rollback is False and len(config.clusters) == 1
+
+
+def test_a_migration_option_is_not_an_extra_option(tmp_path):
+    path = stack_copy(tmp_path, mutate=lambda c: c.update({"meshca:extraOptions": ["ca-migration-meshca"]}))
+    assert codes(path) == [("MCA0144", "meshca:extraOptions")]
