@@ -234,6 +234,18 @@ def test_unreachable_and_unknown_context_are_exit_2(tmp_path, monkeypatch, capsy
     assert code == 2 and err.startswith('MCA0424 kubeconfig: cannot load the kubeconfig: error: context "gke_dve" does not exist')
 
 
+def test_refused_reads_and_garbage_answers_are_exit_2(tmp_path, monkeypatch, capsys, p):
+    t = Tools(tmp_path, monkeypatch, standard_cluster(p), p)
+    (t.root / "forbidden").write_text("pods")
+    code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl")
+    assert (code, out) == (2, "")
+    assert err.startswith('MCA0422 kubectl get pods -A -o json: kubectl failed: Error from server (Forbidden): pods is forbidden: User "meshca" cannot list')
+    (t.root / "forbidden").unlink()
+    (t.root / "pods.json").write_text("<html>proxy error</html>")
+    code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl")
+    assert code == 2 and err.startswith("MCA0425 kubectl get pods -A -o json: expected a Kubernetes JSON object, got invalid JSON")
+
+
 def test_bad_reference_files_are_exit_2_before_any_call(tmp_path, monkeypatch, capsys, p):
     t = Tools(tmp_path, monkeypatch, standard_cluster(p), p)
     junk = tmp_path / "junk.pem"
@@ -242,6 +254,8 @@ def test_bad_reference_files_are_exit_2_before_any_call(tmp_path, monkeypatch, c
     assert (code, out) == (2, "") and err.startswith(f"MCA0412 {junk}: the --meshca-root file holds no usable PEM certificate")
     code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--citadel-root", str(tmp_path / "nope.pem"))
     assert code == 2 and err.startswith("MCA0410 ")
+    code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--citadel-root", str(tmp_path))  # a directory
+    assert code == 2 and err.startswith(f"MCA0411 {tmp_path}: cannot read the --citadel-root file: ")
     assert t.calls() == []
 
 

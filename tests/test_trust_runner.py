@@ -251,6 +251,24 @@ def test_trust_domains_of_revisions_and_pods(tmp_path, p):
     assert "an istioctl -f overlay that lists trustDomainAliases replaces the whole list" in worse["revisions"][0]["reason"]
 
 
+def test_trust_domain_faults_of_certificates_and_configmaps(tmp_path, p):
+    from meshca import pki
+
+    c = Cluster()
+    c.set_secret("cacerts", {"root-cert.pem": p.citadel_root.cert_pem})
+    both = p.pem(p.citadel_root, p.meshca_root)
+    leaf = pki.make_workload("https://example.com/not-spiffe", p.citadel_ca, not_before=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    c.add_pod("shop", "no-spiffe", revision="asm-1", dump=sidecar_dump(p.pem(leaf, p.citadel_ca), both))
+    c.add_pod("shop", "on-broken", revision="asm-3", dump=sidecar_dump(p.citadel_chain("shop", "b"), both))
+    c.set_revision("asm-1", "cluster.local", [f"{FLEET}.svc.id.goog"])
+    c.set_revision("asm-3", "", mesh_text="- trustDomain\n- cluster.local\n")
+    doc = run(tmp_path, c, p, check="trust-domain", fleet_project=FLEET, revisions=("asm-1", "asm-3"))
+    got = pods(doc)
+    assert got["shop/no-spiffe"]["reason"].startswith("MCA0448 shop/no-spiffe: the workload certificate carries no spiffe:// URI SAN")
+    assert got["shop/on-broken"]["reason"].startswith("MCA0451 ConfigMap istio-system/istio-asm-3: the mesh key is not a YAML mapping (a YAML list)")
+    assert [r["ok"] for r in doc["revisions"]] == [True, False]
+
+
 def test_trust_domain_reads_unlisted_revisions_and_reports_missing_configmaps(tmp_path, p):
     c = Cluster()
     c.set_secret("cacerts", {"root-cert.pem": p.citadel_root.cert_pem})

@@ -9,6 +9,7 @@ A cluster is a directory (env MESHCA_FAKE_CLUSTER), written by tests/fakes/trust
   dumps/NS/POD.delay         extra seconds before answering (a hung proxy)
   dumps/NS/POD.failtimes     fail this many calls first (a flaky port-forward)
   unreachable                kubectl answers like a dead API server
+  forbidden                  kubectl refuses (Forbidden) every read of the resource named in it
   context                    the only --context that exists
 Every call is appended to env MESHCA_FAKE_LOG as one JSON line {"tool", "argv"}; env
 MESHCA_FAKE_DELAY adds a per-call delay (what a port-forward or an API round trip costs).
@@ -66,6 +67,9 @@ def _obj_path(root, kind, ns, name):
 def kubectl(root, rest):
     if os.path.exists(os.path.join(root, "unreachable")):
         _fail("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?")
+    forbidden = os.path.join(root, "forbidden")
+    if os.path.exists(forbidden) and len(rest) > 1 and rest[1] == _read(forbidden).decode().strip():
+        _fail(f'Error from server (Forbidden): {rest[1]} is forbidden: User "meshca" cannot list resource "{rest[1]}" in API group ""')
     if rest == ["get", "namespaces", "-o", "json"]:
         return _out(_read(os.path.join(root, "namespaces.json")))
     if rest == ["get", "pods", "-A", "-o", "json"]:
