@@ -671,226 +671,255 @@ def citadel_root_overlay_path(config: StackConfig, cluster: Cluster) -> str:
     return f"{config.asmcli.output_dir_for(cluster.name, config.rev2)}.citadel-root.yaml"
 
 
-def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = None) -> ClusterPlan:
-    c = config
-    if cacerts is None:
-        cacerts = CACERTS_ABSENT if c.use_case == "migrate" else CACERTS_UNKNOWN
-    b = _Builder(c, cluster, cacerts)
-    p = PHASES.index(c.phase)
-    current = c.namespace_map
-    names = [n.name for n in c.namespaces]
-    gateways = b.gateways()
-    old, rev1, rev2 = c.old_revision, c.rev1, c.rev2
-    migrate = c.use_case == "migrate"
+class _ClusterRoute:
+    """One cluster's steps, phase by phase; each stage continues from the previous one's last
+    steps (``frontier``) and keeps the desired state up to date."""
 
-    def all_on(revision: str) -> dict[str, str]:
-        return {n: revision for n in names}
+    def __init__(self, config: StackConfig, cluster: Cluster, cacerts: str) -> None:
+        self.c = config
+        self.cluster = cluster
+        self.b = _Builder(config, cluster, cacerts)
+        self.reached = PHASES.index(config.phase)
+        self.names = [n.name for n in config.namespaces]
+        self.gateways = self.b.gateways()
+        self.frontier: list[str] = []
+        self.pod_revisions = dict(config.namespace_map)
+        self.control_planes = [config.old_revision]
+        self.canaries: dict[str, str] = {}
+        self.old_gateways = [f"{g.namespace}/{g.deployment}" for g in self.gateways]
+        self.ca_secrets = True
 
-    pod_revisions = dict(current)
-    control_planes = [old]
-    canaries: dict[str, str] = {}
-    old_gateways = [f"{g.namespace}/{g.deployment}" for g in gateways]
-    ca_secrets = True
+    def all_on(self, revision: str) -> dict[str, str]:
+        return {n: revision for n in self.names}
 
-    if p >= PHASES.index("distribute-root"):
-        phase = "distribute-root"
-        rollback_a = c.phase == phase and c.rollback
+    def moved_to(self, phase: str, revision: str) -> list[str]:
+        """Namespaces moved in ``phase``: all of them once the stack is past it."""
+        if self.reached > PHASES.index(phase):
+            return list(self.names)
+        return [n for n in self.names if self.c.namespace_map[n] == revision]
+
+    def rolling_back(self, phase: str) -> bool:
+        return self.c.phase == phase and self.c.rollback
+
+    def canary(self, phase: str, procedure: str, revision: str, depends_on: list[str], verb: str) -> list[str]:
+        ids = []
+        for g in self.gateways:
+            ids.append(self.b.gateway_apply(phase, procedure, g, revision, depends_on, verb))
+            self.canaries[f"{g.namespace}/{canary_name(g, self.c)}"] = revision
+        return ids
+
+    def roll_back(self, phase: str, procedure: str, moved: list[str], new: str, old: str, changes, downgrade: bool) -> None:
+        """A6 / B5: gateways back (deleted, or downgraded in place), namespaces back, new istiod out."""
+        if downgrade:
+            first = self.canary(phase, procedure, old, self.frontier, "downgrade in place")
+        else:
+            first = self.b.delete_gateways(phase, procedure, new, self.frontier, old=False)
+        back = self.b.moves(phase, procedure, moved, new, old, first or self.frontier, changes)
+        if downgrade:
+            back = self.b.delete_gateways(phase, procedure, new, back, old=False) or back
+        self.b.remove_control_plane(phase, procedure, new, back)
+        self.control_planes.remove(new)
+        self.pod_revisions = self.all_on(old)
+
+    # -- phase A: distribute the Mesh CA root --------------------------------------------------
+
+    def distribute_root(self) -> None:
+        c, b, phase = self.c, self.b, "distribute-root"
+        old, rev1 = c.old_revision, c.rev1
         a0 = b.gate(
             "A0.gate.root-of-trust",
             phase=phase,
             procedure="A0",
             check="root-of-trust",
             title="root-cert.pem is the root the mesh distributes today",
-            certifies=all_on(old),
-                depends_on=(),
+            certifies=self.all_on(old),
+            depends_on=(),
             root_cert=c.ca_files.shown("root_cert"),
         )
         a1 = b.install(phase, "A1", rev1, "citadel", [a0])
-        control_planes.append(rev1)
-        moved = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev1]
-        last = b.moves(phase, "A2", moved, old, rev1, [a1], lambda n: (f"istio.io/rev={rev1}", "istio-injection-"))
-        all_moved = len(moved) == len(names)
-        a3 = None
-        if all_moved and not rollback_a:
-            retiring = b.retiring_old_gateways()
+        self.control_planes.append(rev1)
+        moved = self.moved_to(phase, rev1)
+        self.frontier = b.moves(phase, "A2", moved, old, rev1, [a1], lambda n: (f"istio.io/rev={rev1}", "istio-injection-"))
+        if self.rolling_back(phase):
+            if c.use_case == "migrate":
+                back = lambda n: ("istio.io/rev-", "istio-injection=enabled")  # noqa: E731
+            else:
+                back = lambda n: (f"istio.io/rev={old}",)  # noqa: E731
+            self.roll_back(phase, "A6", moved, rev1, old, back, downgrade=False)
+        elif len(moved) == len(self.names):
             a3 = b.gate(
                 "A3.gate.root-cert",
                 phase=phase,
                 procedure="A3",
                 check="root-cert",
                 title="every proxy trusts both the Citadel and the Mesh CA root",
-                certifies=all_on(rev1),
-                depends_on=last,
+                certifies=self.all_on(rev1),
+                depends_on=self.frontier,
                 require=[CITADEL, MESHCA],
-                retiring=retiring,
+                retiring=b.retiring_old_gateways(),
             )
-            for g in gateways:
-                b.gateway_apply(phase, "A4", g, rev1, [a3], "canary")
-                canaries[f"{g.namespace}/{canary_name(g, c)}"] = rev1
-        if rollback_a:
-            dels = b.delete_gateways(phase, "A6", rev1, last, old=False)
-            back = (lambda n: ("istio.io/rev-", "istio-injection=enabled")) if migrate else (lambda n: (f"istio.io/rev={old}",))
-            restarted = b.moves(phase, "A6", moved, rev1, old, dels or last, back)
-            b.remove_control_plane(phase, "A6", rev1, restarted)
-            control_planes.remove(rev1)
-            pod_revisions = {n: old for n in names}
-        if p >= PHASES.index("distribute-root-done"):
-            phase = "distribute-root-done"
-            finish_deps = [a3] + [s.id for s in b.steps if s.procedure == "A4"]
-            dels = b.delete_gateways(phase, "A5", old, finish_deps, old=True)
-            old_gateways = []
-            svc = b.apply_istiod_service(phase, "A5", rev1, dels or finish_deps)
-            a5 = b.remove_control_plane(phase, "A5", old, [svc], keep_service=migrate)
-            control_planes.remove(old)
+            self.frontier = [a3, *self.canary(phase, "A4", rev1, [a3], "canary")]
 
-            if p >= PHASES.index("mesh-ca"):
-                phase = "mesh-ca"
-                rollback_b = c.phase == phase and c.rollback
-                b0 = b.gate(
-                    "B0.gate.root-cert",
-                    phase=phase,
-                    procedure="B0",
-                    check="root-cert",
-                    title="every proxy still trusts both roots before Mesh CA starts signing",
-                    certifies=all_on(rev1),
-                depends_on=a5,
-                    require=[CITADEL, MESHCA],
-                )
-                b1 = b.install(phase, "B1", rev2, "mesh_ca", [b0])
-                control_planes.append(rev2)
-                b1td = b.gate(
-                    "B1.gate.trust-domain",
-                    phase=phase,
-                    procedure="B1",
-                    check="trust-domain",
-                    title=f"{rev1} and {rev2} accept both cluster.local and {c.fleet_project}.svc.id.goog",
-                    certifies=all_on(rev1),
-                depends_on=[b1],
-                    revisions=[rev1, rev2],
-                )
-                moved_b = names if p > PHASES.index(phase) else [n for n in names if current[n] == rev2]
-                last_b = b.moves(phase, "B2", moved_b, rev1, rev2, [b1td], lambda n: (f"istio.io/rev={rev2}",))
-                if len(moved_b) == len(names) and not rollback_b:
-                    for g in gateways:
-                        b.gateway_apply(phase, "B3", g, rev2, last_b, "upgrade in place")
-                        canaries[f"{g.namespace}/{canary_name(g, c)}"] = rev2
-                if rollback_b:
-                    downs = [b.gateway_apply(phase, "B5", g, rev1, last_b, "downgrade in place") for g in gateways]
-                    back = b.moves(phase, "B5", moved_b, rev2, rev1, downs or last_b, lambda n: (f"istio.io/rev={rev1}",))
-                    dels = b.delete_gateways(phase, "B5", rev2, back, old=False)
-                    b.remove_control_plane(phase, "B5", rev2, dels or back)
-                    control_planes.remove(rev2)
-                    pod_revisions = {n: rev1 for n in names}
-                if p >= PHASES.index("mesh-ca-done"):
-                    phase = "mesh-ca-done"
-                    b3 = [s.id for s in b.steps if s.procedure == "B3"] or last_b
-                    b4 = b.gate(
-                        "B4.gate.workload-cert",
-                        phase=phase,
-                        procedure="B4",
-                        check="workload-cert",
-                        title=f"every proxy holds a Mesh CA certificate, so none still depends on {rev1}",
-                        certifies=all_on(rev2),
-                depends_on=b3,
-                        require=[MESHCA],
-                        retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, rev1)} for g in gateways],
-                    )
-                    svc = b.apply_istiod_service(phase, "B4", rev2, [b4])
-                    dels = b.delete_gateways(phase, "B4", rev1, [svc], old=False)
-                    b4_done = b.remove_control_plane(phase, "B4", rev1, dels or [svc])
-                    control_planes.remove(rev1)
+    def finish_distribute_root(self) -> None:
+        c, b, phase = self.c, self.b, "distribute-root-done"
+        dels = b.delete_gateways(phase, "A5", c.old_revision, self.frontier, old=True)
+        self.old_gateways = []
+        svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or self.frontier)
+        self.frontier = b.remove_control_plane(phase, "A5", c.old_revision, [svc], keep_service=c.use_case == "migrate")
+        self.control_planes.remove(c.old_revision)
 
-                    if p >= PHASES.index("old-root-removed"):
-                        phase = "old-root-removed"
-                        c0 = b.gate(
-                            "C0.gate.workload-cert",
-                            phase=phase,
-                            procedure="C0",
-                            check="workload-cert",
-                            title="no proxy still holds a Citadel-signed certificate",
-                            certifies=all_on(rev2),
-                depends_on=b4_done,
-                            require=[MESHCA],
-                        )
-                        backups = []
-                        for secret in ("cacerts", "istio-ca-secret"):
-                            backups.append(
-                                b.add(
-                                    f"C1.backup.{secret}",
-                                    phase=phase,
-                                    procedure="C1",
-                                    action="backup-ca-secret",
-                                    title=f"back up Secret {secret} to a 0600 file, read back and compared",
-                                    argv=cmd.get_secret_yaml(cluster, secret),
-                                    objects=(f"Secret/istio-system/{secret}",),
-                                    depends_on=[c0],
-                                    secret=secret,
-                                    file=f"{c.backup_dir}/{c.stack}/{cluster.name}/{secret}.yaml",
-                                )
-                            )
-                        c2 = b.add(
-                            "C2.delete-ca-secrets",
-                            phase=phase,
-                            procedure="C2",
-                            action="delete-ca-secrets",
-                            title="delete cacerts and istio-ca-secret (after their backups match)",
-                            argv=cmd.delete_ca_secrets(cluster),
-                            objects=("Secret/istio-system/cacerts", "Secret/istio-system/istio-ca-secret"),
-                            depends_on=[c0, *backups],
-                            backups=backups,
-                        )
-                        last_c2 = c2
-                        if c.rev2_citadel_root:
-                            last_c2 = b.add(
-                                "C2.drop-citadel-root",
-                                phase=phase,
-                                procedure="C2",
-                                action="drop-root",
-                                title=f"remove the Citadel root B1 listed in {rev2}'s meshConfig.caCertificates",
-                                argv=cmd.drop_mesh_root(cluster, rev2, c.ca_files.shown("root_cert")),
-                                objects=(f"ConfigMap/istio-system/istio-{rev2}",),
-                                depends_on=[c2],
-                                revision=rev2,
-                            )
-                        c3 = b.add(
-                            "C3.restart-control-plane",
-                            phase=phase,
-                            procedure="C3",
-                            action="restart-control-plane",
-                            title="restart istio-system so istiod drops the old root from every bundle",
-                            argv=cmd.restart_control_plane(cluster),
-                            objects=("Deployment/istio-system/*",),
-                            depends_on=[last_c2],
-                        )
-                        b.gate(
-                            "C4.gate.old-root-absent",
-                            phase=phase,
-                            procedure="C4",
-                            check="root-cert",
-                            title="the Citadel root has left every proxy's bundle",
-                            certifies=all_on(rev2),
-                depends_on=[c3],
-                            require=[MESHCA],
-                            forbid=[CITADEL],
-                        )
-                        ca_secrets = False
+    # -- phase B: sign with Mesh CA ----------------------------------------------------------
 
-    labels: dict[str, dict[str, str]] = {}
-    for s in b.steps:
-        if s.action == "label":
-            labels[s.params["namespace"]] = dict(s.params["labels"])
-    return ClusterPlan(
-        cluster=cluster,
-        steps=tuple(b.steps),
-        desired=DesiredState(
-            pod_revisions=MappingProxyType(pod_revisions),
-            namespace_labels=MappingProxyType({k: MappingProxyType(v) for k, v in labels.items()}),
-            control_planes=tuple(control_planes),
-            canary_gateways=MappingProxyType(canaries),
-            old_gateways=tuple(old_gateways),
-            ca_secrets=ca_secrets,
-        ),
-    )
+    def mesh_ca(self) -> None:
+        c, b, phase = self.c, self.b, "mesh-ca"
+        rev1, rev2 = c.rev1, c.rev2
+        b0 = b.gate(
+            "B0.gate.root-cert",
+            phase=phase,
+            procedure="B0",
+            check="root-cert",
+            title="every proxy still trusts both roots before Mesh CA starts signing",
+            certifies=self.all_on(rev1),
+            depends_on=self.frontier,
+            require=[CITADEL, MESHCA],
+        )
+        b1 = b.install(phase, "B1", rev2, "mesh_ca", [b0])
+        self.control_planes.append(rev2)
+        b1_domains = b.gate(
+            "B1.gate.trust-domain",
+            phase=phase,
+            procedure="B1",
+            check="trust-domain",
+            title=f"{rev1} and {rev2} accept both cluster.local and {c.fleet_project}.svc.id.goog",
+            certifies=self.all_on(rev1),
+            depends_on=[b1],
+            revisions=[rev1, rev2],
+        )
+        moved = self.moved_to(phase, rev2)
+        self.frontier = b.moves(phase, "B2", moved, rev1, rev2, [b1_domains], lambda n: (f"istio.io/rev={rev2}",))
+        if self.rolling_back(phase):
+            self.roll_back(phase, "B5", moved, rev2, rev1, lambda n: (f"istio.io/rev={rev1}",), downgrade=True)
+        elif len(moved) == len(self.names):
+            self.frontier = self.canary(phase, "B3", rev2, self.frontier, "upgrade in place") or self.frontier
+
+    def finish_mesh_ca(self) -> None:
+        c, b, phase = self.c, self.b, "mesh-ca-done"
+        b4 = b.gate(
+            "B4.gate.workload-cert",
+            phase=phase,
+            procedure="B4",
+            check="workload-cert",
+            title=f"every proxy holds a Mesh CA certificate, so none still depends on {c.rev1}",
+            certifies=self.all_on(c.rev2),
+            depends_on=self.frontier,
+            require=[MESHCA],
+            retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, c.rev1)} for g in self.gateways],
+        )
+        svc = b.apply_istiod_service(phase, "B4", c.rev2, [b4])
+        dels = b.delete_gateways(phase, "B4", c.rev1, [svc], old=False)
+        self.frontier = b.remove_control_plane(phase, "B4", c.rev1, dels or [svc])
+        self.control_planes.remove(c.rev1)
+
+    # -- phase C: remove the old root ----------------------------------------------------------
+
+    def remove_old_root(self) -> None:
+        c, b, cluster, phase = self.c, self.b, self.cluster, "old-root-removed"
+        c0 = b.gate(
+            "C0.gate.workload-cert",
+            phase=phase,
+            procedure="C0",
+            check="workload-cert",
+            title="no proxy still holds a Citadel-signed certificate",
+            certifies=self.all_on(c.rev2),
+            depends_on=self.frontier,
+            require=[MESHCA],
+        )
+        backups = [
+            b.add(
+                f"C1.backup.{secret}",
+                phase=phase,
+                procedure="C1",
+                action="backup-ca-secret",
+                title=f"back up Secret {secret} to a 0600 file, read back and compared",
+                argv=cmd.get_secret_yaml(cluster, secret),
+                objects=(f"Secret/istio-system/{secret}",),
+                depends_on=[c0],
+                secret=secret,
+                file=f"{c.backup_dir}/{c.stack}/{cluster.name}/{secret}.yaml",
+            )
+            for secret in ("cacerts", "istio-ca-secret")
+        ]
+        c2 = b.add(
+            "C2.delete-ca-secrets",
+            phase=phase,
+            procedure="C2",
+            action="delete-ca-secrets",
+            title="delete cacerts and istio-ca-secret (after their backups match)",
+            argv=cmd.delete_ca_secrets(cluster),
+            objects=("Secret/istio-system/cacerts", "Secret/istio-system/istio-ca-secret"),
+            depends_on=[c0, *backups],
+            backups=backups,
+        )
+        if c.rev2_citadel_root:
+            c2 = b.add(
+                "C2.drop-citadel-root",
+                phase=phase,
+                procedure="C2",
+                action="drop-root",
+                title=f"remove the Citadel root B1 listed in {c.rev2}'s meshConfig.caCertificates",
+                argv=cmd.drop_mesh_root(cluster, c.rev2, c.ca_files.shown("root_cert")),
+                objects=(f"ConfigMap/istio-system/istio-{c.rev2}",),
+                depends_on=[c2],
+                revision=c.rev2,
+            )
+        c3 = b.add(
+            "C3.restart-control-plane",
+            phase=phase,
+            procedure="C3",
+            action="restart-control-plane",
+            title="restart istio-system so istiod drops the old root from every bundle",
+            argv=cmd.restart_control_plane(cluster),
+            objects=("Deployment/istio-system/*",),
+            depends_on=[c2],
+        )
+        b.gate(
+            "C4.gate.old-root-absent",
+            phase=phase,
+            procedure="C4",
+            check="root-cert",
+            title="the Citadel root has left every proxy's bundle",
+            certifies=self.all_on(c.rev2),
+            depends_on=[c3],
+            require=[MESHCA],
+            forbid=[CITADEL],
+        )
+        self.ca_secrets = False
+
+    def run(self) -> ClusterPlan:
+        stages = (self.distribute_root, self.finish_distribute_root, self.mesh_ca, self.finish_mesh_ca, self.remove_old_root)
+        for index, stage in enumerate(stages, start=1):  # PHASES[index] is the stage's phase
+            if self.reached < index:
+                break
+            stage()
+        labels = {s.params["namespace"]: dict(s.params["labels"]) for s in self.b.steps if s.action == "label"}
+        return ClusterPlan(
+            cluster=self.cluster,
+            steps=tuple(self.b.steps),
+            desired=DesiredState(
+                pod_revisions=MappingProxyType(self.pod_revisions),
+                namespace_labels=MappingProxyType({k: MappingProxyType(v) for k, v in labels.items()}),
+                control_planes=tuple(self.control_planes),
+                canary_gateways=MappingProxyType(self.canaries),
+                old_gateways=tuple(self.old_gateways),
+                ca_secrets=self.ca_secrets,
+            ),
+        )
+
+
+def build_cluster(config: StackConfig, cluster: Cluster, cacerts: str | None = None) -> ClusterPlan:
+    if cacerts is None:
+        cacerts = CACERTS_ABSENT if config.use_case == "migrate" else CACERTS_UNKNOWN
+    return _ClusterRoute(config, cluster, cacerts).run()
 
 
 def build(config: StackConfig, cacerts: Mapping[str, str] | None = None) -> Plan:
