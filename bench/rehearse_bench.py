@@ -136,6 +136,8 @@ def markdown(rows: list[dict], dev: dict, rate: float, command: str) -> str:
     lines += [
         f"The dev stack (`meshca rehearse --stack dev`, 1 cluster, 12 namespaces x 3 workloads, batch size 3): {dev['steps']} steps,",
         f"{dev['pairs']:,} pairs judged, {dev['handshakes']} real handshakes, {dev['wall']:.2f} s for the whole process.",
+        "Every route includes, per cluster, the two steps of `meshca:rev2CitadelRoot` (on by default):",
+        "`B1.citadel-root-overlay` (REV2 lists today's root in `meshConfig.caCertificates`) and `C2.drop-citadel-root`.",
         "",
     ]
     return "\n".join(lines)

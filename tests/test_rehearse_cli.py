@@ -90,10 +90,16 @@ def test_switches_and_scenarios_are_listed(capsys):
 
 
 def test_assume_changes_the_verdict_and_is_reported(capsys):
-    rc, out, err = rehearse(capsys, "--assume", "rev2-runs-citadel-ca=off", "--json", *SMALL)
+    # The guide's literal REV2 install: its verdict rests on REV2's istiod running a CA.
+    rc, out, err = rehearse(capsys, "--scenario", "no-root-overlay", "--assume", "rev2-runs-citadel-ca=off", "--json", *SMALL)
     doc = json.loads(out)
     assert rc == 1 and doc["assumptions"]["rev2-runs-citadel-ca"] is False
     assert doc["steps"][doc["summary"]["firstBrokenStep"]]["step"].startswith("B2.restart.")
+    assert "B2.restart." in err.strip().splitlines()[-1]
+    # The plan's default (REV2 lists the Citadel root itself) holds under the same assumption.
+    rc, out, _ = rehearse(capsys, "--assume", "rev2-runs-citadel-ca=off", "--json", *SMALL)
+    doc = json.loads(out)
+    assert rc == 0 and doc["assumptions"]["rev2-runs-citadel-ca"] is False and doc["summary"]["handshakesFailed"] == 0
 
 
 def test_preflight_flag(capsys):
@@ -146,7 +152,17 @@ def test_what_if_shows_what_each_other_setting_predicts(capsys):
     assert rc == 0  # the verdict itself rests on the defaults
     by = {(w["switch"], w["value"]): w for w in doc["whatIf"]}
     assert set(name for name, _ in by) == set(doc["assumptions"])
+    # REV2 lists the Citadel root itself (meshca:rev2CitadelRoot): no longer rests on REV2 running a CA.
     rev2 = by[("rev2-runs-citadel-ca", False)]
-    assert rev2["step"].startswith("cluster-1:B2.restart.") and rev2["handshakesFailed"] > 0
+    assert rev2["completed"] and rev2["step"] is None and rev2["handshakesFailed"] == 0 and rev2["gatesFailed"] == 0
     aliases = by[("citadel-keeps-base-aliases", False)]
     assert aliases["step"] == "cluster-1:B1.gate.trust-domain" and aliases["gatesFailed"] == 1
+
+
+def test_what_if_on_the_guides_literal_path_shows_the_rev2_ca_finding(capsys):
+    rc, out, err = rehearse(capsys, "--scenario", "no-root-overlay", "--what-if", "--json", *SMALL)
+    doc = json.loads(out)
+    assert rc == 0 and doc["summary"]["firstBrokenStep"] is None  # passes on the defaults ...
+    by = {(w["switch"], w["value"]): w for w in doc["whatIf"]}
+    rev2 = by[("rev2-runs-citadel-ca", False)]  # ... and breaks at the first B2 restart without REV2's CA
+    assert rev2["step"] == "cluster-1:B2.restart.frontend" and rev2["handshakesFailed"] > 0 and rev2["gatesFailed"] == 0

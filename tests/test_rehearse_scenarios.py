@@ -12,9 +12,11 @@ handshakes and real gate runs must agree with it exactly.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 
 import pytest
+import yaml
 
 from meshca import plan as planmod
 from meshca.certs import fingerprint, load_certs
@@ -30,6 +32,10 @@ WORKLOADS = 2  # api (Deployment), store (StatefulSet): enough kinds, few pairs
 
 def file_root(path) -> str:
     return fingerprint(load_certs(open(path, "rb").read())[0])
+
+
+def norm(path) -> str:
+    return os.path.normpath(path)
 
 
 @dataclasses.dataclass
@@ -53,6 +59,8 @@ class OCluster:
         old_aliases = () if migrate else (base_aliases(cfg.fleet_project) if base.sw["citadel-keeps-base-aliases"] else ())
         self.istiods = {cfg.old_revision: dict(ca="citadel", multiroot=False, root=base.today, td="cluster.local", aliases=old_aliases, ca_certs=())}
         self.configs = dict(self.istiods)
+        # Each revision's ConfigMap caCertificates: istiod loads them into ca_certs when it starts.
+        self.mesh_ca_certs = {cfg.old_revision: ()}
         self.labels = {n.name: ({"istio-injection": "enabled"} if migrate else {"istio.io/rev": cfg.old_revision}) for n in cfg.namespaces}
         self.workloads = {(n.name, w): self.inject(cfg.old_revision) for n in cfg.namespaces for _, w in workload_names(oracle.workloads)}
         self.gateways = {}
@@ -72,6 +80,8 @@ class OCluster:
             roots = {MESH}
             if i["multiroot"] and i["root"]:
                 roots.add(i["root"])
+            if i["multiroot"]:  # merged with ISTIO_MULTIROOT_MESH, whether or not istiod runs a CA
+                roots |= set(i["ca_certs"])
         return frozenset(roots - self.o.excluded.get((self.name, rev), set()))
 
     def inject(self, rev):
@@ -92,6 +102,7 @@ class OCluster:
 
     def start(self, rev):
         i = self.istiods[rev]
+        i["ca_certs"] = self.mesh_ca_certs[rev]
         i["root"] = self.load_ca() if (i["ca"] == "citadel" or self.o.sw["rev2-runs-citadel-ca"]) else None
         self.push(rev)
 
@@ -128,9 +139,21 @@ class OCluster:
             if "ca-migration-meshca" in options:
                 aliases = ("cluster.local",) if self.o.sw["overlay-aliases"] == "replace" else (*aliases, "cluster.local")
             ca_certs = (MESH,) if "ca-migration-citadel" in options else ()
+            for overlay in [argv[i + 1] for i, x in enumerate(argv) if x == "--custom_overlay"]:
+                ca_certs += self.o.overlay_roots(overlay)
             self.istiods[rev] = dict(ca=ca, multiroot=bool({"ca-migration-citadel", "ca-migration-meshca"} & set(options)), root=None, td=td, aliases=tuple(aliases), ca_certs=ca_certs)
             self.configs[rev] = self.istiods[rev]
+            self.mesh_ca_certs[rev] = ca_certs  # asmcli renders the ConfigMap
             self.start(rev)
+        elif a == "write-overlay":
+            # `meshca overlay citadel-root --root-cert F --output P`: P lists F's root.
+            self.o.written[norm(argv[argv.index("--output") + 1])] = (file_root(self.o.plan.project_dir / argv[argv.index("--root-cert") + 1]),)
+        elif a == "drop-root":
+            # `meshca mesh-config drop-root --revision R --root-cert F`: R's ConfigMap no longer
+            # lists F's root; istiod R reads that at its next start (C3).
+            rev = argv[argv.index("--revision") + 1]
+            gone = file_root(self.o.plan.project_dir / argv[argv.index("--root-cert") + 1])
+            self.mesh_ca_certs[rev] = tuple(r for r in self.mesh_ca_certs[rev] if r != gone)
         elif a == "label":
             ns = argv[argv.index("namespace") + 1]
             for change in argv[argv.index(ns) + 1 :]:
@@ -213,11 +236,21 @@ class Oracle:
         self.today = file_root(self.base.ca_files.root_cert)
         self.fleet = f"{self.base.fleet_project}.svc.id.goog"
         self.excluded = {}
+        self.written = {}  # files the steps wrote: overlay path -> the roots it lists
         self.pending = dict(excluded or {})  # step id -> (revision, roots) removed after that step
         self.clusters = {c.name: OCluster(self, c.name) for c in self.base.clusters}
 
     def root(self, label):
         return self.today if label == "TODAY" else label
+
+    def overlay_roots(self, path) -> tuple:
+        """Roots an asmcli --custom_overlay adds to meshConfig.caCertificates: a file a step wrote
+        (by its argv), else the project's own overlay file, read here."""
+        if norm(path) in self.written:
+            return self.written[norm(path)]
+        doc = yaml.safe_load((self.plan.project_dir / path).read_text()) or {}
+        entries = ((doc.get("spec") or {}).get("meshConfig") or {}).get("caCertificates") or ()
+        return tuple(fingerprint(load_certs(e["pem"].encode())[0]) for e in entries)
 
     def failing(self) -> set[tuple[str, str]]:
         apps, entries, gws = [], {}, []
@@ -285,12 +318,27 @@ def run(scenario, config=None, **kw):
 # ----------------------------------------------------------------------------- the scenarios
 
 
-def test_canary_keeps_every_pair_working_after_every_step():
-    r, doc = run(scenarios.get("canary"))
+def meshed_bundles(r):
+    return [{fingerprint(c) for c in p.bundle} for cl in r.mesh.clusters.values() for p in cl.pods() if p.meshed]
+
+
+@pytest.mark.parametrize("rev2_ca", [True, False], ids=["rev2-ca-on", "rev2-ca-off"])
+def test_canary_keeps_every_pair_working_after_every_step(rev2_ca):
+    """With meshca:rev2CitadelRoot (the default) the route holds whether or not REV2's istiod runs a CA."""
+    r, doc = run(scenarios.get("canary"), switches={"rev2-runs-citadel-ca": rev2_ca})
     check_against_oracle(r, doc)
+    assert doc["assumptions"]["rev2-runs-citadel-ca"] is rev2_ca and r.config.rev2_citadel_root
     assert doc["summary"]["completed"] and doc["summary"]["handshakesFailed"] == 0 and doc["summary"]["gatesFailed"] == 0
     assert doc["summary"]["firstBrokenStep"] is None
-    assert set(doc["steps"][-1]["gates"]) == {"C4.gate.old-root-absent"}
+    assert doc["steps"][-1]["gates"] == {"C4.gate.old-root-absent": "pass"}
+    # B1 writes the overlay before REV2's install reads it; C2 drops the root before C3 restarts istiod.
+    for c in r.config.clusters:
+        order = [s.id for s in r.applied if s.cluster == c.name]
+        assert order.index("B1.citadel-root-overlay") < order.index(f"B1.install.{r.config.rev2}")
+        assert order.index("C2.delete-ca-secrets") < order.index("C2.drop-citadel-root") < order.index("C3.restart-control-plane")
+    # The drop worked: today's root left every proxy's bundle, by fingerprint.
+    today = file_root(r.config.ca_files.root_cert)
+    assert all(today not in b for b in meshed_bundles(r))
 
 
 def test_big_bang_breaks_calls_between_moved_and_unmoved_namespaces():
@@ -316,10 +364,15 @@ def test_skip_restart_fails_the_root_cert_gate_without_breaking_calls():
     assert not any(s["step"].startswith("A2.restart") for s in doc["steps"])
 
 
-def test_early_secret_delete_breaks_calls_of_rev1_workloads():
-    r, doc = run(scenarios.get("early-secret-delete"))
+@pytest.mark.parametrize("rev2_ca", [True, False], ids=["rev2-ca-on", "rev2-ca-off"])
+def test_early_secret_delete_breaks_calls_of_rev1_workloads(rev2_ca):
+    r, doc = run(scenarios.get("early-secret-delete"), switches={"rev2-runs-citadel-ca": rev2_ca})
     check_against_oracle(r, doc)
+    assert [s.id for s in r.applied if s.cluster == "cluster-1" and s.procedure in ("C2", "C3")][:3] == [
+        "C2.delete-ca-secrets", "C2.drop-citadel-root", "C3.restart-control-plane"
+    ]
     first = doc["steps"][doc["summary"]["firstBrokenStep"]]
+    # Neither the deletion nor the ConfigMap edit changes a bundle before istiod restarts.
     assert (first["cluster"], first["step"]) == ("cluster-1", "C3.restart-control-plane")
     # Every failing pair involves a workload still on REV1 (or a gateway signed by the new root).
     assert all("checkout" in p["client"] + p["server"] or "istio-system" in p["client"] or "cluster-2" in p["client"] + p["server"] for p in first["failedPairs"])
@@ -382,12 +435,39 @@ def test_citadel_root_removed_from_rev2_bundle_breaks_exactly_the_predicted_pair
     assert sum(len(b) for b, _ in predicted) > 0
 
 
-def test_rev2_without_its_own_ca_breaks_phase_b_as_predicted():
-    r, doc = run(scenarios.get("canary"), switches={"rev2-runs-citadel-ca": False})
-    check_against_oracle(r, doc)
-    assert doc["assumptions"]["rev2-runs-citadel-ca"] is False
+@pytest.mark.parametrize("rev2_ca", [True, False], ids=["rev2-ca-on", "rev2-ca-off"])
+def test_the_guides_literal_rev2_install_rests_on_rev2_running_its_ca(rev2_ca):
+    """meshca:rev2CitadelRoot false: REV2 proxies trust the Citadel root only through istiod's own
+    CA; with ENABLE_CA_SERVER false (the pinned overlay) the first B2 restart breaks, as predicted."""
+    r, doc = run(scenarios.get("no-root-overlay"), switches={"rev2-runs-citadel-ca": rev2_ca})
+    predicted = check_against_oracle(r, doc)
+    assert not r.config.rev2_citadel_root
+    assert not [s for s in r.applied if s.action in ("write-overlay", "drop-root")]
+    assert not any("--custom_overlay" in s.argv for s in r.applied)
+    if rev2_ca:
+        assert doc["summary"]["completed"] and doc["summary"]["firstBrokenStep"] is None
+        assert doc["steps"][-1]["gates"] == {"C4.gate.old-root-absent": "pass"}
+        return
     first = doc["steps"][doc["summary"]["firstBrokenStep"]]
-    assert first["step"] == "B2.restart.frontend"
+    assert (first["cluster"], first["step"]) == ("cluster-1", "B2.restart.frontend")
+    assert not any(s["failedPairs"] for s in doc["steps"][: first["index"]])
+    # Every broken pair has the first moved namespace on one side, in both directions.
+    bad = predicted[first["index"] - 1][0]
+    assert bad and all("cluster-1/frontend/" in c + s for c, s in bad)
+    assert ("cluster-1/cart/api", "cluster-1/frontend/api") in bad and ("cluster-1/frontend/api", "cluster-1/cart/api") in bad
+    assert sum(len(b) for b, _ in predicted) == doc["summary"]["handshakesFailed"] > 0
+
+
+def test_skipping_the_drop_leaves_the_citadel_root_and_fails_the_old_root_gate():
+    r, doc = run(scenarios.get("skip-drop-root"))
+    check_against_oracle(r, doc)
+    assert any(s.id == "B1.citadel-root-overlay" for s in r.applied) and not any(s.action == "drop-root" for s in r.applied)
+    last = doc["steps"][-1]
+    assert last["step"] == "C4.gate.old-root-absent" and last["gates"] == {last["step"]: "fail"}
+    assert last["gateReason"].startswith("MCA0440 ") and "forbidden CITADEL" in last["gateReason"]
+    assert doc["summary"]["handshakesFailed"] == 0 and not doc["summary"]["completed"]
+    today = file_root(r.config.ca_files.root_cert)
+    assert all(today in b for b in meshed_bundles(r))  # REV2's ConfigMap still lists it
 
 
 def test_citadel_revisions_without_fleet_alias_fail_the_trust_domain_gate():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import pytest
+import yaml
 
 from meshca import commands as cmd
 from meshca import plan as planmod
@@ -61,6 +62,15 @@ def install_rev1(cfg, em):
     return steps
 
 
+def install_rev2(cfg, em, steps):
+    """B1 as the plan renders it: the Citadel root overlay (when the stack has it), then asmcli."""
+    if "B1.citadel-root-overlay" in steps:
+        result = run(em, steps["B1.citadel-root-overlay"])
+        assert result.ok, result.stderr
+    result = run(em, steps[f"B1.install.{cfg.rev2}"])
+    assert result.ok, result.stderr
+
+
 # ----------------------------------------------------------------------------- starting points
 
 
@@ -90,7 +100,7 @@ def test_upgrade_starts_on_labelled_revision_with_cacerts(config):
 def test_workload_certificates_are_real_and_carry_spiffe_ids(config):
     cfg, mesh, em = world(config)
     steps = install_rev1(cfg, em)
-    run(em, steps["B1.install." + cfg.rev2])
+    install_rev2(cfg, em, steps)
     c = mesh.clusters["cluster-1"]
     for label, rev in (("istio.io/rev", cfg.rev2),):
         em.run(cmd.label_namespace(cfg.clusters[0], "cart", f"{label}={rev}", "istio-injection-"))
@@ -147,26 +157,40 @@ def test_restart_onto_a_revision_without_istiod_is_refused(config):
 # ----------------------------------------------------------------------------- bundles and trust domains
 
 
-@pytest.mark.parametrize("rev2_ca", [True, False])
-def test_bundles_per_revision_and_option(config, rev2_ca):
-    cfg, mesh, em = world(config, **{"rev2-runs-citadel-ca": rev2_ca})
+def mesh_roots(c, revision):
+    """Root fingerprints in the caCertificates of the revision's ConfigMap (what istiod reads at start)."""
+    doc = yaml.safe_load(c.objects[("ConfigMap", SYSTEM_NS, f"istio-{revision}")]["data"]["mesh"])
+    return {fingerprint(load_certs(e["pem"].encode())[0]) for e in doc.get("caCertificates") or ()}
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["rev2CitadelRoot", "guide-literal"])
+@pytest.mark.parametrize("rev2_ca", [True, False], ids=["rev2-ca-on", "rev2-ca-off"])
+def test_bundles_per_revision_and_option(config, rev2_ca, overlay):
+    cfg = config if overlay else dataclasses.replace(config, rev2_citadel_root=False)
+    cfg, mesh, em = world(cfg, **{"rev2-runs-citadel-ca": rev2_ca})
     steps = install_rev1(cfg, em)
-    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    assert ("B1.citadel-root-overlay" in steps) is overlay
+    install_rev2(cfg, em, steps)
     c = mesh.clusters["cluster-1"]
     citadel, meshca = files_root(cfg), fingerprint(mesh.meshca.root)
     assert root_fp(c.istiods["default"].bundle(mesh.meshca)) == {citadel}
     assert root_fp(c.istiods[cfg.rev1].bundle(mesh.meshca)) == {citadel, meshca}
-    assert root_fp(c.istiods[cfg.rev2].bundle(mesh.meshca)) == ({meshca, citadel} if rev2_ca else {meshca})
-    # REV1's Mesh CA root reaches proxies through meshConfig.caCertificates (the overlay).
-    mesh_cfg = json.loads(json.dumps(c.objects[("ConfigMap", SYSTEM_NS, f"istio-{cfg.rev1}")]["data"]))
-    assert "caCertificates" in mesh_cfg["mesh"]
+    # REV2 keeps the Citadel root if its istiod merges its own CA's root or the overlay lists it.
+    assert root_fp(c.istiods[cfg.rev2].bundle(mesh.meshca)) == ({meshca, citadel} if rev2_ca or overlay else {meshca})
+    # Both reach proxies through meshConfig.caCertificates: REV1's Mesh CA root (its option),
+    # REV2's Citadel root (the overlay meshca wrote, read back by asmcli --custom_overlay).
+    assert mesh_roots(c, cfg.rev1) == {meshca}
+    assert mesh_roots(c, cfg.rev2) == ({citadel} if overlay else set())
+    if overlay:
+        written = yaml.safe_load(mesh.read_file(steps["B1.citadel-root-overlay"].params["file"]))
+        assert written["kind"] == "IstioOperator" and len(written["spec"]["meshConfig"]["caCertificates"]) == 1
 
 
 @pytest.mark.parametrize("mode,aliases", [("replace", ("cluster.local",)), ("merge", (FLEET_DOMAIN, "builtin-mesh.hub.id.goog", "cluster.local"))])
 def test_trust_domains_and_the_overlay_alias_switch(config, mode, aliases):
     cfg, mesh, em = world(config, **{"overlay-aliases": mode})
     steps = install_rev1(cfg, em)
-    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    install_rev2(cfg, em, steps)
     c = mesh.clusters["cluster-1"]
     assert (c.istiods[cfg.rev1].trust_domain, c.istiods[cfg.rev1].aliases) == ("cluster.local", (FLEET_DOMAIN, "builtin-mesh.hub.id.goog"))
     assert (c.istiods[cfg.rev2].trust_domain, c.istiods[cfg.rev2].aliases) == (FLEET_DOMAIN, aliases)
@@ -175,29 +199,95 @@ def test_trust_domains_and_the_overlay_alias_switch(config, mode, aliases):
 # ----------------------------------------------------------------------------- phase C
 
 
+@pytest.mark.parametrize("rev2_ca", [True, False], ids=["rev2-ca-on", "rev2-ca-off"])
 @pytest.mark.parametrize("new_root", [True, False])
-def test_phase_c_new_self_signed_root_switch(config, new_root):
-    cfg, mesh, em = world(config, **{"phase-c-new-root": new_root})
+def test_phase_c_new_self_signed_root_switch(config, new_root, rev2_ca):
+    cfg, mesh, em = world(config, **{"phase-c-new-root": new_root, "rev2-runs-citadel-ca": rev2_ca})
     steps = install_rev1(cfg, em)
     for ns in ("frontend", "cart"):
         assert run(em, steps[f"A2.label.{ns}"]).ok and run(em, steps[f"A2.restart.{ns}"]).ok
-    assert run(em, steps["B1.install." + cfg.rev2]).ok
+    install_rev2(cfg, em, steps)
     for ns in ("frontend", "cart"):
         assert run(em, steps[f"B2.label.{ns}"]).ok and run(em, steps[f"B2.restart.{ns}"]).ok
     assert run(em, steps["C2.delete-ca-secrets"]).ok
     c = mesh.clusters["cluster-1"]
     assert not c.secrets
+    assert run(em, steps["C2.drop-citadel-root"]).ok
     assert run(em, steps["C3.restart-control-plane"]).ok
     citadel, meshca = files_root(cfg), fingerprint(mesh.meshca.root)
     bundle = root_fp(pods(mesh, "frontend")[0].bundle)
     if new_root:
         fresh = fingerprint(load_certs(c.secrets[(SYSTEM_NS, "istio-ca-secret")]["ca-cert.pem"])[0])
         assert fresh not in (citadel, meshca)
-        assert bundle == {meshca, fresh}
+        # A REV2 istiod without a CA of its own does not merge the new root either.
+        assert bundle == ({meshca, fresh} if rev2_ca else {meshca})
     else:
         assert (SYSTEM_NS, "istio-ca-secret") not in c.secrets
         assert bundle == {meshca}
     assert citadel not in bundle  # the old root left every connected proxy
+
+
+def test_drop_root_edits_the_configmap_and_bundles_follow_at_the_next_istiod_start(config):
+    cfg, mesh, em = world(config, **{"rev2-runs-citadel-ca": False})
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["A2.label.frontend"]).ok and run(em, steps["A2.restart.frontend"]).ok
+    install_rev2(cfg, em, steps)
+    assert run(em, steps["B2.label.frontend"]).ok and run(em, steps["B2.restart.frontend"]).ok
+    c = mesh.clusters["cluster-1"]
+    citadel, meshca = files_root(cfg), fingerprint(mesh.meshca.root)
+    moved = pods(mesh, "frontend")[0]
+    assert root_fp(moved.bundle) == {meshca, citadel}
+    drop = steps["C2.drop-citadel-root"]
+    assert drop.argv[:3] == ("meshca", "mesh-config", "drop-root")
+    first = run(em, drop)
+    assert first.ok and "dropped the Citadel root" in first.stdout, first.stderr
+    assert mesh_roots(c, cfg.rev2) == set()
+    # meshca's own kubectl calls went through the emulator: get, then a merge patch.
+    nested = [a for a in em.calls if a[0] == "kubectl" and "configmap" in a]
+    assert [a[5] for a in nested] == ["get", "patch"] and "merge" in nested[1]
+    # istiod reads its mesh config at start: the running proxies keep the root until then.
+    assert root_fp(moved.bundle) == {meshca, citadel}
+    again = run(em, drop)
+    assert again.ok and "nothing to drop" in again.stdout  # idempotent: no second patch
+    assert [a[5] for a in em.calls if a[0] == "kubectl" and "configmap" in a] == ["get", "patch", "get"]
+    assert run(em, steps["C3.restart-control-plane"]).ok
+    assert root_fp(pods(mesh, "frontend")[0].bundle) == {meshca}
+    # The trust domain settings of the ConfigMap are left as they were.
+    doc = yaml.safe_load(c.objects[("ConfigMap", SYSTEM_NS, f"istio-{cfg.rev2}")]["data"]["mesh"])
+    assert doc["trustDomain"] == FLEET_DOMAIN and doc["trustDomainAliases"] == ["cluster.local"]
+
+
+def test_drop_root_of_an_unknown_revision_is_meshcas_coded_failure(config):
+    cfg, mesh, em = world(config)
+    argv = list(final_steps(cfg)["C2.drop-citadel-root"].argv)
+    argv[argv.index("--revision") + 1] = "asm-nope"
+    result = em.run(argv)
+    assert result.rc == 2 and result.stderr.startswith("MCA0860 istio-system/istio-asm-nope: ")
+    assert 'configmaps "istio-asm-nope" not found' in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_overlay_command_validates_the_root_like_meshca(config, tmp_path):
+    cfg, mesh, em = world(config)
+    overlay = final_steps(cfg)["B1.citadel-root-overlay"]
+    out = overlay.params["file"]
+    # An intermediate is not a root: MCA0212, nothing written, so asmcli would not find the overlay.
+    not_root = list(overlay.argv)
+    not_root[not_root.index("--root-cert") + 1] = str(cfg.ca_files.ca_cert)
+    refused = em.run(not_root)
+    assert refused.rc == 2 and refused.stderr.startswith("MCA0212 ") and not mesh.file_exists(out)
+    missing = list(overlay.argv)
+    missing[missing.index("--root-cert") + 1] = "certs/none.pem"
+    refused = em.run(missing)
+    assert refused.rc == 2 and refused.stderr.startswith("MCA0201 certs/none.pem: ")
+    install = final_steps(cfg)[f"B1.install.{cfg.rev2}"]
+    install_rev1(cfg, em)
+    assert "Couldn't find yaml file" in run(em, install).stderr
+    assert em.run(list(overlay.argv)).ok and mesh.file_exists(out)
+    assert mesh.file_exists(f"./{out}")  # one file, however the path is spelled
+    assert run(em, install).ok
+    # A usage error is meshca's coded usage line, exit 2.
+    usage = em.run(["meshca", "overlay", "citadel-root", "--output", out])
+    assert usage.rc == 2 and usage.stderr.startswith("MCA0901 ")
 
 
 # ----------------------------------------------------------------------------- orphans

@@ -9,11 +9,15 @@ Emulated (argv shapes of meshca/commands.py, and nearby variants a careful opera
 - ``kubectl [--kubeconfig K] --context C`` + ``label namespace NS k=v k- [--overwrite]``,
   ``delete KINDS NAME...|KIND/NAME|KIND -l SEL -n NS [--ignore-not-found[=true]]``,
   ``apply -f -`` (stdin) / ``apply -f FILE``, ``get secret/X -n NS -o yaml``,
+  ``get configmap X -n NS -o json|yaml``, ``patch configmap X -n NS --type merge -p JSON``,
   ``rollout restart deployment -n NS``;
 - ``asmcli --version`` and ``asmcli install ...`` (1.19.10-asm.9: custom-CA validation,
   "Custom certificates already exist", the ingress gateway prompt, options, overlays);
 - ``meshca restart ... --namespace NS --revision R``, ``meshca check KIND ...`` (the real
-  ``run_check`` over the simulated source; ``root-of-trust`` compares live roots).
+  ``run_check`` over the simulated source; ``root-of-trust`` compares live roots);
+- ``meshca overlay citadel-root --root-cert F --output P`` (writes P among the simulated files,
+  where ``asmcli --custom_overlay P`` reads it) and ``meshca mesh-config drop-root ... --revision R
+  --root-cert F`` (meshca/meshconfig.py's own checks and ``drop_root``, its kubectl calls emulated).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -153,7 +159,7 @@ class Emulator:
     # ------------------------------------------------------------------------ kubectl
 
     def _kubectl(self, args: list[str], stdin: str | None) -> Result:
-        opts: dict[str, Any] = {"namespace": None, "selector": None, "filename": None, "output": None, "overwrite": False, "ignore": False}
+        opts: dict[str, Any] = {"namespace": None, "selector": None, "filename": None, "output": None, "overwrite": False, "ignore": False, "type": None, "patch": None}
         words: list[str] = []
         kubeconfig = context = None
         i = 0
@@ -162,7 +168,7 @@ class Emulator:
             val = None
             if "=" in a and a.startswith("--"):
                 a, val = a.split("=", 1)
-            takes = {"--kubeconfig", "--context", "-n", "--namespace", "-l", "--selector", "-f", "--filename", "-o", "--output"}
+            takes = {"--kubeconfig", "--context", "-n", "--namespace", "-l", "--selector", "-f", "--filename", "-o", "--output", "--type", "-p", "--patch"}
             if a in takes:
                 if val is None:
                     if i + 1 >= len(args):
@@ -174,7 +180,12 @@ class Emulator:
                 elif a == "--context":
                     context = val
                 else:
-                    opts[{"-n": "namespace", "--namespace": "namespace", "-l": "selector", "--selector": "selector", "-f": "filename", "--filename": "filename", "-o": "output", "--output": "output"}[a]] = val
+                    opts[
+                        {
+                            "-n": "namespace", "--namespace": "namespace", "-l": "selector", "--selector": "selector", "-f": "filename",
+                            "--filename": "filename", "-o": "output", "--output": "output", "--type": "type", "-p": "patch", "--patch": "patch",
+                        }[a]
+                    ] = val
             elif a == "--overwrite":
                 opts["overwrite"] = val in (None, "true")
             elif a == "--ignore-not-found":
@@ -198,6 +209,7 @@ class Emulator:
             "apply": self._apply,
             "get": self._get,
             "rollout": self._rollout,
+            "patch": self._patch,
         }.get(verb)
         if handler is None:
             raise _Unknown(f"kubectl {verb} is not emulated")
@@ -364,14 +376,16 @@ class Emulator:
         if len(rest) == 2 and "/" not in rest[0]:
             rest = [f"{rest[0]}/{rest[1]}"]  # `get secret NAME` == `get secret/NAME`
         if len(rest) != 1 or "/" not in rest[0]:
-            raise _Unknown("kubectl get: only 'get secret/NAME' or 'get secret NAME' is emulated")
+            raise _Unknown("kubectl get: only 'get secret|configmap/NAME' or 'get secret|configmap NAME' is emulated")
         kind, _, name = rest[0].partition("/")
-        if KINDS.get(kind.lower()) != "Secret":
+        if KINDS.get(kind.lower()) not in ("Secret", "ConfigMap"):
             raise _Unknown(f"kubectl get {kind} is not emulated")
         output = opts["output"] or ""
-        if output != "yaml" and not output.startswith("jsonpath="):
-            raise _Unknown(f"kubectl get -o {output or '(table)'} is not emulated (yaml or jsonpath=)")
+        if output not in ("yaml", "json") and not output.startswith("jsonpath="):
+            raise _Unknown(f"kubectl get -o {output or '(table)'} is not emulated (yaml, json or jsonpath=)")
         ns = opts["namespace"] or "default"
+        if KINDS[kind.lower()] == "ConfigMap":
+            return self._get_configmap(cluster, ns, name, output, opts)
         data = cluster.secrets.get((ns, name))
         if data is None:
             if opts["ignore"]:
@@ -387,7 +401,54 @@ class Emulator:
             "type": "Opaque" if name == "cacerts" else "istio.io/ca-root",
             "data": encoded,
         }
-        return Result(0, yaml.safe_dump(doc, sort_keys=False))
+        return Result(0, json.dumps(doc, indent=4) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+
+    @staticmethod
+    def _configmap_doc(cluster: Cluster, ns: str, name: str) -> dict | None:
+        obj = cluster.objects.get(("ConfigMap", ns, name))
+        if obj is None:
+            return None
+        return {"apiVersion": "v1", **json.loads(json.dumps(obj))}
+
+    def _get_configmap(self, cluster: Cluster, ns: str, name: str, output: str, opts: dict) -> Result:
+        doc = self._configmap_doc(cluster, ns, name)
+        if doc is None:
+            if opts["ignore"]:
+                return Result(0, "")
+            return fail(f'Error from server (NotFound): configmaps "{name}" not found', not_found=True)
+        if output.startswith("jsonpath="):
+            return Result(0, _jsonpath(output[len("jsonpath=") :], doc))
+        return Result(0, json.dumps(doc, indent=4) if output == "json" else yaml.safe_dump(doc, sort_keys=False))
+
+    def _patch(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        """``kubectl patch configmap NAME -n NS --type merge -p JSON`` (a JSON merge patch)."""
+        if len(rest) == 1 and "/" in rest[0]:
+            rest = rest[0].split("/", 1)
+        if len(rest) != 2 or KINDS.get(rest[0].lower()) != "ConfigMap":
+            raise _Unknown("kubectl patch: only 'patch configmap NAME' is emulated")
+        if opts["type"] != "merge":
+            raise _Unknown(f"kubectl patch --type {opts['type'] or '(strategic)'} is not emulated (merge only)")
+        if opts["patch"] is None:
+            return fail("error: must specify --patch or --patch-file containing the contents of the patch")
+        name, ns = rest[1], opts["namespace"] or "default"
+        try:
+            patch = json.loads(opts["patch"])
+        except ValueError as exc:
+            return fail(f"error: unable to parse \"{opts['patch'][:60]}\": {exc}")
+        if not isinstance(patch, dict):
+            return fail("error: the patch is not a JSON object")
+        key = ("ConfigMap", ns, name)
+        if key not in cluster.objects:
+            return fail(f'Error from server (NotFound): configmaps "{name}" not found', not_found=True)
+        before = cluster.objects[key]
+        after = _merge_patch(before, patch)
+        if not all(isinstance(v, str) for v in (after.get("data") or {}).values()):
+            return fail(f'The ConfigMap "{name}" is invalid: data: Invalid value: a ConfigMap\'s data values are strings')
+        if after == before:
+            return Result(0, f"configmap/{name} patched (no change)")
+        cluster.objects[key] = after
+        cluster.log(f"ConfigMap {ns}/{name} patched (istiod reads it at its next start)")
+        return Result(0, f"configmap/{name} patched")
 
     def _rollout(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
         if len(rest) != 2 or rest[0] != "restart" or KINDS.get(rest[1].lower()) != "Deployment":
@@ -481,7 +542,7 @@ class Emulator:
         existed = revision in cluster.istiods
         cluster.add_istiod(istiod, installed_state=f"installed-state-{revision}")
         out_dir = one("output_dir").rstrip("/")
-        self.mesh.files[f"{out_dir}/asm/istio/istiod-service.yaml"] = _istiod_service(revision).encode()
+        self.mesh.write_file(f"{out_dir}/asm/istio/istiod-service.yaml", _istiod_service(revision).encode())
         cluster.log(f"asmcli {sub}: istiod {revision} {'updated' if existed else 'installed'} (--ca {ca}, trustDomain {istiod.trust_domain})")
         return Result(0, f"asmcli: Successfully installed ASM.\nkubectl label namespace <NAMESPACE> istio-injection- istio.io/rev={revision} --overwrite")
 
@@ -559,7 +620,65 @@ class Emulator:
             if len(args) < 2 or self.check is None:
                 raise _Unknown("meshca check without a check kind")
             return self.check(list(args[1:]))
+        if args[0] in ("overlay", "mesh-config"):
+            return self._meshconfig(args)
         raise _Unknown(f"meshca {args[0]} is not emulated")
+
+    def _meshconfig(self, args: list[str]) -> Result:
+        """``meshca overlay citadel-root`` and ``meshca mesh-config drop-root`` (meshca/meshconfig.py).
+
+        The real command line and the real functions: the root file is checked by meshconfig's
+        own ``_root``, the overlay text is ``overlay_text``, and ``drop_root`` runs as it is, its
+        ``kubectl get configmap`` / ``kubectl patch configmap`` going through this emulator. The
+        overlay is written to the simulated files, where asmcli's ``--custom_overlay`` reads it.
+        What meshca would refuse is its own coded line(s) and exit 2.
+        """
+        from .. import meshconfig
+        from ..cli import _Parser
+        from ..errors import MeshcaErrors
+
+        parser = _Parser(prog="meshca")
+        meshconfig.register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+        shown: dict[str, str] = {}
+        try:
+            with tempfile.TemporaryDirectory(prefix="meshca-sim-") as scratch:
+                return self._meshconfig_run(parser.parse_args(args), Path(scratch), shown)
+        except (MeshcaErrors, MeshcaError) as exc:
+            if isinstance(exc, MeshcaError) and exc.name == "RehearseUnknownCommand":
+                raise  # a nested argv the emulator does not know: never a tool failure
+            lines = exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()]
+            for real, given in shown.items():  # meshca runs in the project directory: it names the path as given
+                lines = [line.replace(real, given) for line in lines]
+            return Result(2, stderr="\n".join(lines))
+
+    def _meshconfig_run(self, ns, scratch: Path, shown: dict[str, str]) -> Result:
+        import io
+
+        from cryptography.hazmat.primitives import serialization
+
+        from .. import meshconfig
+
+        if ns.command == "overlay":
+            root = meshconfig._root(self._project_file(ns.root_cert, scratch, shown))
+            text = meshconfig.overlay_text(root.public_bytes(serialization.Encoding.PEM).decode())
+            self.mesh.write_file(ns.output, text.encode())
+            self.mesh.log(f"meshca wrote {ns.output} (caCertificates: root {fingerprint(root)[:12]})")
+            return Result(0, f"wrote {ns.output}")
+        if not ns.context:
+            raise _Unknown("meshca mesh-config without --context would act on the kubeconfig's current context")
+        out = io.StringIO()
+        kubectl = _EmulatedKubectl(self, ns.kubeconfig, ns.context)
+        rc = meshconfig.drop_root(kubectl, ns.revision, self._project_file(ns.root_cert, scratch, shown), out=out)
+        return Result(rc, out.getvalue(), cluster=self.mesh.cluster_for(ns.kubeconfig, ns.context).name)
+
+    def _project_file(self, path: str, scratch: Path, shown: dict[str, str]) -> str:
+        """A file meshca reads, as a path on disk: the project file, or a copy of one a step wrote."""
+        real = self.mesh.real_path(path)
+        if self.mesh.wrote(path):
+            real = scratch / Path(path).name
+            real.write_bytes(self.mesh.read_file(path))
+        shown[str(real)] = path
+        return str(real)
 
     def _restart(self, cluster: Cluster, namespace: str, revision: str, timeout: str) -> Result:
         """``meshca restart``, deciding with meshca/restart.py's own rules (plan_restart):
@@ -590,6 +709,21 @@ class Emulator:
         return Result(0, "\n".join(out), cluster=cluster.name)
 
 
+class _EmulatedKubectl:
+    """meshca.restart.Kubectl whose ``run`` goes through the emulator (what meshca would exec)."""
+
+    def __init__(self, emulator: "Emulator", kubeconfig: str | None, context: str | None) -> None:
+        from ..restart import Kubectl
+
+        self.emulator = emulator
+        self.real = Kubectl(kubeconfig, context)
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        argv = self.real.argv(*args)
+        result = self.emulator.run(argv, subject=" ".join(argv[:8]))
+        return subprocess.CompletedProcess(argv, result.rc, result.stdout, result.stderr)
+
+
 def _flags(args: list[str], valued: set[str], boolean: set[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     i = 0
@@ -614,6 +748,19 @@ def _flags(args: list[str], valued: set[str], boolean: set[str]) -> dict[str, li
 
 def _last(flags: dict[str, list[str]], name: str) -> str | None:
     return (flags.get(name) or [None])[-1]
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (``kubectl patch --type merge``): null deletes a key."""
+    if not isinstance(patch, dict):
+        return json.loads(json.dumps(patch))
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = _merge_patch(out.get(k), v)
+    return out
 
 
 def _jsonpath(template: str, obj: dict) -> str:

@@ -10,7 +10,9 @@ inferred rule reads a switch (``switches.py``). In short:
   ``citadel`` revision's from istiod's own CA.
 - Bundles: the own CA root (``mesh_ca`` revisions only with ``rev2-runs-citadel-ca``) plus,
   with a migration option (multi-root), ``meshConfig.caCertificates``; Mesh CA revisions add
-  the Mesh CA root. istiod pushes its bundle to every connected proxy of its revision.
+  the Mesh CA root. istiod reads ``caCertificates`` from its ``istio-REV`` ConfigMap when it
+  (re)starts, so an edit of the ConfigMap (``meshca mesh-config drop-root``) reaches proxies
+  at the next start; it pushes its bundle to every connected proxy of its revision.
 - A pod gets its revision when it is created (injection reads the namespace labels, then the
   pod template's ``istio.io/rev``); both namespace labels are an error. A running pod keeps
   its revision, certificate and (when disconnected) bundle until restarted.
@@ -24,6 +26,7 @@ know when proxy state may have changed.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -278,8 +281,34 @@ class Cluster:
         }
         self.start_istiod(istiod.revision)
 
+    def configured_roots(self, istiod: Istiod) -> tuple[x509.Certificate, ...] | None:
+        """``caCertificates`` of the revision's ConfigMap (``istio-REV``, key ``mesh``) as istiod
+        reads it at start; None when the ConfigMap or its ``mesh`` key is absent or unreadable."""
+        cm = self.objects.get(("ConfigMap", SYSTEM_NS, istiod.configmap))
+        text = ((cm or {}).get("data") or {}).get("mesh")
+        if not isinstance(text, str):
+            return None
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            return None
+        roots: list[x509.Certificate] = []
+        for entry in (doc.get("caCertificates") or ()) if isinstance(doc, dict) else ():
+            pem = entry.get("pem") if isinstance(entry, dict) else None
+            if pem:
+                try:
+                    roots.extend(load_certs(pem.encode()))
+                except ValueError:
+                    continue  # istiod skips an entry it cannot parse
+        return tuple(roots)
+
     def start_istiod(self, revision: str) -> None:
+        """(Re)start a revision's istiod: it reads its mesh config (``caCertificates``) and its CA
+        secrets now; a later edit of either reaches proxies only through a later start."""
         istiod = self.istiods[revision]
+        configured = self.configured_roots(istiod)
+        if configured is not None:
+            istiod.ca_certificates = configured
         runs_ca = istiod.ca == "citadel" or self.mesh.switches["rev2-runs-citadel-ca"]
         istiod.signer = self.load_ca() if runs_ca else None
         istiod.starts += 1
@@ -484,7 +513,7 @@ class Mesh:
         self.clusters: dict[str, Cluster] = {}
         self.meshca = simca.meshca_signer()
         self.signers: dict[str, Signer] = {}  # root fingerprint -> signing material (istio-ca-secret roots)
-        self.files: dict[str, bytes] = {}  # what asmcli wrote to its output dirs
+        self.files: dict[str, bytes] = {}  # what the steps wrote (asmcli output dirs, overlays), by write_file
         self.now = 0.0  # simulated minutes
         self.version = 0
         self._events: list[str] = []
@@ -520,20 +549,38 @@ class Mesh:
         for c in self.clusters.values():
             c.advance(minutes, ttl)
 
+    def _file_key(self, path: str) -> str:
+        """One spelling per file the steps write: relative to the project dir, normalised."""
+        p = Path(os.path.normpath(path))
+        if p.is_absolute():
+            try:
+                p = p.relative_to(self.project_dir)
+            except ValueError:
+                pass
+        return p.as_posix()
+
+    def wrote(self, path: str) -> bool:
+        """Whether a step wrote ``path`` (then commands read it from memory, not from disk)."""
+        return self._file_key(path) in self.files
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """A file a step writes (asmcli's output dir, meshca's overlay): kept in memory."""
+        self.files[self._file_key(path)] = data
+
     def read_file(self, path: str) -> bytes:
-        """A file as a command would read it: asmcli output first, then the project directory."""
-        if path in self.files:
-            return self.files[path]
-        p = Path(path)
-        if not p.is_absolute():
-            p = self.project_dir / p
+        """A file as a command would read it: what the steps wrote first, then the project directory."""
+        key = self._file_key(path)
+        if key in self.files:
+            return self.files[key]
         try:
-            return p.read_bytes()
+            return self.real_path(path).read_bytes()
         except OSError as exc:
             raise SimError(f"the path \"{path}\" does not exist", not_found=True) from exc
 
     def file_exists(self, path: str) -> bool:
-        if path in self.files:
-            return True
+        return self.wrote(path) or self.real_path(path).exists()
+
+    def real_path(self, path: str) -> Path:
+        """Where a project file is on disk (commands run in the project directory)."""
         p = Path(path)
-        return (p if p.is_absolute() else self.project_dir / p).exists()
+        return p if p.is_absolute() else self.project_dir / p

@@ -61,6 +61,18 @@ def _secrets_after_first_b_batch(ctx: StepContext, steps: list[Step]) -> list[St
     return steps + [dataclasses.replace(s, title=f"{s.title} [early]") for s in early]
 
 
+# ----------------------------------------------------------------------------- REV2's explicit Citadel root
+
+
+def _without_root_overlay(config: StackConfig, workspace: Path) -> StackConfig:
+    """meshca:rev2CitadelRoot false: the plan renders neither the overlay nor its removal."""
+    return dataclasses.replace(config, rev2_citadel_root=False)
+
+
+def _no_drop_root(ctx: StepContext, steps: list[Step]) -> list[Step]:
+    return [s for s in steps if s.action != "drop-root"]
+
+
 # ----------------------------------------------------------------------------- wrong-root
 
 
@@ -121,6 +133,21 @@ SCENARIOS: dict[str, Scenario] = {
             "phase C's backup, deletion of cacerts/istio-ca-secret and control-plane restart run right after the first "
             "phase B batch, while later batches still hold Citadel-signed certificates",
             steps=_secrets_after_first_b_batch,
+        ),
+        Scenario(
+            "no-root-overlay",
+            "REV2 installed with the guide's literal command",
+            "meshca:rev2CitadelRoot false: B1 installs REV2 without the overlay that lists today's Citadel root in its "
+            "meshConfig.caCertificates, and C2 has nothing to drop; REV2 proxies then hold the Citadel root only if REV2's "
+            "istiod merges its own CA's root (switch rev2-runs-citadel-ca)",
+            config=_without_root_overlay,
+        ),
+        Scenario(
+            "skip-drop-root",
+            "phase C without dropping REV2's listed Citadel root",
+            "C2.drop-citadel-root is left out: REV2's ConfigMap still lists today's root in meshConfig.caCertificates when "
+            "C3 restarts istio-system",
+            steps=_no_drop_root,
         ),
         Scenario(
             "wrong-root",

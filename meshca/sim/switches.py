@@ -29,8 +29,10 @@ SWITCHES: tuple[Switch, ...] = (
         (True, False),
         "REV2 istiod (mesh_ca + ca-migration-meshca) still runs its own CA from cacerts/istio-ca-secret "
         "and merges that root into the bundle it pushes",
-        "off (ENABLE_CA_SERVER=false, the 1.19.10-asm.9 overlay): REV2 proxies trust the Mesh CA root "
-        "only and reject REV1 workloads' Citadel certificates during phase B",
+        "off (ENABLE_CA_SERVER=false, the 1.19.10-asm.9 overlay): REV2's istiod merges no Citadel root of its "
+        "own, so REV2 proxies trust today's root only where meshConfig.caCertificates lists it "
+        "(meshca:rev2CitadelRoot, on by default); without that list they reject REV1 workloads' Citadel "
+        "certificates during phase B",
     ),
     Switch(
         "overlay-aliases",
