@@ -325,3 +325,37 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path, p, mixed):
     assert " - cart-0.shop trusts [CITADEL]  FAIL: MCA0444 trusts [CITADEL], missing MESHCA" in proc.stdout
     proc = run("root-cert", "--source", "nope")
     assert proc.returncode == 2 and proc.stderr.startswith("MCA0901 ") and "Traceback" not in proc.stderr
+
+
+def test_progress_goes_to_a_tty_stderr_only(tmp_path, p, mixed):
+    """Progress is drawn on stderr when it is a terminal, never on stdout and never in a pipe."""
+    import pty
+
+    root = mixed.write(tmp_path / "cluster")
+    env = fake_env(root, tmp_path / "calls.log")
+    meshca_pem = tmp_path / "m.pem"
+    meshca_pem.write_bytes(p.meshca_root.cert_pem)
+    argv = [sys.executable, "-m", "meshca", "check", "root-cert", "--source", "istioctl", "--meshca-root", str(meshca_pem), "--json"]
+
+    master, slave = pty.openpty()
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=slave) as proc:
+        os.close(slave)
+        stdout = proc.stdout.read()
+        proc.wait(timeout=60)
+    tty_err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        tty_err += chunk
+    os.close(master)
+    assert proc.returncode == 1
+    json.loads(stdout)  # only JSON on stdout, even with a terminal attached
+    assert b"checked 6/6 proxies" in tty_err
+
+    piped = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+    assert piped.returncode == 1 and b"checked" not in piped.stderr
+    assert piped.stderr.decode().splitlines()[-1].startswith("MCA0440 ")
