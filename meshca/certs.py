@@ -172,6 +172,31 @@ class CaFiles:
 
 
 @dataclass(frozen=True)
+class CertFact:
+    """One certificate of the CA files, as printed by ``meshca certs verify`` (no key material)."""
+
+    role: str  # ca_cert | root_cert | cert_chain
+    sha256: str
+    subject: str
+    issuer: str
+    not_before: str
+    not_after: str
+    is_ca: bool
+    self_signed: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "sha256": self.sha256,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "notBefore": self.not_before,
+            "notAfter": self.not_after,
+            "isCa": self.is_ca,
+            "selfSigned": self.self_signed,
+        }
+
+
+@dataclass(frozen=True)
 class CaFacts:
     """What the CA files say, without their key: safe to print and to put in plans."""
 
@@ -181,6 +206,8 @@ class CaFacts:
     ca_subject: str
     ca_not_after: str
     root_not_after: str
+    key_kind: str = ""  # e.g. "RSA 2048-bit"; never the key itself
+    certificates: tuple[CertFact, ...] = ()  # ca-cert.pem, root-cert.pem, then cert-chain.pem's, in file order
 
 
 def _read(path: Path, role: str, shown: str, errors: list[MeshcaError]) -> bytes | None:
@@ -209,6 +236,8 @@ def _load_key(data: bytes, shown: str, errors: list[MeshcaError]):
 
 
 def _key_kind(key) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return f"RSA {key.key_size}-bit"
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return f"EC ({key.curve.name})"
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
@@ -216,6 +245,29 @@ def _key_kind(key) -> str:
     if isinstance(key, dsa.DSAPrivateKey):
         return "DSA"
     return type(key).__name__
+
+
+def _public_numbers(obj):
+    """The public numbers of a key or of a certificate's key; None when they cannot be read
+    (an algorithm cryptography does not support is a mismatch, never a traceback)."""
+    try:
+        public = obj.public_key()
+        return public.public_numbers()
+    except (ValueError, TypeError, AttributeError, UnsupportedAlgorithm):
+        return None
+
+
+def _cert_fact(role: str, cert: x509.Certificate) -> CertFact:
+    return CertFact(
+        role=role,
+        sha256=fingerprint(cert),
+        subject=subject_text(cert),
+        issuer=issuer_text(cert),
+        not_before=not_before(cert).isoformat(),
+        not_after=not_after(cert).isoformat(),
+        is_ca=is_ca(cert),
+        self_signed=is_self_signed(cert),
+    )
 
 
 def verify_ca_files(
@@ -227,7 +279,13 @@ def verify_ca_files(
 ) -> tuple[CaFacts | None, list[MeshcaError]]:
     """Pre-flight the four files the way asmcli will, and more. Returns (facts, errors).
 
-    Every problem found is reported (not only the first), each with its own code.
+    asmcli checks: an RSA key (``openssl rsa -check``), key and ca-cert.pem with one modulus,
+    ca-cert.pem verifying through cert-chain.pem to root-cert.pem. meshca adds: canonical
+    file names (``check_names``), ca-cert.pem a CA (CA:TRUE, keyCertSign), every certificate
+    in root-cert.pem self-signed, cert-chain.pem holding ca-cert.pem (istiod sends it after
+    every workload certificate), and every certificate valid at ``now`` and still for
+    ``margin_days`` days. Every problem found is reported (not only the first), each with
+    its own code; facts (fingerprints, subjects, expiries, the key's kind) only when none.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     errors: list[MeshcaError] = []
@@ -259,22 +317,39 @@ def verify_ca_files(
     if key is not None and not isinstance(key, rsa.RSAPrivateKey):
         errors.append(MeshcaError("CaKeyNotRsa", files.shown("ca_key"), kind=_key_kind(key)))
     elif key is not None and ca_cert is not None:
-        if key.public_key().public_numbers() != getattr(ca_cert.public_key(), "public_numbers", lambda: None)():
+        mine = _public_numbers(key)
+        if mine is None or mine != _public_numbers(ca_cert):
             errors.append(MeshcaError("CaKeyMismatch", files.shown("ca_key"), cert=files.shown("ca_cert")))
 
     if ca_cert is not None and not is_ca(ca_cert):
         errors.append(
             MeshcaError("CaCertNotCa", files.shown("ca_cert"), what=f"{subject_text(ca_cert)} is not a CA (basicConstraints CA:FALSE or no keyCertSign)")
         )
-    if root is not None and not is_self_signed(root):
-        errors.append(MeshcaError("RootNotSelfSigned", files.shown("root_cert"), subject=subject_text(root), issuer=issuer_text(root)))
-    if ca_cert is not None and root is not None and "cert_chain" in certs:
-        if verify_path(ca_cert, chain, [root]) is None:
+    # root-cert.pem may hold several roots (istiod trusts each); every one must be a root.
+    roots = certs.get("root_cert", [])
+    for candidate in roots:
+        if not is_self_signed(candidate):
+            errors.append(
+                MeshcaError("RootNotSelfSigned", files.shown("root_cert"), subject=subject_text(candidate), issuer=issuer_text(candidate))
+            )
+    if ca_cert is not None and roots and "cert_chain" in certs:
+        if verify_path(ca_cert, chain, roots) is None:
             errors.append(
                 MeshcaError(
                     "ChainDoesNotReachRoot",
                     files.shown("cert_chain"),
                     reason=f"{subject_text(ca_cert)} does not verify through cert-chain.pem to root-cert.pem ({colon_fingerprint(fingerprint(root))[:23]}...)",
+                )
+            )
+        # istiod appends cert-chain.pem to every workload certificate it signs: without
+        # ca-cert.pem in it, peers cannot link a workload certificate to the root.
+        if fingerprint(ca_cert) not in {fingerprint(c) for c in chain}:
+            errors.append(
+                MeshcaError(
+                    "CertChainLacksCaCert",
+                    files.shown("cert_chain"),
+                    subject=subject_text(ca_cert),
+                    fingerprint=colon_fingerprint(fingerprint(ca_cert))[:23] + "...",
                 )
             )
 
@@ -317,6 +392,8 @@ def verify_ca_files(
             ca_subject=subject_text(ca_cert),
             ca_not_after=not_after(ca_cert).isoformat(),
             root_not_after=not_after(root).isoformat(),
+            key_kind=_key_kind(key) if key is not None else "",
+            certificates=tuple(_cert_fact(role, c) for role in ("ca_cert", "root_cert", "cert_chain") for c in certs.get(role, [])),
         ),
         [],
     )

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "meshca.trust.cli",  # check (the trust gates)
     "meshca.sim.cli",  # rehearse (the simulated mesh)
     "meshca.promote",  # promote (copy a finished position to the next stack)
+    "meshca.certs_cli",  # certs verify (pre-flight of the four CA files)
 ]
 
 
