@@ -144,6 +144,8 @@ def markdown(results: list[dict], command: str) -> str:
         "every run makes the same calls (3 kubectl reads + one `istioctl proxy-config secret` per pod; compared sorted).",
         "The default-concurrency run is repeated and its median reported, because it competes for the 2 cores with",
         "whatever else runs on the machine (load averages in the last column); the serial run is almost all sleeping.",
+        "Under heavy outside load (a package install and another test run on the same 2 cores) a single default run of",
+        "100 pods was seen taking up to 2.5 s, about 9x; the serial run barely moves.",
         f"Machine: {cpus} CPUs, Python {platform.python_version()}; measured {dt.date.today().isoformat()}.",
         "",
         "| pods | calls | `--concurrency 1` | default (16), median of runs | speed-up | floor at 16 (calls x delay / 16) | default / floor | fake CPU per call | meshca CPU (default run) | load avg before/after |",
