@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import pulumi
 import yaml
@@ -181,8 +181,12 @@ def run_program(
     stack_outputs: Mapping[str, dict] | None = None,
     gate_passed: bool = True,
     preview: bool = False,
+    secret_keys: Iterable[str] = (),
 ) -> Result:
-    """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks."""
+    """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks.
+
+    ``secret_keys``: config keys the engine marks secret (it decrypts ``secure:`` values and
+    passes the plaintext with the key listed), reset on every run."""
     stack_file = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     values = stack_file_values(stack_file, overrides)
     stack_outputs = dict(stack_outputs or {})
@@ -194,7 +198,7 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)
-    pulumi.runtime.set_all_config(values)
+    pulumi.runtime.set_all_config(values, list(secret_keys))
     captured: dict[str, Any] = {}
 
     @pulumi.runtime.test
