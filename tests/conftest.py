@@ -6,3 +6,6 @@ HERE = Path(__file__).resolve().parent
 for path in (HERE, HERE.parent):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+# The code audit: every live MCA code must be exercised by the full test run (see the plugin).
+pytest_plugins = ["code_audit_plugin"]

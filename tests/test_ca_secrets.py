@@ -152,3 +152,39 @@ def test_providers_survive_the_engines_dill_round_trip(provider):
     again = dill.loads(base64.b64decode(blob))
     assert type(again).__name__ == provider.__name__
     assert len(blob) < 400  # pickled by reference: the module is importable, nothing captured
+
+
+def test_a_refused_read_is_coded_and_writes_no_backup(cluster):
+    tmp_path, key_pem = cluster
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["deny"] = ["get secret/cacerts"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(RuntimeError, match=r"^MCA0802 ") as info:
+        CaSecretBackupProvider().create(backup_props(tmp_path))
+    assert "Forbidden" in str(info.value) and not leaks(str(info.value), key_pem)
+    assert not (tmp_path / "backups").exists()
+
+
+def test_a_backup_that_reads_back_different_is_removed(cluster, monkeypatch):
+    """Disk full or a concurrent writer: the file read back is not what kubectl returned."""
+    from meshca.providers import ca_secrets
+
+    tmp_path, key_pem = cluster
+    real = ca_secrets.write_private
+    monkeypatch.setattr(ca_secrets, "write_private", lambda path, data: real(path, data[: len(data) // 2]))
+    with pytest.raises(RuntimeError, match=r"^MCA0803 ") as info:
+        CaSecretBackupProvider().create(backup_props(tmp_path))
+    assert not (tmp_path / "backups/c1/cacerts.yaml").exists()
+    assert not leaks(str(info.value), key_pem)
+
+
+def test_a_refused_deletion_is_coded_and_keeps_secrets_and_backups(cluster):
+    tmp_path, key_pem = cluster
+    backups = [{**backup_props(tmp_path, s), **CaSecretBackupProvider().create(backup_props(tmp_path, s)).outs} for s in ("cacerts", "istio-ca-secret")]
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["deny"] = ["delete secret"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(RuntimeError, match=r"^MCA0808 kubectl delete secret: Error from server \(Forbidden\)"):
+        CaSecretDeletionProvider().create(deletion_props(tmp_path, backups))
+    assert "cacerts" in json.loads((tmp_path / "state.json").read_text())["secrets"]
+    assert (tmp_path / "backups/c1/cacerts.yaml").exists() and stat.S_IMODE((tmp_path / "backups/c1/cacerts.yaml").stat().st_mode) == 0o600

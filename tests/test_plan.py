@@ -300,3 +300,26 @@ def test_route_walks_every_phase_and_batch_and_locates_the_stack():
     )
     assert plan.locate(c) == 2  # dev moved its first batch (frontend, cart, checkout)
     assert r[2].namespace_map["checkout"] == REV1 and r[2].namespace_map["payments"] == "default"
+
+
+def test_a_namespace_map_off_the_batch_order_plans_with_a_coded_warning(tmp_path):
+    """Namespaces moved out of batch order: still a valid map, but not a position of the route."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from harness import ROOT
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "samples", tmp_path / "samples")
+    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    ns = doc["config"]["meshca:namespaces"]
+    ns["frontend"], ns["ads"] = "default", "asm-11910-9-distribute-root"  # ads moved before frontend
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc))
+    proc = subprocess.run([sys.executable, "-m", "meshca", "plan", "--config", str(tmp_path / "Pulumi.dev.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "position: off the route's batch order (see MCA0304 on stderr)" in proc.stdout
+    [warning] = [line for line in proc.stderr.splitlines() if line.startswith("MCA0304 ")]
+    assert warning.startswith("MCA0304 meshca:namespaces: the namespace map moves ads, cart, checkout outside the configured batch order; fix: ")

@@ -110,3 +110,13 @@ def test_missing_kubectl_is_one_coded_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "meshca", "restart", "-n", "shop", "--revision", REV], capture_output=True, text=True, env=env)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["MCA0801 kubectl: kubectl not found on PATH; fix: install kubectl and run pulumi (or meshca) from a shell where it is on PATH"]
+
+
+def test_a_refused_workload_listing_is_one_coded_line_and_restarts_nothing(tmp_path):
+    setup(tmp_path, deny=["get deployments,statefulsets,daemonsets"])
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("MCA0852 deployments,statefulsets,daemonsets -n shop: kubectl get failed: Error from server (Forbidden)")
+    assert "; fix: check the context" in line
+    assert not [c for c in calls if "rollout" in c]
