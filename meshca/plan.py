@@ -739,14 +739,18 @@ class _ClusterRoute:
         a1 = b.install(phase, "A1", rev1, "citadel", [a0])
         self.control_planes.append(rev1)
         moved = self.moved_to(phase, rev1)
-        self.frontier = b.moves(phase, "A2", moved, old, rev1, [a1], lambda n: (f"istio.io/rev={rev1}", "istio-injection-"))
         if self.rolling_back(phase):
+            # The rollback declares only itself: a forward move that never completed (a failed
+            # or interrupted restart) must not run again, nor block A6 (it would fail again).
+            self.frontier = [a1]
             if c.use_case == "migrate":
                 back = lambda n: ("istio.io/rev-", "istio-injection=enabled")  # noqa: E731
             else:
                 back = lambda n: (f"istio.io/rev={old}",)  # noqa: E731
             self.roll_back(phase, "A6", moved, rev1, old, back, downgrade=False)
-        elif len(moved) == len(self.names):
+            return
+        self.frontier = b.moves(phase, "A2", moved, old, rev1, [a1], lambda n: (f"istio.io/rev={rev1}", "istio-injection-"))
+        if len(moved) == len(self.names):
             a3 = b.gate(
                 "A3.gate.root-cert",
                 phase=phase,
@@ -796,10 +800,13 @@ class _ClusterRoute:
             revisions=[rev1, rev2],
         )
         moved = self.moved_to(phase, rev2)
-        self.frontier = b.moves(phase, "B2", moved, rev1, rev2, [b1_domains], lambda n: (f"istio.io/rev={rev2}",))
         if self.rolling_back(phase):
+            # As in phase A: the rollback never re-runs (or waits for) an unfinished forward move.
+            self.frontier = [b1_domains]
             self.roll_back(phase, "B5", moved, rev2, rev1, lambda n: (f"istio.io/rev={rev1}",), downgrade=True)
-        elif len(moved) == len(self.names):
+            return
+        self.frontier = b.moves(phase, "B2", moved, rev1, rev2, [b1_domains], lambda n: (f"istio.io/rev={rev2}",))
+        if len(moved) == len(self.names):
             self.frontier = self.canary(phase, "B3", rev2, self.frontier, "upgrade in place") or self.frontier
 
     def finish_mesh_ca(self) -> None:

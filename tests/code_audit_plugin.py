@@ -123,6 +123,15 @@ def pytest_deselected(items) -> None:
         config.stash[_KEY]["deselected"] = config.stash[_KEY].get("deselected", 0) + len(items)
 
 
+def pytest_runtest_logreport(report) -> None:
+    """The controller (or the only process) notes every test that finished."""
+    if report.when == "teardown":
+        _finished.add(report.nodeid)
+
+
+_finished: set[str] = set()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(_KEY, None)
     if state is None:
@@ -158,6 +167,9 @@ def _complete_run(config: pytest.Config, collected: list[dict]) -> str | None:
         return f"{len(every - seen)} test file(s) not collected"
     if any(c["deselected"] for c in collected):
         return "tests were deselected"
+    unfinished = set().union(*(set(c["named"]) for c in collected)) - _finished
+    if unfinished:
+        return f"{len(unfinished)} test(s) did not run to the end (interrupted or -x)"
     return None
 
 

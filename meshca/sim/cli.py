@@ -8,6 +8,10 @@ Exit 0 when the route completes with zero failed handshakes and every gate passe
 otherwise, with one coded line on stderr naming the first step that broke mTLS, failed a
 gate or failed its command; 2 for usage errors. ``--json`` prints only JSON on stdout;
 progress goes to stderr.
+
+A fault scenario (``--list``) that stops the route is rerun after its remedy, as the operator
+would run ``pulumi up`` again; each stop is one coded warning line (MCA0515) on stderr.
+``--no-rerun`` ends the rehearsal at the first stop instead.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--assume", action="append", default=[], metavar="SWITCH=VALUE", help="set a switch of the model (see --list)")
     p.add_argument("--no-preflight", dest="preflight", action="store_false", help="leave out the A0 root-of-trust gate")
     p.add_argument("--keep-going", action="store_true", help="continue past a failed gate (pulumi up would stop there)")
+    p.add_argument("--no-rerun", dest="rerun", action="store_false", help="end at the first stop instead of applying the scenario's remedy and running again")
     p.add_argument("--what-if", action="store_true", help="also rehearse once per other setting of each switch and show what each predicts")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_rehearse)
@@ -102,6 +107,7 @@ def _options(args: argparse.Namespace):
         traffic=load_traffic(args.traffic),
         preflight=args.preflight,
         keep_going=args.keep_going,
+        rerun=args.rerun,
     )
 
 
@@ -131,6 +137,19 @@ def _failure_line(doc: dict) -> str:
             "RehearseMtlsBroken", subject, index=index, step=name, failed=len(step["failedPairs"]), example=f"{p['client']} -> {p['server']}: {p['reason']}"
         ).line()
     return MeshcaError("RehearseGateFailed", subject, index=index, step=name, reason=_short(step.get("gateReason") or "failed")).line()
+
+
+def _interruption_line(doc: dict, stop: dict) -> str:
+    name = f"{stop['cluster']}:{stop['step']}" if stop["cluster"] else stop["step"]
+    return MeshcaError(
+        "RehearseInterrupted",
+        f"rehearse {doc['stack']}/{doc['scenario']}",
+        index=stop["index"],
+        step=name,
+        reason=_short(stop["reason"]),
+        remedy=stop["remedy"],
+        point=stop["rerunFrom"],
+    ).line()
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -163,6 +182,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         print_table(doc, Console() if sys.stdout.isatty() else Console(width=160))
     if args.report and not args.quiet:
         print(f"report: {args.report}", file=sys.stderr)
+    for stop in doc["summary"].get("interruptions") or ():
+        print(_interruption_line(doc, stop), file=sys.stderr)
     if ok(doc):
         return 0
     print(_failure_line(doc), file=sys.stderr)

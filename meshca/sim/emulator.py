@@ -688,11 +688,12 @@ class Emulator:
 
         cluster.namespace(namespace)
         name = istiod_name(revision)
-        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods:
+        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods or not cluster.istiods[revision].ready:
             return fail(MeshcaError("IstiodNotReady", f"{SYSTEM_NS}/{name}", name=name, ready=0).line(), 2)
         workloads = sorted((w for w in cluster.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
-        pods = [pod_json(cluster, p) for w in workloads for p in w.pods]
-        todo, _ = plan_restart([workload_json(w) for w in workloads], pods, revision)
+        everything = sorted((w for w in cluster.workloads.values() if w.namespace == namespace), key=lambda w: (w.kind, w.name))
+        pods = [pod_json(cluster, p) for w in everything for p in w.pods]
+        todo, orphans = plan_restart([workload_json(w) for w in workloads], pods, revision)
         out = []
         for kind, wname in todo:
             w = cluster.workloads[(namespace, wname)]
@@ -706,6 +707,7 @@ class Emulator:
                 return Result(2, "\n".join(out), line)
             out.append(f"restarted {namespace}/{KIND_NAMES[kind]}/{wname}")
         out.append(f"namespace {namespace}: {len(todo)} restarted onto {revision}, {len(workloads) - len(todo)} already on it")
+        out += [f"cannot restart {namespace}/{orphan}" for orphan in orphans]
         return Result(0, "\n".join(out), cluster=cluster.name)
 
 

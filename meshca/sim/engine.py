@@ -16,9 +16,15 @@ provider. A failed command stops the route (Pulumi stops there); a failed gate s
 unless ``keep_going``.
 
 Scenarios are data: a config mutation, a route mutation, a step-list mutation per route
-point, hooks per step id (before/after/poll) and switch settings. No scenario holds a
-verdict; the engine has no scenario-specific code. Faults (a failing restart, an unreachable
+point, hooks per step id (before/after/poll), switch settings and a remedy. No scenario holds
+a verdict; the engine has no scenario-specific code. Faults (a failing restart, an unreachable
 cluster, an expiring certificate) are hooks.
+
+Reruns: when a step stops the route (its command or gate failed) and the scenario has a
+``remedy``, the engine applies it (what the operator does) and runs ``pulumi up`` again at the
+same route point: steps that succeeded are in the state and are not applied again, the failed
+step and everything after it are (re-planned, so e.g. A1 sees the ``cacerts`` it created).
+The stop stays in the document as an interruption with its coded reason.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ class StepContext:
 
     def snapshots(self) -> list[dict[str, tuple[str, int]]]:
         """Per applied step (baseline first): each cluster/namespace row's revision and failing pairs."""
-        return [r.snapshot for r in self.records]
+        return [r.snapshot for r in self.rehearsal.records]
 
     def final_plan(self) -> planmod.Plan:
         return self.rehearsal.final_plan()
@@ -121,6 +127,17 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class Remedy:
+    """What the operator does after a stop, before running ``pulumi up`` again: at the same
+    route point (``resume`` "same"), or at the next one after editing the stack file ("next",
+    e.g. a rollback the route has next)."""
+
+    text: str
+    action: Callable[["Rehearsal"], None] = lambda rehearsal: None
+    resume: str = "same"
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
@@ -130,9 +147,11 @@ class Scenario:
     route: Callable[[StackConfig, tuple[Position, ...]], list[RoutePoint]] | None = None
     steps: Callable[[StepContext, list[Step]], list[Step]] | None = None
     hooks: tuple[Hook, ...] = ()
+    remedy: Remedy | None = None  # None: a stop ends the rehearsal
 
 
 CANARY = Scenario("canary", "the guide's path", "every step of the plan, in order, as the stack's route says")
+MAX_RERUNS = 3
 
 
 # ----------------------------------------------------------------------------- records
@@ -158,10 +177,15 @@ class StepRecord:
     rerun: bool = False
     clock: float = 0.0
     snapshot: dict[str, tuple[str, int]] = field(default_factory=dict)  # row -> (revision, failing pairs)
+    attempt: int = 0  # 0: the first pulumi up at its route point; n: the n-th rerun
+    interrupted: bool = False  # this step stopped the route, and a rerun followed
+    gate_first_reason: str | None = None  # a gate that passed only on a later poll: its first failure
 
     @property
     def broken(self) -> bool:
-        return bool(self.failed_pairs) or "fail" in self.gates.values() or self.error is not None
+        if self.failed_pairs:
+            return True
+        return not self.interrupted and ("fail" in self.gates.values() or self.error is not None)
 
     def to_json(self) -> dict:
         out = {
@@ -182,8 +206,15 @@ class StepRecord:
         if self.gate_reason:
             out["gateReason"] = self.gate_reason
             out["gatePolls"] = self.gate_polls
+        if self.gate_first_reason:
+            out["gateFirstReason"] = self.gate_first_reason
+            out["gatePolls"] = self.gate_polls
         if self.rerun:
             out["rerun"] = True
+        if self.attempt:
+            out["attempt"] = self.attempt
+        if self.interrupted:
+            out["interrupted"] = True
         if self.error:
             out["error"] = self.error
         return out
@@ -207,6 +238,7 @@ class Rehearsal:
         traffic: TrafficSpec = TrafficSpec(),
         preflight: bool = True,
         keep_going: bool = False,
+        rerun: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.base_config = config
@@ -216,6 +248,7 @@ class Rehearsal:
         self.traffic = traffic
         self.preflight = preflight
         self.keep_going = keep_going
+        self.rerun = rerun
         self.progress = progress or (lambda text: None)
         self.records: list[StepRecord] = []
         self.applied: list[Step] = []
@@ -223,6 +256,9 @@ class Rehearsal:
         self._final_plan: planmod.Plan | None = None
         self.gate_checks = 0
         self.timing = {"gates": 0.0, "judging": 0.0, "handshakes": 0.0}  # seconds, for stats only
+        self.scratch: dict[str, Any] = {}  # state a scenario's hooks keep during one rehearsal
+        self.interruptions: list[dict] = []
+        self.attempt = 0
 
     # -- public -------------------------------------------------------------------------------
 
@@ -244,13 +280,26 @@ class Rehearsal:
         self._last_judgement: tuple[int, list[dict], dict] | None = None
         self.pairs_judged = 0
         self.stopped: dict | None = None
-        self._walk()
+        self._state: dict[str, dict[str, Step]] = {}  # per cluster: the steps pulumi's state holds
+        self._walk(0)
+        remedy = self.scenario.remedy
+        while self.stopped is not None and remedy is not None and self.rerun and self.attempt < MAX_RERUNS:
+            if not self._rerun(remedy):
+                break
         elapsed = time.perf_counter() - started
         return self._document(elapsed, simca.issued_count() - issued_before)
 
     def snapshots(self) -> list[dict[str, tuple[str, int]]]:
         """Per applied step (baseline first): each cluster/namespace row's revision and failing pairs."""
         return [r.snapshot for r in self.records]
+
+    def again(self) -> list[dict]:
+        """``pulumi up`` once more at the last route point, after ``run``: the steps it applies
+        (none when the route converged) as JSON records, appended to ``records``."""
+        start = len(self.records)
+        self.attempt += 1
+        self._walk(len(self.points) - 1)
+        return [r.to_json() for r in self.records[start:]]
 
     def final_plan(self) -> planmod.Plan:
         if self._final_plan is None:
@@ -259,36 +308,72 @@ class Rehearsal:
 
     # -- the walk ------------------------------------------------------------------------------
 
-    def _walk(self) -> None:
-        baseline = StepRecord(0, "", "baseline", "baseline", "baseline", "the mesh as it runs today", self.points[0].label, False, [])
-        self._judge_into(baseline)
-        self.records.append(baseline)
-        previous: dict[str, dict[str, Step]] = {}
-        for k, point in enumerate(self.points):
+    def _rerun(self, remedy: Remedy) -> bool:
+        """The operator applies the remedy and runs ``pulumi up`` again where the route stopped."""
+        start = self._stopped_point + (1 if remedy.resume == "next" else 0)
+        if start >= len(self.points):
+            return False  # nothing left to run: the stop stands
+        stop = self.records[self.stopped["index"]]
+        stop.interrupted = True
+        point = self.points[start]
+        self.attempt += 1
+        self.interruptions.append(
+            {
+                "index": stop.index,
+                "cluster": stop.cluster,
+                "step": stop.step,
+                "reason": stop.error or stop.gate_reason or "stopped",
+                "remedy": remedy.text,
+                "rerunFrom": point.label,
+                "attempt": self.attempt,
+            }
+        )
+        self.mesh.log(f"remedy before rerun {self.attempt}: {remedy.text}")
+        remedy.action(self)
+        self.stopped = None
+        self.progress(f"rerun {self.attempt} of pulumi up at {point.label}")
+        self._walk(start)
+        return True
+
+    def _walk(self, start: int) -> None:
+        if start == 0:
+            baseline = StepRecord(0, "", "baseline", "baseline", "baseline", "the mesh as it runs today", self.points[0].label, False, [])
+            self._judge_into(baseline)
+            self.records.append(baseline)
+        for k in range(start, len(self.points)):
+            point = self.points[k]
             self.progress(f"[{k + 1}/{len(self.points)}] {point.label}")
             try:
                 facts = self._facts()
             except (MeshcaError, MeshcaErrors) as exc:
+                self._stopped_point = k
                 self._stop_with(point, "preview", f"probe cacerts and plan {point.position.phase}", exc)
                 return
             plan = planmod.plan_at(self.config, point.position, cacerts=facts)
             for cp in plan.clusters:
                 name = cp.cluster.name
-                before = previous.get(name, {})
+                before = self._state.get(name, {})
                 todo = []
                 for s in cp.steps:
                     if s.id not in before:
                         todo.append(s)
                     elif self._changed(before[s.id], s):
                         todo.append(dataclasses.replace(s, params=planmod._freeze({**planmod._thaw(s.params), "rerun": True})))
-                previous[name] = {s.id: s for s in cp.steps}
+                planned = {s.id: s for s in cp.steps}
                 if self.scenario.steps:
                     todo = self.scenario.steps(StepContext(self, self.config, point, k, name, plan), todo)
                 if not self.preflight:
                     todo = [s for s in todo if not (s.is_gate and s.params.get("check") == "root-of-trust")]
-                for step in todo:
+                for i, step in enumerate(todo):
                     if not self._apply(step, point):
+                        # What pulumi's state holds after the stop: every step of the point but
+                        # the failed one and those after it (which keep their old version).
+                        pending = {s.id for s in todo[i:]}
+                        self._state[name] = {sid: s for sid, s in planned.items() if sid not in pending}
+                        self._state[name].update({sid: before[sid] for sid in pending if sid in before})
+                        self._stopped_point = k
                         return
+                self._state[name] = planned
 
     @staticmethod
     def _changed(old: Step, new: Step) -> bool:
@@ -321,6 +406,7 @@ class Rehearsal:
         lines = exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()] if isinstance(exc, MeshcaError) else [str(exc)]
         rec = StepRecord(len(self.records), "", point.position.phase, step_id, "preview", title, point.label, point.position.rollback, [], error=" | ".join(lines))
         rec.clock = self.mesh.now
+        rec.attempt = self.attempt
         self._judge_into(rec)
         self.records.append(rec)
         self.stopped = {"index": rec.index, "reason": rec.error}
@@ -348,6 +434,7 @@ class Rehearsal:
         rec = StepRecord(
             len(self.records), step.cluster, step.phase, step.id, step.action, step.title, point.label, point.position.rollback, [],
             rerun=bool(step.params.get("rerun")),
+            attempt=self.attempt,
         )
         self.applied.append(step)
         ctx = HookContext(self, self.mesh, step, cluster)
@@ -395,6 +482,7 @@ class Rehearsal:
         poll = max(1.0, float(step.params.get("pollSeconds") or 15))
         has_hooks = any(h.when == "poll" and (fnmatch.fnmatchcase(f"{step.cluster}:{step.id}", h.match) or fnmatch.fnmatchcase(step.id, h.match)) for h in self.scenario.hooks)
         waited, checked_at = 0.0, self.mesh.version
+        first = None if (result.document or {}).get("ok") else ((result.document or {}).get("reason") or result.stderr.strip() or None)
         while not (result.document or {}).get("ok") and waited < timeout and result.rc in (0, 1):
             ctx.attempt += 1
             self._hooks("poll", step, ctx)
@@ -405,6 +493,8 @@ class Rehearsal:
                 checked_at = self.mesh.version
                 rec.gate_polls += 1
                 result = self.emulator.run(step.argv, step.stdin, subject=f"{step.cluster}: {step.id}")
+        if first and (result.document or {}).get("ok"):
+            rec.gate_first_reason = first
         return result
 
     def _check(self, args: list[str]) -> Result:
@@ -553,7 +643,7 @@ class Rehearsal:
         broken = next((r.index for r in self.records if r.broken), None)
         total = sum(r.ok + len(r.failed_pairs) for r in self.records)
         failed = sum(len(r.failed_pairs) for r in self.records)
-        gates_failed = sum(1 for r in self.records for v in r.gates.values() if v == "fail")
+        gates_failed = sum(1 for r in self.records if not r.interrupted for v in r.gates.values() if v == "fail")
         return {
             "stack": self.base_config.stack,
             "scenario": self.scenario.name,
@@ -568,6 +658,7 @@ class Rehearsal:
                 "traffic": self.traffic.describe(),
                 "preflight": self.preflight,
                 "keepGoing": self.keep_going,
+                "rerun": self.rerun,
                 "routePoints": [p.label for p in self.points],
             },
             "steps": [r.to_json() for r in self.records],
@@ -580,6 +671,8 @@ class Rehearsal:
                 "completed": self.stopped is None,
                 "stoppedAt": self.stopped["index"] if self.stopped else None,
                 "stopReason": self.stopped["reason"] if self.stopped else None,
+                "reruns": len(self.interruptions),
+                "interruptions": self.interruptions,
             },
             "stats": {
                 "pairsJudged": self.pairs_judged,

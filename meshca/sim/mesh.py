@@ -18,6 +18,10 @@ inferred rule reads a switch (``switches.py``). In short:
   its revision, certificate and (when disconnected) bundle until restarted.
 - Deleting a revision's istiod orphans its proxies (``orphans-keep-state``); simulated time
   (``advance``) rotates certificates at half-life and expires orphans' certificates.
+- Faults a scenario may inject: an istiod with no ready replica (``Istiod.ready``: its webhook
+  rejects new pods, ``meshca restart`` refuses), a workload whose new pods never become ready
+  (``Workload.rollout_error``: the rollout fails, the old pods keep running), bare pods
+  (``kind`` ``Pod``: nothing restarts them), an unreachable cluster (``Cluster.reachable``).
 
 State changes are logged (``take_events``) and bump ``version``, which the rehearsal uses to
 know when proxy state may have changed.
@@ -89,6 +93,7 @@ class Istiod:
     signer: Signer | None = None  # its own CA, read at start
     excluded_roots: set[str] = field(default_factory=set)  # fault injection: roots dropped from its bundle
     starts: int = 0
+    ready: bool = True  # fault injection: no ready replica (webhook rejects, meshca restart refuses)
 
     @property
     def deployment(self) -> str:
@@ -166,7 +171,7 @@ class Pod:
 
 @dataclass
 class Workload:
-    kind: str  # Deployment | StatefulSet | DaemonSet
+    kind: str  # Deployment | StatefulSet | DaemonSet | Pod (a bare pod: nothing restarts it)
     namespace: str
     name: str
     labels: dict[str, str]
@@ -182,6 +187,11 @@ class Workload:
     generation: int = 0
     pods: list[Pod] = field(default_factory=list)
     manifest: dict | None = None
+    rollout_error: str | None = None  # fault injection: new pods never become ready
+
+    @property
+    def bare(self) -> bool:
+        return self.kind == "Pod"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -409,6 +419,8 @@ class Cluster:
         if target not in self.istiods:
             # The webhook is there but its istiod is gone: failurePolicy Fail rejects the pod.
             raise SimError(f"Internal error occurred: failed calling webhook {hook}: istiod {target} is not running")
+        if not self.istiods[target].ready:
+            raise SimError(f"Internal error occurred: failed calling webhook {hook}: no endpoints available for service istiod-{target}")
         return target
 
     def _certify(self, pod: Pod, istiod: Istiod) -> None:
@@ -427,6 +439,9 @@ class Cluster:
         revision = self.injection_revision(w)  # raises before any pod is replaced
         if revision is not None and revision not in self.istiods:
             raise SimError(f"istiod {revision} is not running: the proxies of {w.namespace}/{w.name} cannot start")
+        if w.rollout_error and w.pods:
+            # The new pods never become ready; the old ones keep serving (maxUnavailable).
+            raise SimError(f"{w.kind} {w.namespace}/{w.name}: {w.rollout_error}")
         w.generation += 1
         old = {p.revision for p in w.pods}
         w.pods = [self._new_pod(w, i, revision) for i in range(w.replicas)]
@@ -439,7 +454,9 @@ class Cluster:
             self.log(f"{w.kind} {w.namespace}/{w.name} created ({now})")
 
     def _new_pod(self, w: Workload, index: int, revision: str | None) -> Pod:
-        if w.kind == "StatefulSet":
+        if w.bare:
+            name = w.name
+        elif w.kind == "StatefulSet":
             name = f"{w.name}-{index}"
         elif w.kind == "DaemonSet":
             name = f"{w.name}-{pod_suffix(self.name, w.namespace, w.name, w.generation, index)}"
@@ -477,7 +494,7 @@ class Cluster:
         """``meshca restart``: check istiod-REV is ready, restart every Deployment,
         StatefulSet and DaemonSet of the namespace, wait for the rollouts."""
         self.namespace(namespace)
-        if revision not in self.istiods or ("Deployment", SYSTEM_NS, self.istiods[revision].deployment) not in self.objects:
+        if revision not in self.istiods or ("Deployment", SYSTEM_NS, self.istiods[revision].deployment) not in self.objects or not self.istiods[revision].ready:
             raise SimError(f"istiod {revision} is not ready to inject in cluster {self.name}")
         workloads = sorted((w for w in self.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
         for w in workloads:

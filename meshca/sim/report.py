@@ -204,7 +204,11 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
     passed = ok(doc)
     first = sm["firstBrokenStep"]
     first_step = next((s for s in doc["steps"] if s["index"] == first), None)
-    headline = "PASS: every pair kept mutual TLS after every step and every gate passed" if passed else (
+    reruns = sm.get("interruptions") or []
+    headline = (
+        "PASS: every pair kept mutual TLS after every step and every gate passed"
+        + (f" ({len(reruns)} stop(s), each followed by a converging rerun)" if reruns else "")
+    ) if passed else (
         f"FAIL: first broken at step {first} ({first_step['cluster']} {first_step['step']})" if first_step else "FAIL"
     )
     parts = [
@@ -239,6 +243,15 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
             first = f"{w['firstBrokenStep']} {_esc(w['step'])}" if w["firstBrokenStep"] is not None else "-"
             parts.append(f"<tr><td><code>{_esc(w['switch'])}</code></td><td>{_esc(sw.shown(w['value']))}</td><td>{verdict}</td><td>{first}</td><td class='num'>{w['handshakesFailed']}</td><td class='num'>{w['gatesFailed']}</td></tr>")
         parts.append("</table>")
+    if reruns:
+        parts.append("<h2>Stops and reruns</h2><p class='small'>A fault stopped the route; the operator's remedy, then pulumi up again from the same position.</p>")
+        parts.append("<table><tr><th>step</th><th>cluster</th><th>stopped by</th><th>remedy</th><th>rerun from</th></tr>")
+        for i in reruns:
+            parts.append(
+                f"<tr class='bad'><td class='num'>{i['index']} <code>{_esc(i['step'])}</code></td><td>{_esc(i['cluster'])}</td>"
+                f"<td>{_esc(i['reason'])}</td><td>{_esc(i['remedy'])}</td><td>{_esc(i['rerunFrom'])}</td></tr>"
+            )
+        parts.append("</table>")
     parts.append("<h2>Route</h2><ol start='0' class='small'>")
     parts += [f"<li>{_esc(label)}</li>" for label in settings["routePoints"]]
     parts.append("</ol>")
@@ -250,6 +263,10 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
             changed = f"<b style='color:{FAIL}'>ERROR</b> {_esc(s['error'])}<br>" + changed
         if s.get("gateReason"):
             changed += f"<br><b style='color:{FAIL}'>gate</b> {_esc(s['gateReason'])}"
+        if s.get("gateFirstReason"):
+            changed += f"<br><b>gate passed at poll {s.get('gatePolls', 0)}; first check</b> {_esc(s['gateFirstReason'])}"
+        if s.get("attempt"):
+            changed = f"<i>rerun {s['attempt']}</i> " + changed
         if s["failedPairs"]:
             rows = "".join(f"<li>{_esc(p['client'])} &rarr; {_esc(p['server'])}: {_esc(p['reason'])}</li>" for p in s["failedPairs"][:200])
             more = f"<li>... {len(s['failedPairs']) - 200} more (see --json)</li>" if len(s["failedPairs"]) > 200 else ""

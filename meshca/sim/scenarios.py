@@ -1,8 +1,12 @@
-"""Built-in scenarios: mutations of a stack config, of its route, or of its step list.
+"""Built-in scenarios: mutations of a stack config, of its route, or of its step list, and
+faults injected by hooks (with the operator's remedy before ``pulumi up`` runs again).
 
 None of them states an outcome: each only changes what is done, and the engine, the
 simulated mesh and real handshakes decide what happens. Tests derive the expected failures
-independently, from the trust rules.
+independently, from the trust rules. ``FAULTS`` names the fault rehearsals: each injects one
+fault a real migration meets; tests/test_fault_scenarios.py checks that the plan's guards
+keep every handshake working, that the fault is reported with a code, and that a rerun
+converges.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from ..certs import CaFiles
 from ..config import StackConfig
 from ..errors import MeshcaError
 from ..plan import Position, Step, batches_of
-from .engine import CANARY, RoutePoint, Scenario, StepContext, default_points
+from .emulator import Result
+from .engine import CANARY, Hook, HookContext, Remedy, RoutePoint, Scenario, StepContext, default_points
+from .mesh import Workload
 
 
 # ----------------------------------------------------------------------------- big-bang
@@ -110,6 +116,247 @@ def _rollback_route(phase: str, resume_from: str):
     return route
 
 
+# ----------------------------------------------------------------------------- faults
+#
+# Hooks fire once per rehearsal (``Rehearsal.scratch`` keeps what they did); each acts on the
+# first cluster unless it says otherwise, so the scenarios run on any stack.
+
+
+def _first_cluster(ctx: HookContext) -> bool:
+    return ctx.step.cluster == ctx.rehearsal.config.clusters[0].name
+
+
+def _once(ctx: HookContext, key: str) -> bool:
+    """True the first time ``key`` is claimed in this rehearsal."""
+    if ctx.rehearsal.scratch.get(key):
+        return False
+    ctx.rehearsal.scratch[key] = True
+    return True
+
+
+def _second_batch_first_namespace(config: StackConfig) -> str:
+    batches = batches_of(config)
+    return batches[1][0] if len(batches) > 1 else batches[0][0]
+
+
+def _break_a_rollout(ctx: HookContext) -> None:
+    """A workload of one namespace whose new pods never start (the old ones keep serving)."""
+    ns = ctx.step.params.get("namespace")
+    if not _first_cluster(ctx) or ns != _second_batch_first_namespace(ctx.rehearsal.config) or not _once(ctx, "rollout-fault"):
+        return
+    mine = sorted((w for w in ctx.cluster.workloads.values() if w.namespace == ns and not w.bare), key=lambda w: (w.kind != "StatefulSet", w.name))
+    mine[0].rollout_error = "0/1 new pods ready: ImagePullBackOff (the registry refused the image)"
+    ctx.note(f"fault: {mine[0].kind} {ns}/{mine[0].name} cannot start new pods")
+
+
+def _fix_rollouts(rehearsal) -> None:
+    for cluster in rehearsal.mesh.clusters.values():
+        for w in cluster.workloads.values():
+            w.rollout_error = None
+
+
+def _last_namespace_of_phase_a(config: StackConfig) -> str:
+    return batches_of(config)[-1][-1]
+
+
+def _slow_rollout(ctx: HookContext) -> Result | None:
+    """The last restart of phase A returns before its pods are replaced (still rolling out)."""
+    step = ctx.step
+    if step.phase != "distribute-root" or step.params.get("namespace") != _last_namespace_of_phase_a(ctx.rehearsal.config):
+        return None
+    if not _first_cluster(ctx) or not _once(ctx, "slow-rollout"):
+        return None
+    ctx.rehearsal.scratch["slow-rollout-pending"] = (step.cluster, step.params.get("namespace"), ctx.rehearsal.config.rev1)
+    return Result(0, f"namespace {step.params.get('namespace')}: rollout restarted, pods still being replaced", cluster=step.cluster)
+
+
+def _rollout_finishes(ctx: HookContext) -> None:
+    pending = ctx.rehearsal.scratch.get("slow-rollout-pending")
+    if pending and ctx.cluster.name == pending[0] and ctx.attempt >= 2:
+        ctx.cluster.restart_namespace(pending[1], pending[2])
+        ctx.rehearsal.scratch["slow-rollout-pending"] = None
+        ctx.note(f"namespace {pending[1]}: rollout finished while the gate polled")
+
+
+def _interrupt_after_asmcli(ctx: HookContext) -> Result | None:
+    """pulumi up is interrupted while A1 runs, after asmcli created cacerts and installed REV1."""
+    if not _first_cluster(ctx) or not _once(ctx, "interrupt-a1"):
+        return None
+    done = ctx.rehearsal.emulator.run(ctx.step.argv, ctx.step.stdin, subject=f"{ctx.step.cluster}: {ctx.step.id}")
+    ctx.note(f"asmcli exited {done.rc}; then pulumi up was interrupted")
+    return Result(130, stderr="pulumi up interrupted (SIGINT) while asmcli install ran; asmcli had already created Secret istio-system/cacerts", cluster=ctx.step.cluster)
+
+
+def _interrupt_before_a_restart(ctx: HookContext) -> Result | None:
+    """pulumi up is interrupted again in phase A's second batch: labelled, not yet restarted."""
+    step = ctx.step
+    if step.phase != "distribute-root" or step.params.get("namespace") != _second_batch_first_namespace(ctx.rehearsal.config):
+        return None
+    if not _first_cluster(ctx) or not _once(ctx, "interrupt-a2"):
+        return None
+    return Result(130, stderr=f"pulumi up interrupted (SIGINT) after labelling {step.params.get('namespace')}, before its restart", cluster=step.cluster)
+
+
+def _istiod_not_ready(ctx: HookContext) -> None:
+    if not _first_cluster(ctx) or not _once(ctx, "istiod-not-ready"):
+        return
+    rev = ctx.rehearsal.config.rev1
+    ctx.cluster.istiods[rev].ready = False
+    ctx.note(f"fault: istiod-{rev} has no ready replica (its pods are Pending)")
+
+
+def _istiods_ready(rehearsal) -> None:
+    for cluster in rehearsal.mesh.clusters.values():
+        for istiod in cluster.istiods.values():
+            istiod.ready = True
+
+
+def _cut_last_cluster(ctx: HookContext) -> None:
+    """The last cluster becomes unreachable after phase A's first batch moved on it."""
+    config = ctx.rehearsal.config
+    if ctx.step.cluster != config.clusters[-1].name or ctx.step.phase != "distribute-root":
+        return
+    if ctx.step.params.get("namespace") != batches_of(config)[0][-1] or not _once(ctx, "cut"):
+        return
+    ctx.cluster.reachable = False
+    ctx.note("fault: the API server is unreachable (network path lost)")
+
+
+def _reconnect(rehearsal) -> None:
+    for cluster in rehearsal.mesh.clusters.values():
+        cluster.reachable = True
+
+
+BARE_POD = "debug-shell"
+
+
+def _start_a_bare_pod(ctx: HookContext) -> None:
+    """Someone started a bare pod (no controller) in the namespace phase A moves last."""
+    if not _first_cluster(ctx) or not _once(ctx, "bare-pod"):
+        return
+    ns = _last_namespace_of_phase_a(ctx.rehearsal.config)
+    labels = {"app": BARE_POD}
+    ctx.cluster.add_workload(Workload(kind="Pod", namespace=ns, name=BARE_POD, labels=dict(labels), template_labels=dict(labels), template_annotations={}, service_account="default"))
+    ctx.note(f"a bare pod {ns}/{BARE_POD} runs on the old revision")
+
+
+def _recreate_bare_pods(rehearsal) -> None:
+    """Two days later the operator reads the gate's report and recreates the pod it names."""
+    rehearsal.mesh.advance(48 * 60)
+    for cluster in rehearsal.mesh.clusters.values():
+        for w in list(cluster.workloads.values()):
+            if w.bare:
+                cluster.rollout(w)
+
+
+def _stopped_batch_of_b(config: StackConfig, positions: tuple[Position, ...]) -> Position:
+    batch = len(batches_of(config))  # the last batch of phase B (the only one if there is one)
+    return next(p for p in positions if p.phase == "mesh-ca" and p.batch == batch)
+
+
+def _rollback_mid_batch_route(config: StackConfig, positions: tuple[Position, ...]) -> list[RoutePoint]:
+    """Phase B up to its last batch, which stops in its middle; a rollback (B5) from that map,
+    distribute-root-done again, then phase B from its start."""
+    cut = _stopped_batch_of_b(config, positions)
+    back = next(p for p in positions if p.phase == "distribute-root-done")
+    start = next(p.index for p in positions if p.phase == "mesh-ca")
+    points = default_points(positions[: cut.index + 1])
+    points.append(RoutePoint(dataclasses.replace(cut, rollback=True), f"mesh-ca: ROLLBACK from the middle of batch {cut.batch}/{cut.batches}"))
+    points.append(RoutePoint(back, f"{back.phase}: after the rollback"))
+    points += default_points(positions[start:])
+    return points
+
+
+def _break_the_batch(ctx: HookContext) -> None:
+    """In phase B's last batch, the last namespace cannot start its new pods (the first moved)."""
+    config = ctx.rehearsal.config
+    batch = batches_of(config)[-1]
+    ns = ctx.step.params.get("namespace")
+    if ctx.step.phase != "mesh-ca" or ns != batch[-1] or not _first_cluster(ctx) or not _once(ctx, "batch-fault"):
+        return
+    mine = sorted((w for w in ctx.cluster.workloads.values() if w.namespace == ns and not w.bare), key=lambda w: w.name)
+    mine[-1].rollout_error = "0/1 new pods ready: CrashLoopBackOff (the application fails on the new revision)"
+    ctx.note(f"fault: {mine[-1].kind} {ns}/{mine[-1].name} cannot start on the new revision")
+
+
+def _fix_later(rehearsal) -> None:
+    rehearsal.scratch["fix-before-phase-b"] = True
+
+
+def _fixed_after_the_rollback(ctx: HookContext) -> None:
+    """Phase B starts again (B0) only once the application runs on REV2."""
+    if ctx.rehearsal.scratch.pop("fix-before-phase-b", False):
+        _fix_rollouts(ctx.rehearsal)
+        ctx.note("the application is fixed before phase B runs again")
+
+
+FAULT_SCENARIOS = (
+    Scenario(
+        "restart-fails",
+        "a restart that fails for one namespace",
+        "in phase A's second batch, one workload of the first namespace cannot start new pods (ImagePullBackOff): "
+        "its restart fails while the old pods keep serving; the image is fixed and pulumi up runs again",
+        hooks=(Hook("before", "A2.restart.*", _break_a_rollout, times=None),),
+        remedy=Remedy("the workload's image is fixed", _fix_rollouts),
+    ),
+    Scenario(
+        "gate-late",
+        "a gate that fails, then passes on a later poll",
+        "the last restart of phase A returns before its pods are replaced; gate A3 finds them still on the old "
+        "revision, polls, and the rollout finishes at its second poll",
+        hooks=(Hook("before", "A2.restart.*", _slow_rollout, times=None), Hook("poll", "A3.gate.root-cert", _rollout_finishes, times=None)),
+    ),
+    Scenario(
+        "interrupted",
+        "an interrupted phase, resumed",
+        "pulumi up is interrupted twice in phase A: during A1 after asmcli created cacerts and installed REV1, and "
+        "after a namespace of the second batch was relabelled but before its restart; each time pulumi up runs again",
+        hooks=(Hook("before", "A1.install.*", _interrupt_after_asmcli, times=None), Hook("before", "A2.restart.*", _interrupt_before_a_restart, times=None)),
+        remedy=Remedy("none: pulumi up runs again"),
+    ),
+    Scenario(
+        "rollback-mid-batch",
+        "a rollback in the middle of a batch",
+        "in phase B's last batch the first namespace moves, then the last one's restart fails (its application "
+        "cannot start on REV2); the operator rolls back (B5) from there, returns to distribute-root-done, fixes the "
+        "application and runs phase B again",
+        route=_rollback_mid_batch_route,
+        hooks=(Hook("before", "B2.restart.*", _break_the_batch, times=None), Hook("before", "B0.gate.root-cert", _fixed_after_the_rollback, times=None)),
+        remedy=Remedy(
+            "the operator rolls phase B back from there (meshca:rollback true), the application still broken on REV2",
+            _fix_later,
+            resume="next",
+        ),
+    ),
+    Scenario(
+        "istiod-not-ready",
+        "the new revision's istiod not ready",
+        "after A1, istiod-REV1 has no ready replica on the first cluster: its injection webhook has no endpoint; "
+        "it gets a ready replica and pulumi up runs again",
+        hooks=(Hook("after", "A1.install.*", _istiod_not_ready, times=None),),
+        remedy=Remedy("istiod-REV1 gets a ready replica", _istiods_ready),
+    ),
+    Scenario(
+        "cluster-unreachable",
+        "one cluster unreachable in a multi-cluster stack",
+        "the last cluster's API server becomes unreachable after phase A's first batch moved on it; the network "
+        "path is restored and pulumi up runs again",
+        hooks=(Hook("after", "A2.restart.*", _cut_last_cluster, times=None),),
+        remedy=Remedy("the network path to the cluster is restored", _reconnect),
+    ),
+    Scenario(
+        "cert-expiry",
+        "a certificate that would expire during the move",
+        "workload certificates live 2 hours; a bare pod (no controller, so no restart moves it) runs in the "
+        "namespace phase A moves last, holding a certificate only the old istiod can renew; two days pass before "
+        "the operator recreates it and pulumi up runs again",
+        switches={"cert-ttl-hours": 2},
+        hooks=(Hook("before", "*", _start_a_bare_pod, times=None),),
+        remedy=Remedy("two days later, the bare pod is deleted and recreated", _recreate_bare_pods),
+    ),
+)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -168,8 +415,10 @@ SCENARIOS: dict[str, Scenario] = {
             "phase B is rolled back (B5) after its middle batch, the stack returns to distribute-root-done, then phase B runs again",
             route=_rollback_route("mesh-ca", "distribute-root-done"),
         ),
+        *FAULT_SCENARIOS,
     )
 }
+FAULTS = tuple(s.name for s in FAULT_SCENARIOS)
 
 
 def get(name: str) -> Scenario:

@@ -28,7 +28,9 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
     w = pod.workload
     labels = dict(pod.labels)
     owner = w.name
-    if w.kind == "Deployment":
+    if w.bare:
+        owner = None
+    elif w.kind == "Deployment":
         pth = pod.name[len(w.name) + 1 :].rsplit("-", 1)[0]
         labels["pod-template-hash"] = pth
         owner = f"{w.name}-{pth}"
@@ -60,7 +62,7 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
             "uid": _digest(cluster.name, pod.namespace, pod.name, n=32),
             "labels": labels,
             "annotations": annotations,
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": OWNER_KIND[w.kind], "name": owner, "controller": True}],
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": OWNER_KIND[w.kind], "name": owner, "controller": True}] if owner else [],
         },
         "spec": spec,
         "status": {"phase": "Running"},
