@@ -19,6 +19,16 @@ from typing import Callable, Iterable
 
 from cryptography.hazmat.primitives import serialization
 
+# Where tests/test_secrets.py runs the canary key through meshca (the README lists them).
+SURFACES = (
+    "meshca plan (text, --all and --json)",
+    "meshca certs verify (text and --json)",
+    "meshca check (kube and istioctl sources, text and --json, cacerts holding the key)",
+    "meshca rehearse (table, --json, --report HTML; canary route and a fault scenario)",
+    "the Pulumi program under mocks at every position (inputs, outputs, exports, invokes, log)",
+    "the phase C backup and deletion providers (outputs and errors)",
+    "every file meshca wrote (the backups only as 0600 files)",
+)
 CHUNK = 32  # base64 needles: aligned 32-character chunks, so any leaked run of 63+ characters holds one
 
 
