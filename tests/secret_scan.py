@@ -55,16 +55,24 @@ def _pem_lines(pem: bytes, key) -> list[str]:
     return [line for line in _body(pem) if len(line) >= 16]
 
 
+# Every PKCS#8 RSA key of one size starts with the same bytes (version, algorithm, lengths):
+# chunks covering that prefix would match ANY such key, so they are left out (the body-line
+# form still covers the first line, which ends in the key's own modulus).
+SKIP_DER_B64 = 64  # base64 characters: 48 DER bytes
+SKIP_PEM_B64 = 128  # base64 characters of the PEM: its header line and first body line
+SKIP_PEM_B64_END = 64  # ... and its footer line, also the same for every key
+
+
 def _der_b64(pem: bytes, key) -> list[str]:
-    return _chunks("".join(_body(pem)))
+    return _chunks("".join(_body(pem))[SKIP_DER_B64:])
 
 
 def _pem_b64(pem: bytes, key) -> list[str]:
-    return _chunks(base64.b64encode(pem).decode())
+    return _chunks(base64.b64encode(pem).decode()[SKIP_PEM_B64:-SKIP_PEM_B64_END])
 
 
 def _pem_b64url(pem: bytes, key) -> list[str]:
-    return _chunks(base64.urlsafe_b64encode(_der(pem)).decode())
+    return _chunks(base64.urlsafe_b64encode(_der(pem)).decode()[SKIP_DER_B64:])
 
 
 def _json_slash(pem: bytes, key) -> list[str]:
