@@ -83,3 +83,19 @@ def test_a_malformed_dump_makes_only_that_pod_an_error(case, cluster):
     # The text report shows the pod's own code too.
     rc, out, _, _ = main_in_process(["check", case.check, *flags])
     assert rc == 1 and f" - bad-0.shop ERROR: {case.code} " in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG in meshca/trust/dumps.py (the trust engineer's file, not edited here): a dump cut inside a string is "
+    "reported as 'Unterminated string starting at at line 1 column N', doubling 'at' and giving the column where the "
+    "string started as if the dump ended there. Remove this marker when parse_dump words it like 'cut inside a string "
+    "that starts at line 1 column N'.",
+)
+def test_a_dump_cut_inside_a_string_is_worded_once():
+    from meshca.trust.dumps import DumpError, parse_dump
+
+    with pytest.raises(DumpError) as info:
+        parse_dump(b'{"dynamicActiveSecrets": [{"name": "ROOTCA", "sec', "shop/bad-0")
+    assert info.value.code == "MCA0401"
+    assert " at at " not in info.value.problem

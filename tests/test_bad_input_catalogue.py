@@ -45,3 +45,18 @@ def test_every_input_code_of_the_catalogue_has_a_case():
     wanted = {m.code for m in catalogue().values() if INPUT_RANGES.match(m.code) and m.level == "Error" and not m.retired}
     missing = wanted - {c.code for c in CATALOGUE}
     assert not missing, f"input codes without a bad-input case: {sorted(missing)}"
+
+
+def test_the_proofs_that_nothing_ran_can_fail(tmp_path):
+    """The audit hook sees a process being started, and a tripwire logs when it is run."""
+    import subprocess
+
+    from hardening import no_process_started, run_meshca, tripwire_calls, write_tripwires
+
+    with no_process_started() as events:
+        subprocess.run(["true"], check=True)
+    assert events and events[0][0] == "subprocess.Popen"
+    tripwire = write_tripwires(tmp_path)
+    proc = run_meshca(["restart", "--namespace", "shop", "--revision", "asm-1"], tripwire=tripwire)
+    assert proc.returncode == 2  # meshca restart runs kubectl: the tripwire answers and logs it
+    assert tripwire_calls(tripwire) and tripwire_calls(tripwire)[0].startswith("kubectl get deployment istiod-asm-1")
