@@ -85,13 +85,6 @@ def test_a_malformed_dump_makes_only_that_pod_an_error(case, cluster):
     assert rc == 1 and f" - bad-0.shop ERROR: {case.code} " in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in meshca/trust/dumps.py (the trust engineer's file, not edited here): a dump cut inside a string is "
-    "reported as 'Unterminated string starting at at line 1 column N', doubling 'at' and giving the column where the "
-    "string started as if the dump ended there. Remove this marker when parse_dump words it like 'cut inside a string "
-    "that starts at line 1 column N'.",
-)
 def test_a_dump_cut_inside_a_string_is_worded_once():
     from meshca.trust.dumps import DumpError, parse_dump
 
@@ -99,3 +92,4 @@ def test_a_dump_cut_inside_a_string_is_worded_once():
         parse_dump(b'{"dynamicActiveSecrets": [{"name": "ROOTCA", "sec', "shop/bad-0")
     assert info.value.code == "MCA0401"
     assert " at at " not in info.value.problem
+    assert "cut inside a string that starts at line 1 column" in info.value.problem

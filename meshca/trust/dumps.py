@@ -163,7 +163,13 @@ def parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "empty" if not text.strip() else f"{exc.msg} at line {exc.lineno} column {exc.colno} of {len(text)} characters"
+        if not text.strip():
+            what = "empty"
+        elif exc.msg.startswith("Unterminated string"):
+            # json names the string's start ("... starting at"): the dump was cut inside it.
+            what = f"cut inside a string that starts at line {exc.lineno} column {exc.colno} of {len(text)} characters"
+        else:
+            what = f"{exc.msg} at line {exc.lineno} column {exc.colno} of {len(text)} characters"
         raise DumpError("DumpNotJson", subject, reason=what) from None
     try:
         dump, style = _secrets_dump(doc)
