@@ -558,7 +558,7 @@ def validate(
                     if lk in INJECTION_LABELS:
                         errors.append(MeshcaError("BothInjectionLabels", f"{subject}.labels.{lk}", label=lk))
                     elif not LABEL_KEY.match(str(lk)) or not isinstance(lv, str) or len(lv) > 63 or not LABEL_VALUE.match(lv):
-                        errors.append(MeshcaError("WrongConfigType", f"{subject}.labels.{lk}", expected="a Kubernetes label (key: value of at most 63 characters)", got=repr(lv), example="team: payments"))
+                        errors.append(MeshcaError("NamespaceLabelInvalid", f"{subject}.labels.{lk}", value=repr(lv)))
                     else:
                         labels[str(lk)] = lv
             elif isinstance(entry, str):
@@ -613,26 +613,27 @@ def validate(
         service = _str_field(item, "service", subject, errors, example="service: istio-ingressgateway")
         labels = item.get("labels", DEFAULT_GATEWAY_LABELS)
         gw_clusters = item.get("clusters") or []
+        if deployment and (not DNS1123.match(deployment) or len(f"{deployment}-{values.get('rev1')}") > 253):
+            canary = f"{deployment}-{values.get('rev1')}"
+            errors.append(MeshcaError("GatewayDeploymentInvalid", f"{subject}.deployment", value=deployment, canary=canary))
+            continue
         service_account = item.get("serviceAccount", f"{deployment}-service-account" if deployment else None)
         if not isinstance(service_account, str) or not service_account or not DNS1123.match(service_account):
-            errors.append(MeshcaError("GatewayInvalid", f"{subject}.serviceAccount", problem=f"{service_account!r} is not a service account name", action="use the old gateway's service account (kubectl get deploy -n istio-system istio-ingressgateway -o jsonpath='{.spec.template.spec.serviceAccountName}')"))
+            errors.append(MeshcaError("GatewayServiceAccountInvalid", f"{subject}.serviceAccount", value=repr(service_account)))
             continue
         if not isinstance(labels, dict) or "app" not in labels or not all(isinstance(v, str) for v in labels.values()):
-            errors.append(MeshcaError("GatewayInvalid", f"{subject}.labels", problem="labels must be the Service's selector and include 'app'", action="copy the selector of the gateway Service, e.g. {app: istio-ingressgateway, istio: ingressgateway}"))
+            errors.append(MeshcaError("GatewaySelectorInvalid", f"{subject}.labels"))
             continue
         if any(k in INJECTION_LABELS for k in labels):
-            errors.append(MeshcaError("GatewayInvalid", f"{subject}.labels", problem="the Service selector must not name a revision label", action="select the gateway pods by app/istio labels only, so old and new revisions both serve"))
+            errors.append(MeshcaError("GatewaySelectorNamesRevision", f"{subject}.labels", label=next(k for k in labels if k in INJECTION_LABELS)))
             continue
         if not isinstance(gw_clusters, list) or any(c not in {cl.name for cl in clusters} for c in gw_clusters):
-            errors.append(MeshcaError("GatewayInvalid", f"{subject}.clusters", problem=f"names a cluster not in {NS}:clusters", action="list cluster names from meshca:clusters, or drop the field for every cluster"))
+            unknown = next((str(cl) for cl in gw_clusters if cl not in {c.name for c in clusters}), repr(gw_clusters)) if isinstance(gw_clusters, list) else repr(gw_clusters)
+            errors.append(MeshcaError("GatewayClusterUnknown", f"{subject}.clusters", value=unknown))
             continue
         if namespace and deployment and service:
             if any(g.namespace == namespace and g.deployment == deployment for g in gateways):
-                errors.append(MeshcaError("GatewayInvalid", subject, problem=f"gateway {namespace}/{deployment} is declared twice", action="keep one entry per gateway Deployment"))
-                continue
-            canary = f"{deployment}-{values.get('rev1')}"
-            if len(canary) > 253 or not DNS1123.match(deployment):
-                errors.append(MeshcaError("GatewayInvalid", f"{subject}.deployment", problem=f"'{deployment}' cannot name a Deployment (and its canary {canary})", action="use the gateway Deployment's exact name"))
+                errors.append(MeshcaError("GatewayDeclaredTwice", subject, value=f"{namespace}/{deployment}"))
                 continue
             gateways.append(Gateway(namespace, deployment, service, dict(labels), service_account, tuple(gw_clusters)))
 
