@@ -471,21 +471,9 @@ def _finish_a(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
                     action=f"move {_names(still)} to {rev1} at phase distribute-root, run pulumi up (restarts, then gate A3), then finish the phase",
                 )
             )
-    certified = old.effective_map()
-    if errors or not isinstance(certified, Mapping):
+    if errors:
         return errors
-    verdict = _judge_evidence(old, new, check="root-cert", phases=("distribute-root",), certified=certified)
-    return errors + _evidence_errors(
-        verdict,
-        lambda clusters: MeshcaError(
-            "GuardFinishAWithoutRootCert",
-            "PhaseGuard evidence",
-            move=move,
-            clusters=clusters,
-            digest=namespace_digest(old.stack, certified)[:12],
-            stack=old.stack,
-        ),
-    )
+    return _require_gate(old, new, move, "root-cert", ("distribute-root",), "GuardFinishAWithoutRootCert")
 
 
 def _enter_mesh_ca(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
@@ -505,23 +493,10 @@ def _enter_mesh_ca(old: GuardState, new: GuardState, move: str) -> list[MeshcaEr
                     rev1=rev1,
                 )
             )
-    certified = old.effective_map()
-    if errors or not isinstance(certified, Mapping):
+    if errors:
         return errors
-    verdict = _judge_evidence(
-        old, new, check="root-cert", phases=("distribute-root", "distribute-root-done", "mesh-ca"), certified=certified
-    )
-    return errors + _evidence_errors(
-        verdict,
-        lambda clusters: MeshcaError(
-            "GuardEnterMeshCaWithoutRootCert",
-            "PhaseGuard evidence",
-            move=move,
-            clusters=clusters,
-            digest=namespace_digest(old.stack, certified)[:12],
-            stack=old.stack,
-            rev1=rev1,
-        ),
+    return _require_gate(
+        old, new, move, "root-cert", ("distribute-root", "distribute-root-done", "mesh-ca"), "GuardEnterMeshCaWithoutRootCert", rev1=rev1
     )
 
 
@@ -554,19 +529,28 @@ def _enter_c(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
             errors.append(
                 MeshcaError("GuardPhaseCNamespacesNotOnRev2", "PhaseGuard namespaces", move=move, which=which, namespaces=_names(still), rev2=rev2)
             )
-    certified = old.effective_map()
-    if errors or not isinstance(certified, Mapping):
+    if errors:
         return errors
-    verdict = _judge_evidence(old, new, check="workload-cert", phases=("mesh-ca-done",), certified=certified)
-    return errors + _evidence_errors(
+    return _require_gate(old, new, move, "workload-cert", ("mesh-ca-done",), "GuardEnterPhaseCEarly")
+
+
+def _require_gate(old: GuardState, new: GuardState, move: str, check: str, phases: tuple[str, ...], missing: str, **args: Any) -> list[MeshcaError]:
+    """The move needs a passed ``check`` gate of one of ``phases`` for the old state's map;
+    ``missing`` names the message when there is none."""
+    certified = old.effective_map()
+    if not isinstance(certified, Mapping):
+        return []
+    verdict = _judge_evidence(old, new, check=check, phases=phases, certified=certified)
+    return _evidence_errors(
         verdict,
         lambda clusters: MeshcaError(
-            "GuardEnterPhaseCEarly",
+            missing,
             "PhaseGuard evidence",
             move=move,
             clusters=clusters,
             digest=namespace_digest(old.stack, certified)[:12],
             stack=old.stack,
+            **args,
         ),
     )
 
