@@ -8,6 +8,7 @@ TrustGate per gate step.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -56,14 +57,8 @@ def _revision_of(step: Step, steps: Sequence[Step]) -> str:
 
 def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
     """At preview and up: does a cacerts Secret exist, and does it match the CA files?"""
-    result = command.local.run_output(command=" ".join(_quote(a) for a in cmd.probe_cacerts(cluster)), logging=command.local.Logging.NONE)
+    result = command.local.run_output(command=shlex.join(cmd.probe_cacerts(cluster)), logging=command.local.Logging.NONE)
     return result.stdout.apply(lambda out: planmod.cacerts_fact(out or "", config, cluster))
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
 
 
 @dataclass
