@@ -453,46 +453,50 @@ def _judge_move(old: GuardState, new: GuardState) -> list[MeshcaError]:
     return [MeshcaError("GuardBackwardsWithoutRollback", "PhaseGuard phase", move=move, how=how)]
 
 
-def _finish_a(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
-    errors: list[MeshcaError] = []
-    old_rev = old.revision("old")
-    rev1 = old.revision("rev1")
+def _stragglers(old: GuardState, new: GuardState, select) -> list[tuple[str, list[str]]]:
+    """(which state, namespaces) where ``select(mapping)`` finds namespaces in the wrong place,
+    judged on the old state's map and on the new one."""
+    found = []
     for which, mapping in (("old state", old.effective_map()), ("new state", new.namespaces)):
-        still = _on(mapping, [old_rev])
+        still = select(mapping)
         if still:
-            errors.append(
-                MeshcaError(
-                    "GuardOldControlPlaneInUse",
-                    "PhaseGuard namespaces",
-                    move=move,
-                    revision=old_rev,
-                    which=which,
-                    namespaces=_names(still),
-                    action=f"move {_names(still)} to {rev1} at phase distribute-root, run pulumi up (restarts, then gate A3), then finish the phase",
-                )
-            )
+            found.append((which, still))
+    return found
+
+
+def _finish_a(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
+    old_rev, rev1 = old.revision("old"), old.revision("rev1")
+    errors = [
+        MeshcaError(
+            "GuardOldControlPlaneInUse",
+            "PhaseGuard namespaces",
+            move=move,
+            revision=old_rev,
+            which=which,
+            namespaces=_names(still),
+            action=f"move {_names(still)} to {rev1} at phase distribute-root, run pulumi up (restarts, then gate A3), then finish the phase",
+        )
+        for which, still in _stragglers(old, new, lambda m: _on(m, [old_rev]))
+    ]
     if errors:
         return errors
     return _require_gate(old, new, move, "root-cert", ("distribute-root",), "GuardFinishAWithoutRootCert")
 
 
 def _enter_mesh_ca(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
-    errors: list[MeshcaError] = []
     old_rev, rev1 = old.revision("old"), old.revision("rev1")
-    for which, mapping in (("old state", old.effective_map()), ("new state", new.namespaces)):
-        still = _on(mapping, [old_rev])
-        if still:
-            errors.append(
-                MeshcaError(
-                    "GuardEnterMeshCaWithNamespaceOnOld",
-                    "PhaseGuard namespaces",
-                    move=move,
-                    which=which,
-                    namespaces=_names(still),
-                    revision=old_rev,
-                    rev1=rev1,
-                )
-            )
+    errors = [
+        MeshcaError(
+            "GuardEnterMeshCaWithNamespaceOnOld",
+            "PhaseGuard namespaces",
+            move=move,
+            which=which,
+            namespaces=_names(still),
+            revision=old_rev,
+            rev1=rev1,
+        )
+        for which, still in _stragglers(old, new, lambda m: _on(m, [old_rev]))
+    ]
     if errors:
         return errors
     return _require_gate(
@@ -501,34 +505,27 @@ def _enter_mesh_ca(old: GuardState, new: GuardState, move: str) -> list[MeshcaEr
 
 
 def _finish_b(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
-    errors: list[MeshcaError] = []
     rev1, rev2 = old.revision("rev1"), old.revision("rev2")
-    for which, mapping in (("old state", old.effective_map()), ("new state", new.namespaces)):
-        still = _not_on(mapping, rev2)
-        if still:
-            errors.append(
-                MeshcaError(
-                    "GuardOldControlPlaneInUse",
-                    "PhaseGuard namespaces",
-                    move=move,
-                    revision=rev1,
-                    which=which,
-                    namespaces=_names(still),
-                    action=f"move {_names(still)} to {rev2} at phase mesh-ca and run pulumi up (restarts) before finishing the phase",
-                )
-            )
-    return errors
+    return [
+        MeshcaError(
+            "GuardOldControlPlaneInUse",
+            "PhaseGuard namespaces",
+            move=move,
+            revision=rev1,
+            which=which,
+            namespaces=_names(still),
+            action=f"move {_names(still)} to {rev2} at phase mesh-ca and run pulumi up (restarts) before finishing the phase",
+        )
+        for which, still in _stragglers(old, new, lambda m: _not_on(m, rev2))
+    ]
 
 
 def _enter_c(old: GuardState, new: GuardState, move: str) -> list[MeshcaError]:
-    errors: list[MeshcaError] = []
     rev2 = old.revision("rev2")
-    for which, mapping in (("old state", old.effective_map()), ("new state", new.namespaces)):
-        still = _not_on(mapping, rev2)
-        if still:
-            errors.append(
-                MeshcaError("GuardPhaseCNamespacesNotOnRev2", "PhaseGuard namespaces", move=move, which=which, namespaces=_names(still), rev2=rev2)
-            )
+    errors = [
+        MeshcaError("GuardPhaseCNamespacesNotOnRev2", "PhaseGuard namespaces", move=move, which=which, namespaces=_names(still), rev2=rev2)
+        for which, still in _stragglers(old, new, lambda m: _not_on(m, rev2))
+    ]
     if errors:
         return errors
     return _require_gate(old, new, move, "workload-cert", ("mesh-ca-done",), "GuardEnterPhaseCEarly")
