@@ -119,9 +119,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     files = CaFiles(**{role: Path(p) for role, p in given.items()}, display=given)
     facts, errors = verify_ca_files(files, now=now, margin_days=args.margin_days, check_names=True)
     if errors:
-        if args.json:
-            print(json.dumps({"ok": False, "checkedAt": now.isoformat(), "marginDays": args.margin_days, "errors": [e.as_dict() for e in errors]}, indent=2))
-        raise MeshcaErrors(errors)
+        raise MeshcaErrors(errors)  # with --json, main() prints them as {"ok": false, "errors": [...]}
     doc = _facts_doc(files, facts, args.margin_days, now)
     if args.json:
         print(json.dumps(doc, indent=2))

@@ -1,7 +1,9 @@
 """The ``meshca`` command: plan, check, rehearse, promote, certs, restart.
 
-Every usage or input error is one coded line on stderr and exit 2, never a traceback
-(MESHCA_DEBUG=1 shows the traceback of an internal error).
+Every usage or input error is one coded line on stderr,
+``<Level> MCA#### <subject>: <problem>; fix: <fix>``, and exit 2, never a traceback
+(MESHCA_DEBUG=1 shows the traceback of an internal error). With ``--json`` the same errors go
+to stdout as ``{"ok": false, "errors": [...]}`` (still exit 2), so a script reads one document.
 """
 
 from __future__ import annotations
@@ -144,29 +146,92 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_plan)
 
 
+# ----------------------------------------------------------------------------- explain
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .errors import by_code, catalogue
+
+    wanted = args.code.upper()
+    try:
+        message = by_code(wanted) if wanted.startswith("MCA") else catalogue()[args.code]
+    except KeyError:
+        raise MeshcaError("UnknownMessageCode", args.code) from None
+    doc = {
+        "code": message.code,
+        "name": message.name,
+        "level": message.level,
+        "retired": message.retired,
+        "description": message.description,
+        "problem": message.template,
+        "fix": message.fix,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{message.code} {message.name} ({message.level}{', retired' if message.retired else ''})")
+    print(f"  {message.description}")
+    print(f"  problem: {message.template}")
+    print(f"  fix:     {message.fix}")
+    return 0
+
+
+def register_explain(subparsers) -> None:
+    p = subparsers.add_parser(
+        "explain",
+        help="print a message's catalogue entry (what it means and how to fix it)",
+        description="Print the catalogue entry of a coded message (meshca/messages.yaml): level, meaning, the problem template and the fix.",
+        epilog="examples:\n  meshca explain MCA0131\n  meshca explain --json MCA0440",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("code", help="the code (MCA0131) or the message name (RevisionInvalid)")
+    p.add_argument("--json", action="store_true", help="print the entry as JSON")
+    p.set_defaults(func=cmd_explain)
+
+
 # ----------------------------------------------------------------------------- main
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="meshca", description="Move Cloud Service Mesh from Istio CA (Citadel) to Mesh CA with zero downtime.")
+    parser.add_argument("--version", action="version", version=f"meshca {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = sys.modules[__name__] if name == __name__ else importlib.import_module(name)
         module.register(subparsers)
+    register_explain(subparsers)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meshca")
+    except PackageNotFoundError:  # run from a source tree without an install
+        return "unknown (not installed)"
+
+
+def _report(errors: list[MeshcaError], as_json: bool) -> None:
+    """Coded errors: one line each on stderr; with --json also one document on stdout."""
+    if as_json:
+        print(json.dumps({"ok": False, "errors": [{**e.as_dict(), "line": e.line()} for e in errors]}, indent=2))
+    for error in errors:
+        print(error.line(), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except MeshcaErrors as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
+        _report(exc.errors, as_json)
         return 2
     except MeshcaError as exc:
-        print(exc.line(), file=sys.stderr)
+        _report([exc], as_json)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -176,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for the operator
         if os.environ.get("MESHCA_DEBUG"):
             traceback.print_exc()
-        print(MeshcaError("InternalError", "meshca", reason=f"{type(exc).__name__}: {exc}").line(), file=sys.stderr)
+        _report([MeshcaError("InternalError", "meshca", reason=f"{type(exc).__name__}: {exc}")], as_json)
         return 2
 
 

@@ -1,6 +1,8 @@
 """Coded messages: the catalogue (messages.yaml) and the exceptions that carry its codes.
 
-Every error meshca reports is one line, ``MCA#### <key or file>: <problem>; fix: <action>``.
+Every problem meshca reports is one line,
+``<Level> MCA#### <key or file>: <problem>; fix: <action>`` with the level (``Error``,
+``Warning`` or ``Info``) from the catalogue, as ``istioctl analyze`` prints its messages.
 Code in meshca raises ``MeshcaError("MessageName", subject, **args)``; validation collects
 several into ``MeshcaErrors`` so the operator sees every problem of a file at once.
 """
@@ -15,6 +17,10 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import yaml
+
+
+LEVELS = ("Error", "Warning", "Info")
+"""The levels a message may have, as ``istioctl analyze`` names them."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ def catalogue() -> Mapping[str, Message]:
             fix=entry["fix"],
             retired=bool(entry.get("retired", False)),
         )
+        if message.level not in LEVELS:
+            raise RuntimeError(f"messages.yaml: {message.name} has level {message.level!r}, not one of {LEVELS}")
         if message.name in by_name or message.code in codes:
             raise RuntimeError(f"messages.yaml: duplicate {message.name} / {message.code}")
         by_name[message.name] = message
@@ -57,6 +65,16 @@ def by_code(code: str) -> Message:
         if message.code == code:
             return message
     raise KeyError(code)
+
+
+LINE = re.compile(r"^(?P<level>Error|Warning|Info) (?P<code>MCA\d{4}) (?P<rest>.*)$", re.S)
+"""A printed coded line: its level, its code, then ``<subject>: <problem>; fix: <fix>``."""
+
+
+def split_line(line: str) -> tuple[str, str, str] | None:
+    """``(level, code, rest)`` of a coded line, or None when ``line`` is not one."""
+    m = LINE.match(line)
+    return (m["level"], m["code"], m["rest"]) if m else None
 
 
 def _one_line(value: object) -> str:
@@ -83,12 +101,13 @@ class MeshcaError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
-        return f"{self.code} {self.subject}: {self.problem}; fix: {self.fix}"
+        return f"{self.level} {self.code} {self.subject}: {self.problem}; fix: {self.fix}"
 
     def as_dict(self) -> dict[str, str]:
         return {
             "code": self.code,
             "level": self.level,
+            "name": self.name,
             "subject": self.subject,
             "problem": self.problem,
             "fix": self.fix,

@@ -24,6 +24,8 @@ from pulumi_policy import (
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import unknown_checking_proxy
 
+from meshca.errors import split_line
+
 try:
     from . import rules  # type: ignore[no-redef]
 except ImportError:  # imported as a top-level module from policy/
@@ -81,7 +83,7 @@ def messages(policy: Any, args: Any) -> list[str]:
 
 
 def codes(lines: Iterable[str]) -> list[str]:
-    return [line.split(" ", 1)[0] for line in lines]
+    return [line.split(" ", 2)[1] for line in lines]
 
 
 # ----------------------------------------------------------------------------- the servicer
@@ -120,7 +122,7 @@ class Diagnostic:
 
     @property
     def lines(self) -> list[str]:
-        return [line for line in self.message.split("\n") if line[:3] == "MCA"]
+        return [line for line in self.message.split("\n") if split_line(line)]
 
 
 _LEVELS = {analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.MANDATORY: "mandatory", analyzer_pb2.REMEDIATE: "remediate", analyzer_pb2.DISABLED: "disabled"}

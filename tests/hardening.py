@@ -28,7 +28,7 @@ from typing import Callable
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CODED = re.compile(r"^(?P<code>MCA\d{4}) (?P<subject>.+?): (?P<problem>.+); fix: (?P<fix>.*)$")
+CODED = re.compile(r"^(?P<level>Error|Warning|Info) (?P<code>MCA\d{4}) (?P<subject>.+?): (?P<problem>.+); fix: (?P<fix>.*)$")
 TRIPWIRE_TOOLS = ("kubectl", "istioctl", "asmcli", "gcloud", "pulumi", "helm", "openssl")
 
 # ----------------------------------------------------------------------------- coded lines
@@ -43,10 +43,10 @@ class Coded:
 
 
 def parse_coded(line: str) -> Coded:
-    """One ``MCA#### <subject>: <problem>; fix: <fix>`` line (subjects may hold ': ')."""
+    """One ``<Level> MCA#### <subject>: <problem>; fix: <fix>`` line (subjects may hold ': ')."""
     m = CODED.match(line)
     assert m, f"not a coded line: {line!r}"
-    code, rest = line.split(" ", 1)
+    _level, code, rest = line.split(" ", 2)
     head, _, fix = rest.rpartition("; fix: ")
     # the subject is what precedes the first ': ' that the problem text does not contain
     subject, _, problem = head.partition(": ")
@@ -55,7 +55,9 @@ def parse_coded(line: str) -> Coded:
 
 def subject_of(line: str, subject: str) -> Coded:
     """Parse ``line`` knowing the expected subject (subjects like 'meshca:rev2' hold ':')."""
-    code, _, rest = line.partition(" ")
+    m = CODED.match(line)
+    assert m, f"not a coded line: {line!r}"
+    _level, code, rest = line.split(" ", 2)
     assert rest.startswith(f"{subject}: "), f"subject {subject!r} not named first in {line!r}"
     head, sep, fix = rest[len(subject) + 2 :].rpartition("; fix: ")
     assert sep, f"no '; fix: ' in {line!r}"

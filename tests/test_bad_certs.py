@@ -34,8 +34,8 @@ def assert_one_line(case: Case, subject: str, rc: int, err: str) -> None:
     assert rc == 2, (rc, err)
     lines = err.splitlines()
     assert len(lines) == 1, f"expected exactly one line on stderr, got {lines}"
-    assert lines[0].startswith(f"{case.code} "), lines[0]
     coded = subject_of(lines[0], subject)
+    assert coded.code == case.code and lines[0].startswith(f"Error {case.code} "), lines[0]
     assert coded.problem.strip() and coded.fix.strip()
 
 
@@ -80,7 +80,7 @@ def test_a_stack_pointing_at_them_is_refused_and_registers_nothing(case, kit, tm
     monkeypatch.chdir(path.parent)
     result = run_program("dev", stack_file=path)
     assert result.resources == [] and result.calls == [] and "nothing was registered" in str(result.error)
-    assert len(logged) == 1 and logged[0].startswith(f"{case.code} ") and subject_of(logged[0], subject).fix
+    assert len(logged) == 1 and logged[0].startswith(f"Error {case.code} ") and subject_of(logged[0], subject).fix
 
 
 def test_the_expiry_margin_is_not_part_of_the_stack_pre_flight():
@@ -119,11 +119,11 @@ def test_the_margin_is_a_stated_number_of_days(kit, tmp_path):
     paths = kit.write(tmp_path / "certs", ca=kit.short_ca)  # expires in 10 days
     assert main_in_process(verify_argv(paths, "--margin-days", "9"))[0] == 0
     rc, _, err, _ = main_in_process(verify_argv(paths))  # the default, 30 days
-    assert rc == 2 and err.startswith("MCA0211 ") and "30-day margin" in err
+    assert rc == 2 and err.startswith("Error MCA0211 ") and "30-day margin" in err
     rc, _, err, _ = main_in_process(verify_argv(paths, "--margin-days", "0"))
     assert rc == 0
     rc, _, err, _ = main_in_process(verify_argv(paths, "--margin-days", "-1"))
-    assert rc == 2 and err.startswith("MCA0901 meshca certs verify: ")
+    assert rc == 2 and err.startswith("Error MCA0901 meshca certs verify: ")
 
 
 def test_every_problem_is_its_own_line(kit, tmp_path):
@@ -131,7 +131,7 @@ def test_every_problem_is_its_own_line(kit, tmp_path):
     paths = kit.write(tmp_path / "certs", names=names, key_pem=kit.other[1].key_pem)
     rc, out, err, _ = main_in_process(verify_argv(paths))
     assert rc == 2 and out == ""
-    assert sorted(line.split(" ", 1)[0] for line in err.splitlines()) == ["MCA0204"] * 4 + ["MCA0206"]
+    assert sorted(line.split(" ", 2)[1] for line in err.splitlines()) == ["MCA0204"] * 4 + ["MCA0206"]
 
 
 def test_the_self_signed_ca_of_istio_on_gke_passes(kit, tmp_path):

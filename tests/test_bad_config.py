@@ -8,6 +8,8 @@ line naming the key or file, a fix, exit 2 and no traceback, before anything run
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pulumi
@@ -29,14 +31,18 @@ def _built(case: Case, tmp_path: Path) -> tuple[list[str], str, Path]:
     return argv, case.subject.format(**fill), path
 
 
-def assert_refused(case: Case, subject: str, rc: int, out: str, err: str) -> None:
+def assert_refused(case: Case, subject: str, rc: int, out: str, err: str, as_json: bool = False) -> None:
     assert "Traceback" not in out + err
     assert rc == 2, (rc, err)
-    assert out == ""
+    if as_json:  # --json: the same one error as the only document on stdout
+        doc = json.loads(out)
+        assert doc["ok"] is False and [(e["code"], e["subject"], e["line"]) for e in doc["errors"]] == [(case.code, subject, err.strip())]
+    else:
+        assert out == ""
     lines = err.splitlines()
     assert len(lines) == 1, f"expected exactly one line on stderr, got {lines}"
     coded = subject_of(lines[0], subject)
-    assert lines[0].startswith(f"{case.code} "), lines[0]
+    assert coded.code == case.code and lines[0].startswith(f"Error {case.code} "), lines[0]
     assert coded.problem.strip() and coded.fix.strip(), lines[0]
 
 
@@ -45,7 +51,7 @@ def test_meshca_plan_refuses_it_as_a_real_process(case, tmp_path):
     argv, subject, _ = _built(case, tmp_path)
     tripwire = write_tripwires(tmp_path)
     proc = run_meshca([*argv, "--json"], tripwire=tripwire, cwd=tmp_path)
-    assert_refused(case, subject, proc.returncode, proc.stdout, proc.stderr)
+    assert_refused(case, subject, proc.returncode, proc.stdout, proc.stderr, as_json=True)
     assert tripwire_calls(tripwire) == []
 
 
@@ -79,7 +85,7 @@ def test_the_program_registers_nothing(case, tmp_path, monkeypatch):
     assert result.error is not None and "nothing was registered" in str(result.error)
     assert result.resources == [] and result.calls == [] and result.outputs == {}
     assert len(logged) == 1, logged
-    assert logged[0].startswith(f"{case.code} ")
+    assert logged[0].startswith(f"Error {case.code} ")
     coded = subject_of(logged[0], subject)
     assert coded.fix.strip()
 

@@ -94,7 +94,7 @@ def test_deletion_runs_only_over_backups_that_still_match(cluster):
 def test_deletion_refuses_without_a_backup_file(cluster):
     tmp_path, _ = cluster
     fake = [{**backup_props(tmp_path), "fileSha256": "0" * 64}]
-    with pytest.raises(RuntimeError, match=r"^MCA0805 "):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0805 "):
         CaSecretDeletionProvider().create(deletion_props(tmp_path, fake))
     assert "cacerts" in json.loads((tmp_path / "state.json").read_text())["secrets"]
 
@@ -105,7 +105,7 @@ def test_deletion_refuses_when_the_live_secret_changed_since_the_backup(cluster)
     state = json.loads((tmp_path / "state.json").read_text())
     state["secrets"]["cacerts"]["data"]["extra.pem"] = "eA=="
     (tmp_path / "state.json").write_text(json.dumps(state))
-    with pytest.raises(RuntimeError, match=r"^MCA0807 "):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0807 "):
         CaSecretDeletionProvider().create(deletion_props(tmp_path, backups))
 
 
@@ -114,12 +114,12 @@ def test_deletion_refuses_a_tampered_or_world_readable_backup(cluster):
     backups = [{**backup_props(tmp_path), **CaSecretBackupProvider().create(backup_props(tmp_path)).outs}]
     path = tmp_path / "backups/c1/cacerts.yaml"
     os.chmod(path, 0o644)
-    with pytest.raises(RuntimeError, match=r"^MCA0804 "):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0804 "):
         CaSecretDeletionProvider().create(deletion_props(tmp_path, backups))
     os.chmod(path, 0o600)
     with open(path, "a") as fh:
         fh.write("# edited\n")
-    with pytest.raises(RuntimeError, match=r"^MCA0806 "):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0806 "):
         CaSecretDeletionProvider().create(deletion_props(tmp_path, backups))
 
 
@@ -133,7 +133,7 @@ def test_a_rerun_after_deletion_keeps_the_backup_and_never_overwrites_another(cl
     state = json.loads((tmp_path / "state.json").read_text())
     state["secrets"]["cacerts"] = {"kind": "Secret", "type": "Opaque", "data": {"ca-cert.pem": "bmV3"}}
     (tmp_path / "state.json").write_text(json.dumps(state))
-    with pytest.raises(RuntimeError, match=r"^MCA0809 "):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0809 "):
         CaSecretBackupProvider().create(backup_props(tmp_path))
 
 
@@ -159,7 +159,7 @@ def test_a_refused_read_is_coded_and_writes_no_backup(cluster):
     state = json.loads((tmp_path / "state.json").read_text())
     state["deny"] = ["get secret/cacerts"]
     (tmp_path / "state.json").write_text(json.dumps(state))
-    with pytest.raises(RuntimeError, match=r"^MCA0802 ") as info:
+    with pytest.raises(RuntimeError, match=r"^Error MCA0802 ") as info:
         CaSecretBackupProvider().create(backup_props(tmp_path))
     assert "Forbidden" in str(info.value) and not leaks(str(info.value), key_pem)
     assert not (tmp_path / "backups").exists()
@@ -172,7 +172,7 @@ def test_a_backup_that_reads_back_different_is_removed(cluster, monkeypatch):
     tmp_path, key_pem = cluster
     real = ca_secrets.write_private
     monkeypatch.setattr(ca_secrets, "write_private", lambda path, data: real(path, data[: len(data) // 2]))
-    with pytest.raises(RuntimeError, match=r"^MCA0803 ") as info:
+    with pytest.raises(RuntimeError, match=r"^Error MCA0803 ") as info:
         CaSecretBackupProvider().create(backup_props(tmp_path))
     assert not (tmp_path / "backups/c1/cacerts.yaml").exists()
     assert not leaks(str(info.value), key_pem)
@@ -184,7 +184,7 @@ def test_a_refused_deletion_is_coded_and_keeps_secrets_and_backups(cluster):
     state = json.loads((tmp_path / "state.json").read_text())
     state["deny"] = ["delete secret"]
     (tmp_path / "state.json").write_text(json.dumps(state))
-    with pytest.raises(RuntimeError, match=r"^MCA0808 kubectl delete secret: Error from server \(Forbidden\)"):
+    with pytest.raises(RuntimeError, match=r"^Error MCA0808 kubectl delete secret: Error from server \(Forbidden\)"):
         CaSecretDeletionProvider().create(deletion_props(tmp_path, backups))
     assert "cacerts" in json.loads((tmp_path / "state.json").read_text())["secrets"]
     assert (tmp_path / "backups/c1/cacerts.yaml").exists() and stat.S_IMODE((tmp_path / "backups/c1/cacerts.yaml").stat().st_mode) == 0o600

@@ -40,7 +40,7 @@ def test_a_meshca_subprocess_records_the_codes_it_constructs(tmp_path):
         "MESHCA_CODE_RECORD_TEST": "tests/x.py::t",
     }
     proc = subprocess.run([sys.executable, "-m", "meshca", "certs", "verify"], capture_output=True, text=True, env=env)
-    assert proc.returncode == 2 and proc.stderr.startswith("MCA0901 ")
+    assert proc.returncode == 2 and proc.stderr.startswith("Error MCA0901 ")
     [record] = list(tmp_path.glob("codes-*.jsonl"))
     assert [json.loads(line) for line in record.read_text().splitlines()] == [{"test": "tests/x.py::t", "code": "MCA0901"}]
     # Without the directory nothing is recorded and nothing changes.

@@ -52,7 +52,7 @@ def test_every_shipped_stack_plans_as_json(stack):
         for step in cluster["steps"]:
             assert {"id", "phase", "action", "argv", "objects", "dependsOn"} <= set(step)
     # Offline, the root of trust is reported as not verifiable: a coded warning per cluster.
-    assert all(line.startswith("MCA0301 ") for line in proc.stderr.splitlines())
+    assert all(line.startswith("Warning MCA0301 ") for line in proc.stderr.splitlines())
 
 
 def test_invalid_revision_name_is_refused_with_one_coded_line(tmp_path):
@@ -61,7 +61,7 @@ def test_invalid_revision_name_is_refused_with_one_coded_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("MCA0110 meshca:rev2: ") and "; fix: " in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error MCA0110 meshca:rev2: ") and "; fix: " in lines[0]
     assert "Traceback" not in proc.stderr
 
 
@@ -70,7 +70,7 @@ def test_unknown_key_is_refused_with_a_suggestion(tmp_path):
     proc = run_cli("plan", "--config", str(path))
     assert proc.returncode == 2
     [line] = proc.stderr.splitlines()
-    assert line.startswith("MCA0102 meshca:rollbak: unknown config key (did you mean meshca:rollback?)")
+    assert line.startswith("Error MCA0102 meshca:rollbak: unknown config key (did you mean meshca:rollback?)")
 
 
 def test_revision_name_of_57_characters_does_not_fit_istiod_rev(tmp_path):

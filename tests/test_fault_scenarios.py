@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import re
+
 import pytest
 
 from meshca.cli import main
@@ -59,16 +61,22 @@ def test_the_seven_faults_are_named_scenarios():
         assert not {"ok", "expect", "verdict"} & set(vars(s))
 
 
+def coded_code(reason: str) -> str | None:
+    """The MCA code a coded line starts with (after its level), else None."""
+    m = re.match(r"^(?:Error|Warning|Info) (MCA\d{4}) ", reason)
+    return m.group(1) if m else None
+
+
 @pytest.mark.parametrize("name", scenarios.FAULTS)
 def test_the_guarded_path_survives_the_fault(name, runs):
     r, doc = runs(name)
     assert all(s["handshakes"]["failed"] == 0 for s in doc["steps"]), name
     assert doc["summary"]["handshakesFailed"] == 0 and doc["summary"]["handshakes"] > 0
     assert doc["summary"]["completed"] and ok(doc)
-    stops = [(i["step"], i["reason"].split(" ", 1)[0] if i["reason"].startswith("MCA") else None) for i in doc["summary"]["interruptions"]]
+    stops = [(i["step"], coded_code(i["reason"])) for i in doc["summary"]["interruptions"]]
     assert stops == REPORTED[name]
     for i in doc["summary"]["interruptions"]:
-        if i["reason"].startswith("MCA"):
+        if coded_code(i["reason"]):
             assert parse_coded(i["reason"].split(" | ")[0]).fix
         stop = doc["steps"][i["index"]]
         assert stop["interrupted"] and (stop.get("error") or stop.get("gateReason"))
@@ -82,7 +90,7 @@ def _applied(r: Rehearsal, cluster: str, step_id: str):
 def test_a_failed_restart_reruns_only_the_workload_that_did_not_move(runs):
     r, doc = runs("restart-fails")
     [stop] = doc["summary"]["interruptions"]
-    assert stop["reason"].startswith("MCA0851 checkout/statefulset/store: ") and "ImagePullBackOff" in stop["reason"]
+    assert stop["reason"].startswith("Error MCA0851 checkout/statefulset/store: ") and "ImagePullBackOff" in stop["reason"]
     assert stop["remedy"] == "the workload's image is fixed"
     failed, again = [s for s in doc["steps"] if s["step"] == "A2.restart.checkout" and s["cluster"] == "cluster-1"]
     assert any("Deployment checkout/api restarted" in c for c in failed["changed"])  # moved before the failure
@@ -118,7 +126,7 @@ def test_a_rollback_from_the_middle_of_a_batch_then_phase_b_again(runs):
     failed forward restart (which would fail again and block it), found by this rehearsal."""
     _, doc = runs("rollback-mid-batch")
     [stop] = doc["summary"]["interruptions"]
-    assert stop["reason"].startswith("MCA0851 payments/statefulset/store: ") and "CrashLoopBackOff" in stop["reason"]
+    assert stop["reason"].startswith("Error MCA0851 payments/statefulset/store: ") and "CrashLoopBackOff" in stop["reason"]
     assert stop["rerunFrom"] == "mesh-ca: ROLLBACK from the middle of batch 2/2"
     after = [s for s in doc["steps"] if s["index"] > stop["index"]]
     rollback = [s for s in after if s["rollback"]]
@@ -143,7 +151,7 @@ def test_a_rollback_position_declares_no_forward_move(phase, forward):
 def test_no_pod_moves_while_the_new_istiod_is_not_ready(runs):
     _, doc = runs("istiod-not-ready")
     [stop] = doc["summary"]["interruptions"]
-    assert stop["reason"].startswith(f"MCA0850 istio-system/istiod-{REV1}: ")
+    assert stop["reason"].startswith(f"Error MCA0850 istio-system/istiod-{REV1}: ")
     record = doc["steps"][stop["index"]]
     assert not any("restarted" in c for c in record["changed"])
 
@@ -151,7 +159,7 @@ def test_no_pod_moves_while_the_new_istiod_is_not_ready(runs):
 def test_an_unreachable_cluster_stops_the_preview_before_any_cluster_moves(runs):
     _, doc = runs("cluster-unreachable")
     [stop] = doc["summary"]["interruptions"]
-    assert stop["reason"].startswith("MCA0507 cluster cluster-2: the cacerts probe failed: Unable to connect")
+    assert stop["reason"].startswith("Error MCA0507 cluster cluster-2: the cacerts probe failed: Unable to connect")
     before = doc["steps"][stop["index"] - 1]
     assert (before["cluster"], before["step"]) == ("cluster-2", "A2.restart.cart")  # the last step before the cut
     assert stop["rerunFrom"].startswith("distribute-root: batch 2/2")

@@ -56,7 +56,7 @@ def test_check_takes_the_wire_sentinel_string_too():
     assert result.failures == []
     assert result.inputs["evidence"] == rpc.UNKNOWN  # inputs are returned as given
     result = provider.check(old, state("mesh-ca", all_on(REV1)))
-    assert [f.reason.split()[0] for f in result.failures] == ["MCA0652"]
+    assert [f.reason.split()[1] for f in result.failures] == ["MCA0652"]
     assert result.failures[0].property == "evidence"
 
 
@@ -70,7 +70,7 @@ def test_create_update_record_the_accepted_move_and_refuse_an_unsafe_one():
     assert updated.outs["transition"] == "distribute-root-done -> mesh-ca"
     with pytest.raises(RuntimeError) as refused:
         provider.update(created.id, state("distribute-root-done", all_on(REV1)), state("mesh-ca", all_on(REV1)))
-    assert str(refused.value).startswith("MCA0652 ")
+    assert str(refused.value).startswith("Error MCA0652 ")
 
 
 def test_diff_reports_input_changes_only():
@@ -92,7 +92,7 @@ def test_internal_errors_are_one_coded_line(monkeypatch):
 
     monkeypatch.setattr(module.transitions, "judge", lambda olds, news: 1 / 0)
     result = PhaseGuardProvider().check({}, state("baseline", all_on("default")))
-    assert [f.reason.split()[0] for f in result.failures] == ["MCA0999"]
+    assert [f.reason.split()[1] for f in result.failures] == ["MCA0999"]
     assert "\n" not in result.failures[0].reason
 
 

@@ -53,7 +53,7 @@ def walk(steps: list[tuple[int, bool]], failed: set[int] = frozenset()) -> list[
     for i, step in enumerate(steps):
         news = inputs(*step, completed)
         failures = provider.check(olds, news).failures
-        refusals.append((f"{steps[i - 1] if i else None} -> {step}", [f.reason.split()[0] for f in failures]))
+        refusals.append((f"{steps[i - 1] if i else None} -> {step}", [f.reason.split()[1] for f in failures]))
         if failures:
             break  # a refused preview applies nothing
         olds = news

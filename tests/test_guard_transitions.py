@@ -91,7 +91,7 @@ def _plain(value):
 
 
 def codes(failures) -> list[str]:
-    return [reason.split(" ", 1)[0] for _, reason in failures]
+    return [reason.split(" ", 2)[1] for _, reason in failures]
 
 
 def all_on(revision: str) -> dict:

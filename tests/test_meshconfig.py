@@ -37,7 +37,7 @@ def test_overlay_lists_todays_root_for_istioctl(tmp_path):
 
 def test_overlay_refuses_a_certificate_that_is_not_a_root(tmp_path):
     proc = meshca("overlay", "citadel-root", "--root-cert", str(ROOT / "samples" / "certs" / "ca-cert.pem"), "--output", str(tmp_path / "o.yaml"))
-    assert proc.returncode == 2 and proc.stderr.startswith("MCA0212 ")
+    assert proc.returncode == 2 and proc.stderr.startswith("Error MCA0212 ")
     assert not (tmp_path / "o.yaml").exists()
 
 

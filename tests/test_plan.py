@@ -321,5 +321,5 @@ def test_a_namespace_map_off_the_batch_order_plans_with_a_coded_warning(tmp_path
     proc = subprocess.run([sys.executable, "-m", "meshca", "plan", "--config", str(tmp_path / "Pulumi.dev.yaml")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "position: off the route's batch order (see MCA0304 on stderr)" in proc.stdout
-    [warning] = [line for line in proc.stderr.splitlines() if line.startswith("MCA0304 ")]
-    assert warning.startswith("MCA0304 meshca:namespaces: the namespace map moves ads, cart, checkout outside the configured batch order; fix: ")
+    [warning] = [line for line in proc.stderr.splitlines() if line.startswith("Warning MCA0304 ")]
+    assert warning.startswith("Warning MCA0304 meshca:namespaces: the namespace map moves ads, cart, checkout outside the configured batch order; fix: ")

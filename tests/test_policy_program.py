@@ -81,7 +81,7 @@ def test_two_namespaces_of_five_in_one_batch_is_advisory_only():
     config, (position,) = positions("csm116", 2)
     _, diags = preview("csm116", overrides_at(config, position))
     assert T.mandatory(diags) == []
-    assert [line.split()[0] for d in T.advisory(diags) for line in d.lines] == ["MCA0640"]
+    assert [line.split()[1] for d in T.advisory(diags) for line in d.lines] == ["MCA0640"]
     _, diags = preview("csm116", overrides_at(config, position), {"batch-share": {"maxBatchShare": 0.4}})
     assert T.advisory(diags) == []
 
@@ -106,14 +106,14 @@ def test_program_rev2_install_without_its_gate_is_refused():
     assert install.depends_on, "the program makes REV2's install wait for its gate"
     install.depends_on = []
     diags = T.analyze_stack(T.servicer(), specs)
-    assert [line.split()[0] for line in T.mandatory(diags)] == ["MCA0624"]
+    assert [line.split()[1] for line in T.mandatory(diags)] == ["MCA0624"]
 
 
 def test_program_phase_b_with_a_namespace_back_on_the_old_revision_is_refused():
     specs = _mesh_ca_batch_one()
     stack = next(s for s in specs if s.type == "meshca:index:MeshcaStack")
     stack.props["namespaces"]["ads"] = OLD
-    codes = {line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
+    codes = {line.split()[1] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
     assert codes == {"MCA0625", "MCA0622"}  # REV2 starts signing; the old istiod is already removed
 
 
@@ -121,7 +121,7 @@ def test_program_label_patch_for_removed_revision_is_refused():
     specs = _mesh_ca_batch_one()
     patch = next(s for s in specs if s.type == "kubernetes:core/v1:NamespacePatch" and s.props["metadata"]["name"] == "frontend")
     patch.props["metadata"]["labels"] = {"istio-injection": "enabled"}
-    codes = {line.split()[0] for line in T.mandatory(T.analyze_all(T.servicer(), specs))}
+    codes = {line.split()[1] for line in T.mandatory(T.analyze_all(T.servicer(), specs))}
     # The label selects "default": removed (0621), removed under a namespace (0622), and REV2
     # signs while that namespace trusts Citadel only (0625).
     assert codes == {"MCA0621", "MCA0622", "MCA0625"}
@@ -132,7 +132,7 @@ def test_program_gateway_left_on_a_removed_revision_is_refused():
     specs = preview("dev", overrides_at(config, position))[0]
     canary = next(s for s in specs if s.type == "kubernetes:apps/v1:Deployment")
     canary.props["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] = REV1
-    codes = {line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
+    codes = {line.split()[1] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
     assert codes == {"MCA0623"}
 
 
@@ -143,7 +143,7 @@ def test_program_phase_c_with_a_namespace_back_on_rev1_is_refused():
     assert any(s.type == "pulumi-python:dynamic/meshca:CaSecretDeletion" for s in specs)
     stack = next(s for s in specs if s.type == "meshca:index:MeshcaStack")
     stack.props["namespaces"]["cart"] = REV1
-    codes = {line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
+    codes = {line.split()[1] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))}
     assert codes == {"MCA0628", "MCA0622"}  # and REV1's istiod is already removed under it
 
 
@@ -156,5 +156,5 @@ def test_program_ca_secret_deletion_without_its_backups_is_refused():
     for b in backups:  # nothing else the deletion waits for may lead to them either
         b.depends_on = []
     specs = [s for s in specs if s not in backups] + [Spec(b.type, b.name + ".elsewhere", b.props) for b in backups]
-    codes = [line.split()[0] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))]
+    codes = [line.split()[1] for line in T.mandatory(T.analyze_stack(T.servicer(), specs))]
     assert sorted(codes) == ["MCA0626", "MCA0626"]

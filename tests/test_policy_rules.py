@@ -247,5 +247,5 @@ def test_cacerts_unverified_is_advisory():
     assert T.codes(direct(rules.cacerts_unverified, spec)) == ["MCA0641"]
     mandatory, advisory = served(spec)
     assert mandatory == []
-    assert [line.split()[0] for d in advisory for line in d.lines] == ["MCA0641"]
+    assert [line.split()[1] for d in advisory for line in d.lines] == ["MCA0641"]
     assert direct(rules.cacerts_unverified, asmcli(REV1_FLAGS, {"MESHCA_CACERTS": "absent"})) == []

@@ -197,7 +197,7 @@ def test_label_rule_judges_the_labels_cluster():
     specs = mesh_ca_stack() + [Spec(rules.CLUSTER_MIGRATION, "c2", {"cluster": "c2", "project": "acme", "context": CTX["c2"]}, parent="meshca")]
     specs += namespace("c2", "frontend", REV2)
     lines = direct(rules.namespace_labels_on_kept_revisions, specs)
-    assert lines and all(line.startswith("MCA0621") and "cluster c2" in line for line in lines)
+    assert lines and all(line.startswith("Error MCA0621") and "cluster c2" in line for line in lines)
 
 
 def test_without_the_components_only_removed_revisions_are_judged():
@@ -351,7 +351,7 @@ def test_batch_share_is_advisory_and_configurable():
     assert T.codes(direct(rules.batch_share, specs)) == ["MCA0640"]
     mandatory, advisory = served(specs)
     assert mandatory == []
-    assert [d.lines[0].split()[0] for d in advisory] == ["MCA0640"]
+    assert [d.lines[0].split()[1] for d in advisory] == ["MCA0640"]
     # Configured through the analyzer's Configure, as the CLI sends --policy-pack-config.
     assert served(specs, {"batch-share": {"maxBatchShare": 0.5}}) == ([], [])
     assert direct(rules.batch_share, specs, {"maxBatchShare": 0.5}) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -154,9 +155,9 @@ def refused(project: Path, capsys, *args: str) -> list[str]:
     assert code == 2 and out == ""
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert lines and all(line[:3] == "MCA" and "; fix: " in line for line in lines)
+    assert lines and all(re.match(r"^Error MCA\d{4} ", line) and "; fix: " in line for line in lines)
     assert (project / "Pulumi.staging.yaml").read_text() == before
-    return [line.split(" ", 1)[0] for line in lines]
+    return [line.split(" ", 2)[1] for line in lines]
 
 
 def test_missing_evidence_is_refused(project, capsys):
@@ -212,4 +213,4 @@ def test_bad_gate_results_are_refused(project, capsys, mutate, code):
 
 def test_same_stack_is_refused(project, capsys):
     code = cli.main(["promote", "--from", "dev", "--to", "dev", "--project-dir", str(project)])
-    assert code == 2 and capsys.readouterr().err.startswith("MCA0715 ")
+    assert code == 2 and capsys.readouterr().err.startswith("Error MCA0715 ")

@@ -13,7 +13,7 @@ import pytest
 from meshca.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-CODED = re.compile(r"^MCA\d{4} [^:]+: .+; fix: .+$")
+CODED = re.compile(r"^(Error|Warning|Info) MCA\d{4} [^:]+: .+; fix: .+$")
 SMALL = ["--clusters", "1", "--namespaces", "2", "--workloads", "1", "--quiet"]
 
 
@@ -49,7 +49,7 @@ def test_failed_gate_exits_1_naming_the_step(capsys):
     assert rc == 1
     doc = json.loads(out)
     line = err.strip().splitlines()[-1]
-    assert CODED.match(line) and line.startswith("MCA0512 ")
+    assert CODED.match(line) and line.startswith("Error MCA0512 ")
     assert f"step {doc['summary']['firstBrokenStep']} cluster-1:A3.gate.root-cert" in line
 
 
@@ -57,7 +57,7 @@ def test_broken_mtls_exits_1_naming_the_first_broken_step(capsys):
     rc, out, err = rehearse(capsys, "--scenario", "big-bang", *SMALL)
     assert rc == 1
     line = err.strip().splitlines()[-1]
-    assert CODED.match(line) and line.startswith("MCA0511 ") and "A2.restart.frontend" in line
+    assert CODED.match(line) and line.startswith("Error MCA0511 ") and "A2.restart.frontend" in line
     assert "meshca rehearse: stack builtin, scenario big-bang" in out  # the table
 
 
@@ -79,7 +79,7 @@ def test_usage_errors_are_one_coded_line_and_exit_2(capsys, monkeypatch, args, c
     rc, out, err = rehearse(capsys, *args)
     assert rc == 2 and out == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(code + " ") and CODED.match(lines[0])
+    assert len(lines) == 1 and lines[0].split()[1] == code and CODED.match(lines[0])
 
 
 def test_switches_and_scenarios_are_listed(capsys):
@@ -134,7 +134,7 @@ def test_report_is_one_self_contained_page(capsys, tmp_path):
 
 def test_report_path_unwritable(capsys, tmp_path):
     rc, _, err = rehearse(capsys, "--report", str(tmp_path / "missing" / "r.html"), *SMALL)
-    assert rc == 2 and err.strip().startswith("MCA0513 ")
+    assert rc == 2 and err.strip().startswith("Error MCA0513 ")
 
 
 def test_console_script_entry_point(tmp_path):

@@ -16,10 +16,10 @@ def run(scenario, **kw):
 
 
 def test_a_before_hook_replaces_a_command_and_the_route_stops_there():
-    fault = Scenario("restart-fails", "t", "t", hooks=(Hook("before", "A2.restart.cart", lambda ctx: Result(2, stderr="MCA0851 cart/deployment/api: did not roll out"), times=1),))
+    fault = Scenario("restart-fails", "t", "t", hooks=(Hook("before", "A2.restart.cart", lambda ctx: Result(2, stderr="Error MCA0851 cart/deployment/api: did not roll out"), times=1),))
     r, doc = run(fault)
     last = doc["steps"][-1]
-    assert last["step"] == "A2.restart.cart" and last["error"].startswith("MCA0851")
+    assert last["step"] == "A2.restart.cart" and last["error"].startswith("Error MCA0851")
     assert doc["summary"]["stoppedAt"] == last["index"] == doc["summary"]["firstBrokenStep"]
     # The namespace was never restarted: its pods still run the old revision.
     c = r.mesh.clusters["cluster-1"]

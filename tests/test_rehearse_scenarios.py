@@ -384,7 +384,7 @@ def test_wrong_root_is_caught_by_the_preflight_gate():
     check_against_oracle(r, doc)
     assert doc["summary"]["firstBrokenStep"] == 1
     s = doc["steps"][1]
-    assert s["step"] == "A0.gate.root-of-trust" and s["gates"] == {"A0.gate.root-of-trust": "fail"} and s["gateReason"].startswith("MCA0302 ")
+    assert s["step"] == "A0.gate.root-of-trust" and s["gates"] == {"A0.gate.root-of-trust": "fail"} and s["gateReason"].startswith("Error MCA0302 ")
     assert doc["summary"]["handshakesFailed"] == 0 and not doc["summary"]["completed"]
 
 
@@ -464,7 +464,7 @@ def test_skipping_the_drop_leaves_the_citadel_root_and_fails_the_old_root_gate()
     assert any(s.id == "B1.citadel-root-overlay" for s in r.applied) and not any(s.action == "drop-root" for s in r.applied)
     last = doc["steps"][-1]
     assert last["step"] == "C4.gate.old-root-absent" and last["gates"] == {last["step"]: "fail"}
-    assert last["gateReason"].startswith("MCA0440 ") and "forbidden CITADEL" in last["gateReason"]
+    assert last["gateReason"].startswith("Error MCA0440 ") and "forbidden CITADEL" in last["gateReason"]
     assert doc["summary"]["handshakesFailed"] == 0 and not doc["summary"]["completed"]
     today = file_root(r.config.ca_files.root_cert)
     assert all(today in b for b in meshed_bundles(r))  # REV2's ConfigMap still lists it

@@ -90,7 +90,7 @@ def test_refuses_when_the_target_istiod_is_not_ready(tmp_path):
     proc, calls = run(tmp_path)
     assert proc.returncode == 2
     [line] = proc.stderr.splitlines()
-    assert line.startswith(f"MCA0850 istio-system/istiod-{REV}: ")
+    assert line.startswith(f"Error MCA0850 istio-system/istiod-{REV}: ")
     assert not [c for c in calls if "rollout" in c]
 
 
@@ -101,7 +101,7 @@ def test_a_stuck_rollout_fails_with_the_workload_named(tmp_path):
     proc, _ = run(tmp_path)
     assert proc.returncode == 2
     [line] = proc.stderr.splitlines()
-    assert line.startswith("MCA0851 shop/statefulset/db: statefulset/db did not roll out within 120s")
+    assert line.startswith("Error MCA0851 shop/statefulset/db: statefulset/db did not roll out within 120s")
 
 
 def test_missing_kubectl_is_one_coded_line(tmp_path):
@@ -109,7 +109,7 @@ def test_missing_kubectl_is_one_coded_line(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "meshca", "restart", "-n", "shop", "--revision", REV], capture_output=True, text=True, env=env)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["MCA0801 kubectl: kubectl not found on PATH; fix: install kubectl and run pulumi (or meshca) from a shell where it is on PATH"]
+    assert proc.stderr.splitlines() == ["Error MCA0801 kubectl: kubectl not found on PATH; fix: install kubectl and run pulumi (or meshca) from a shell where it is on PATH"]
 
 
 def test_a_refused_workload_listing_is_one_coded_line_and_restarts_nothing(tmp_path):
@@ -117,6 +117,6 @@ def test_a_refused_workload_listing_is_one_coded_line_and_restarts_nothing(tmp_p
     proc, calls = run(tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     [line] = proc.stderr.splitlines()
-    assert line.startswith("MCA0852 deployments,statefulsets,daemonsets -n shop: kubectl get failed: Error from server (Forbidden)")
+    assert line.startswith("Error MCA0852 deployments,statefulsets,daemonsets -n shop: kubectl get failed: Error from server (Forbidden)")
     assert "; fix: check the context" in line
     assert not [c for c in calls if "rollout" in c]

@@ -263,7 +263,7 @@ def test_the_phase_c_providers(canary, live_secrets):
     (live_secrets / "state.json").write_text(json.dumps(state))
     with pytest.raises(RuntimeError) as stale:
         CaSecretDeletionProvider().create(deletion)
-    assert str(stale.value).startswith("MCA0807 ")
+    assert str(stale.value).startswith("Error MCA0807 ")
     outs.append(("stale deletion error", str(stale.value)))
     del state["secrets"]["cacerts"]["data"]["extra.pem"]
     (live_secrets / "state.json").write_text(json.dumps(state))

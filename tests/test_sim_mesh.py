@@ -143,7 +143,7 @@ def test_both_injection_labels_is_an_error_at_restart(config):
     # istio-injection stays: the guide's "never leave both labels".
     assert em.run(cmd.label_namespace(cfg.clusters[0], "frontend", f"istio.io/rev={cfg.rev1}")).ok
     result = run(em, steps["A2.restart.frontend"])
-    assert result.rc == 2 and result.stderr.startswith("MCA0851 ") and "injection is undefined" in result.stderr
+    assert result.rc == 2 and result.stderr.startswith("Error MCA0851 ") and "injection is undefined" in result.stderr
     assert {p.revision for p in pods(mesh, "frontend")} == {"default"}  # nothing replaced
 
 
@@ -151,7 +151,7 @@ def test_restart_onto_a_revision_without_istiod_is_refused(config):
     cfg, mesh, em = world(config)
     steps = final_steps(cfg)
     result = run(em, steps["A2.restart.frontend"])
-    assert result.rc == 2 and result.stderr.startswith("MCA0850 ")
+    assert result.rc == 2 and result.stderr.startswith("Error MCA0850 ")
 
 
 # ----------------------------------------------------------------------------- bundles and trust domains
@@ -262,7 +262,7 @@ def test_drop_root_of_an_unknown_revision_is_meshcas_coded_failure(config):
     argv = list(final_steps(cfg)["C2.drop-citadel-root"].argv)
     argv[argv.index("--revision") + 1] = "asm-nope"
     result = em.run(argv)
-    assert result.rc == 2 and result.stderr.startswith("MCA0860 istio-system/istio-asm-nope: ")
+    assert result.rc == 2 and result.stderr.startswith("Error MCA0860 istio-system/istio-asm-nope: ")
     assert 'configmaps "istio-asm-nope" not found' in result.stderr and len(result.stderr.splitlines()) == 1
 
 
@@ -274,11 +274,11 @@ def test_overlay_command_validates_the_root_like_meshca(config, tmp_path):
     not_root = list(overlay.argv)
     not_root[not_root.index("--root-cert") + 1] = str(cfg.ca_files.ca_cert)
     refused = em.run(not_root)
-    assert refused.rc == 2 and refused.stderr.startswith("MCA0212 ") and not mesh.file_exists(out)
+    assert refused.rc == 2 and refused.stderr.startswith("Error MCA0212 ") and not mesh.file_exists(out)
     missing = list(overlay.argv)
     missing[missing.index("--root-cert") + 1] = "certs/none.pem"
     refused = em.run(missing)
-    assert refused.rc == 2 and refused.stderr.startswith("MCA0201 certs/none.pem: ")
+    assert refused.rc == 2 and refused.stderr.startswith("Error MCA0201 certs/none.pem: ")
     install = final_steps(cfg)[f"B1.install.{cfg.rev2}"]
     install_rev1(cfg, em)
     assert "Couldn't find yaml file" in run(em, install).stderr
@@ -287,7 +287,7 @@ def test_overlay_command_validates_the_root_like_meshca(config, tmp_path):
     assert run(em, install).ok
     # A usage error is meshca's coded usage line, exit 2.
     usage = em.run(["meshca", "overlay", "citadel-root", "--output", out])
-    assert usage.rc == 2 and usage.stderr.startswith("MCA0901 ")
+    assert usage.rc == 2 and usage.stderr.startswith("Error MCA0901 ")
 
 
 # ----------------------------------------------------------------------------- orphans

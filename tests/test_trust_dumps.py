@@ -113,7 +113,7 @@ def _code(data: bytes, entry: str = ROOTCA) -> str:
         pem = secrets.rootca_pem(SUBJECT) if entry == ROOTCA else secrets.default_pem(SUBJECT)
         load_bundle(pem, entry, SUBJECT)
     line = err.value.line()
-    assert line.startswith(err.value.code + " " + SUBJECT + ": ") and "; fix: " in line and "\n" not in line
+    assert line.startswith(err.value.level + " " + err.value.code + " " + SUBJECT + ": ") and "; fix: " in line and "\n" not in line
     return err.value.code
 
 

@@ -124,7 +124,7 @@ def test_check_accepts_plan_inputs_and_fills_defaults(files):
 def test_check_rejects_bad_inputs_with_a_coded_reason(files, over, prop):
     result = TrustGateProvider().check({}, inputs(files, **over))
     assert [f.property for f in result.failures] == [prop]
-    assert result.failures[0].reason.startswith(f"MCA0460 {prop}: ")
+    assert result.failures[0].reason.startswith(f"Error MCA0460 {prop}: ")
 
 
 @pytest.mark.parametrize("key", INPUTS)
@@ -230,7 +230,7 @@ def test_create_with_the_loopback_api_server(tmp_path, p, files):
     root = c.write(tmp_path / "cluster")
     with KubeApiServer(root) as api:
         provider = roundtrip(TrustGateProvider())
-        props = inputs(files, source="kube", kubeconfig=api.kubeconfig, context="loopback", timeoutSeconds=0.3, pollSeconds=0.1)
+        props = inputs(files, source="kube", kubeconfig=api.kubeconfig, context="loopback", timeoutSeconds=2.0, pollSeconds=0.5)
         with pytest.raises(TrustGateFailed) as err:
             provider.create(props)
         assert "shop/cart-0 (fail)" in str(err.value)

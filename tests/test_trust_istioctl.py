@@ -100,7 +100,7 @@ def test_root_cert_lists_exactly_the_citadel_only_pods_and_the_exact_calls(tmp_p
     }
     assert doc["summary"] == {"meshed": 8, "ok": 4, "failed": 2, "errors": 1, "skipped": 1, "retiring": 0}
     assert list(doc["pods"][0]) == ["namespace", "pod", "status", "roots", "unknownRoots", "issuer", "spiffeId", "reason", "proxy", "revision", "trustDomain", "expires"]
-    assert err.splitlines()[-1].startswith("MCA0440 root-cert: 3 of 7 counted pods fail")
+    assert err.splitlines()[-1].startswith("Error MCA0440 root-cert: 3 of 7 counted pods fail")
 
     calls = t.calls()
     # the three cluster-wide reads run side by side, and all end before the first proxy read
@@ -199,7 +199,7 @@ def test_per_pod_timeout_makes_that_pod_an_error(tmp_path, monkeypatch, capsys, 
     assert code == 1
     (got,) = json.loads(out)["pods"]
     assert got["status"] == "error"
-    assert got["reason"].startswith("MCA0432 hung/web-1: no secret dump within 0.5 s (1 attempt(s))")
+    assert got["reason"].startswith("Error MCA0432 hung/web-1: no secret dump within 0.5 s (1 attempt(s))")
 
 
 @pytest.mark.parametrize("keep, missing", [((), "kubectl"), (("kubectl",), "istioctl")])
@@ -213,7 +213,7 @@ def test_missing_tool_is_exit_2(tmp_path, monkeypatch, capsys, p, keep, missing)
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent)]))
     code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl")
     assert (code, out) == (2, "")
-    assert err.startswith(f"MCA0420 {missing}: not found on PATH (needed by --source istioctl); fix: install {missing} on PATH")
+    assert err.startswith(f"Error MCA0420 {missing}: not found on PATH (needed by --source istioctl); fix: install {missing} on PATH")
     assert t.calls() == []
     if missing == "istioctl":  # root-of-trust needs kubectl only
         code, out, err = run_cli(capsys, "root-of-trust", "--source", "istioctl", "--root-cert", str(t.citadel_pem))
@@ -225,13 +225,13 @@ def test_unreachable_and_unknown_context_are_exit_2(tmp_path, monkeypatch, capsy
     c.unreachable = True
     Tools(tmp_path, monkeypatch, c, p)
     code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--json")
-    assert (code, out) == (2, "")
-    assert err.startswith("MCA0421 the current context: cannot reach the Kubernetes API server (The connection to the server 127.0.0.1:6443 was refused")
+    assert code == 2 and [e["code"] for e in json.loads(out)["errors"]] == ["MCA0421"]  # --json: errors on stdout too
+    assert err.startswith("Error MCA0421 the current context: cannot reach the Kubernetes API server (The connection to the server 127.0.0.1:6443 was refused")
     c.unreachable = False
     c.context = "gke_prod"
     Tools(tmp_path, monkeypatch, c, p)
     code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--context", "gke_dve")
-    assert code == 2 and err.startswith('MCA0424 kubeconfig: cannot load the kubeconfig: error: context "gke_dve" does not exist')
+    assert code == 2 and err.startswith('Error MCA0424 kubeconfig: cannot load the kubeconfig: error: context "gke_dve" does not exist')
 
 
 def test_refused_reads_and_garbage_answers_are_exit_2(tmp_path, monkeypatch, capsys, p):
@@ -239,11 +239,11 @@ def test_refused_reads_and_garbage_answers_are_exit_2(tmp_path, monkeypatch, cap
     (t.root / "forbidden").write_text("pods")
     code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl")
     assert (code, out) == (2, "")
-    assert err.startswith('MCA0422 kubectl get pods -A -o json: kubectl failed: Error from server (Forbidden): pods is forbidden: User "meshca" cannot list')
+    assert err.startswith('Error MCA0422 kubectl get pods -A -o json: kubectl failed: Error from server (Forbidden): pods is forbidden: User "meshca" cannot list')
     (t.root / "forbidden").unlink()
     (t.root / "pods.json").write_text("<html>proxy error</html>")
     code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl")
-    assert code == 2 and err.startswith("MCA0425 kubectl get pods -A -o json: expected a Kubernetes JSON object, got invalid JSON")
+    assert code == 2 and err.startswith("Error MCA0425 kubectl get pods -A -o json: expected a Kubernetes JSON object, got invalid JSON")
 
 
 def test_bad_reference_files_are_exit_2_before_any_call(tmp_path, monkeypatch, capsys, p):
@@ -251,11 +251,11 @@ def test_bad_reference_files_are_exit_2_before_any_call(tmp_path, monkeypatch, c
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     code, out, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--meshca-root", str(junk))
-    assert (code, out) == (2, "") and err.startswith(f"MCA0412 {junk}: the --meshca-root file holds no usable PEM certificate")
+    assert (code, out) == (2, "") and err.startswith(f"Error MCA0412 {junk}: the --meshca-root file holds no usable PEM certificate")
     code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--citadel-root", str(tmp_path / "nope.pem"))
-    assert code == 2 and err.startswith("MCA0410 ")
+    assert code == 2 and err.startswith("Error MCA0410 ")
     code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--citadel-root", str(tmp_path))  # a directory
-    assert code == 2 and err.startswith(f"MCA0411 {tmp_path}: cannot read the --citadel-root file: ")
+    assert code == 2 and err.startswith(f"Error MCA0411 {tmp_path}: cannot read the --citadel-root file: ")
     assert t.calls() == []
 
 
@@ -275,7 +275,7 @@ def test_bad_reference_files_are_exit_2_before_any_call(tmp_path, monkeypatch, c
 def test_usage_errors(capsys, argv, problem):
     code, out, err = run_cli(capsys, *argv)
     assert (code, out) == (2, "")
-    assert err.startswith("MCA0901 ") and problem in err and len(err.splitlines()) == 1
+    assert err.startswith("Error MCA0901 ") and problem in err and len(err.splitlines()) == 1
 
 
 def test_root_of_trust_json_and_exit_codes(tmp_path, monkeypatch, capsys, p):
@@ -287,11 +287,11 @@ def test_root_of_trust_json_and_exit_codes(tmp_path, monkeypatch, capsys, p):
     assert doc["source"] == "cacerts" and doc["given"] == doc["live"] and doc["ok"] is True
     assert t.calls() == [("kubectl", *K[:2], "get", "secret", "cacerts", "-n", "istio-system", "-o", "json")]
     code, out, err = run_cli(capsys, "root-of-trust", "--source", "istioctl", "--root-cert", str(t.meshca_pem), "--json")
-    assert code == 1 and json.loads(out)["ok"] is False and err.startswith(f"MCA0302 {t.meshca_pem}: root-cert.pem is ")
+    assert code == 1 and json.loads(out)["ok"] is False and err.startswith(f"Error MCA0302 {t.meshca_pem}: root-cert.pem is ")
     Tools(tmp_path, monkeypatch, standard_cluster(p, with_cacerts=False), p)
     code, out, err = run_cli(capsys, "root-of-trust", "--source", "istioctl", "--root-cert", str(t.citadel_pem), "--json")
     assert code == 1 and json.loads(out) == {"check": "root-of-trust", "given": doc["given"], "live": None, "source": None, "ok": False}
-    assert err.startswith("MCA0303 ")
+    assert err.startswith("Error MCA0303 ")
 
 
 def test_trust_domain_reads_each_revision_configmap(tmp_path, monkeypatch, capsys, p):
@@ -324,7 +324,7 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path, p, mixed):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert " - cart-0.shop trusts [CITADEL]  FAIL: MCA0444 trusts [CITADEL], missing MESHCA" in proc.stdout
     proc = run("root-cert", "--source", "nope")
-    assert proc.returncode == 2 and proc.stderr.startswith("MCA0901 ") and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith("Error MCA0901 ") and "Traceback" not in proc.stderr
 
 
 def test_progress_goes_to_a_tty_stderr_only(tmp_path, p, mixed):
@@ -358,4 +358,4 @@ def test_progress_goes_to_a_tty_stderr_only(tmp_path, p, mixed):
 
     piped = subprocess.run(argv, env=env, capture_output=True, timeout=60)
     assert piped.returncode == 1 and b"checked" not in piped.stderr
-    assert piped.stderr.decode().splitlines()[-1].startswith("MCA0440 ")
+    assert piped.stderr.decode().splitlines()[-1].startswith("Error MCA0440 ")

@@ -129,9 +129,9 @@ def test_exec_failure_and_timeout_are_pod_errors(tmp_path, p):
     got = {e["pod"]: e for e in shop["pods"] + hung["pods"]}
     assert got["web-1"]["status"] == "ok"
     assert got["web-0"]["status"] == "error"
-    assert got["web-0"]["reason"].startswith("MCA0431 shop/web-0: reading the proxy's secret dump failed (1 attempt(s)): command terminated with non-zero exit code")
+    assert got["web-0"]["reason"].startswith("Error MCA0431 shop/web-0: reading the proxy's secret dump failed (1 attempt(s)): command terminated with non-zero exit code")
     assert "stderr: Error: failed to get config dump: connection refused" in got["web-0"]["reason"]
-    assert got["slow"]["status"] == "error" and got["slow"]["reason"].startswith("MCA0432 hung/slow: no secret dump within 0.5 s")
+    assert got["slow"]["status"] == "error" and got["slow"]["reason"].startswith("Error MCA0432 hung/slow: no secret dump within 0.5 s")
 
 
 def test_unreachable_server_bad_token_and_bad_kubeconfig_are_exit_2(tmp_path, capsys, p):
@@ -139,13 +139,13 @@ def test_unreachable_server_bad_token_and_bad_kubeconfig_are_exit_2(tmp_path, ca
     with KubeApiServer(root) as api:
         dead = api.write_kubeconfig(tmp_path / "dead.kubeconfig", f"https://127.0.0.1:{closed_port()}")
         code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", dead, "--context", "loopback", "--json")
-        assert (code, out) == (2, "")
-        assert err.startswith("MCA0421 context loopback: cannot reach the Kubernetes API server (") and len(err.splitlines()) == 1
+        assert code == 2 and [e["code"] for e in json.loads(out)["errors"]] == ["MCA0421"]  # --json: errors on stdout too
+        assert err.startswith("Error MCA0421 context loopback: cannot reach the Kubernetes API server (") and len(err.splitlines()) == 1
         api.token = "rotated"  # our kubeconfig's token is now refused
         code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig)
-        assert code == 2 and err.startswith("MCA0423 list_namespace: the API server answered 401: Unauthorized")
+        assert code == 2 and err.startswith("Error MCA0423 list_namespace: the API server answered 401: Unauthorized")
         code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig, "--context", "elsewhere")
-        assert code == 2 and err.startswith(f"MCA0424 {api.kubeconfig}: cannot load the kubeconfig")
+        assert code == 2 and err.startswith(f"Error MCA0424 {api.kubeconfig}: cannot load the kubeconfig")
 
 
 def test_the_server_refuses_any_other_exec(tmp_path, p):

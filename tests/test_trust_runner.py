@@ -53,9 +53,9 @@ def test_first_serial_cache_trap(tmp_path, p):
     assert trap["status"] == "fail"
     assert trap["roots"] == ["CITADEL"]
     assert trap["unknownRoots"] == [fingerprint(p.other_root.cert)]
-    assert trap["reason"].startswith("MCA0444 shop/z-citadel-only: trusts [CITADEL], missing MESHCA; fix: ")
+    assert trap["reason"].startswith("Error MCA0444 shop/z-citadel-only: trusts [CITADEL], missing MESHCA; fix: ")
     assert doc["summary"] == {"meshed": 3, "ok": 2, "failed": 1, "errors": 0, "skipped": 0, "retiring": 0}
-    assert doc["ok"] is False and doc["reason"].startswith("MCA0440 root-cert: 1 of 3 counted pods fail")
+    assert doc["ok"] is False and doc["reason"].startswith("Error MCA0440 root-cert: 1 of 3 counted pods fail")
     assert "shop/z-citadel-only" in doc["reason"]
     # two distinct bundles parsed, the identical one of web-0/web-1 served from the cache
     assert doc["stats"] == {"dumpFetches": 3, "bundlesParsed": 2, "bundleCacheHits": 1}
@@ -69,7 +69,7 @@ def test_unknown_extra_root_is_reported_but_does_not_fail(tmp_path, p):
     assert e["status"] == "ok" and e["roots"] == ["CITADEL", "MESHCA"] and e["reason"] is None
     assert e["unknownRoots"] == [fingerprint(p.other_root.cert)]
     assert doc["ok"] is True
-    assert doc["warnings"] and doc["warnings"][0].startswith("MCA0454 root-cert: 1 pod(s) trust roots")
+    assert doc["warnings"] and doc["warnings"][0].startswith("Warning MCA0454 root-cert: 1 pod(s) trust roots")
 
 
 def test_coverage_native_sidecar_gateway_pending_completed_and_no_proxy(tmp_path, p):
@@ -99,7 +99,7 @@ def test_coverage_native_sidecar_gateway_pending_completed_and_no_proxy(tmp_path
     gwe = got["istio-system/istio-ingressgateway-5d8c-abcde"]
     assert gwe["status"] == "ok" and gwe["proxy"] == "gateway" and gwe["roots"] == ["CITADEL", "MESHCA"]
     assert got["shop/pending"]["status"] == "error"
-    assert got["shop/pending"]["reason"].startswith("MCA0430 shop/pending: pod is Pending (ContainerCreating); its proxy cannot be read")
+    assert got["shop/pending"]["reason"].startswith("Error MCA0430 shop/pending: pod is Pending (ContainerCreating); its proxy cannot be read")
     assert got["shop/unknown-phase"]["status"] == "error"
     assert got["batch/migrate-job-x7"]["status"] == "skipped" and got["batch/failed-job"]["status"] == "skipped"
     assert doc["summary"] == {"meshed": 8, "ok": 4, "failed": 0, "errors": 2, "skipped": 2, "retiring": 0}
@@ -144,7 +144,7 @@ def test_only_retiring_pods_is_not_a_pass(tmp_path, p):
     c.set_secret("cacerts", {"root-cert.pem": p.citadel_root.cert_pem})
     c.add_pod("istio-system", "gw-1", gateway=True, replicaset="gw-abc", template_hash="abc", dump=b"{}")
     doc = run(tmp_path, c, p, retiring_deployments=(("istio-system", "gw"),))
-    assert doc["ok"] is False and doc["reason"].startswith("MCA0443 root-cert: no running pod with an istio-proxy container was checked")
+    assert doc["ok"] is False and doc["reason"].startswith("Error MCA0443 root-cert: no running pod with an istio-proxy container was checked")
 
 
 def test_forbid_citadel_after_phase_c(tmp_path, p):
@@ -156,7 +156,7 @@ def test_forbid_citadel_after_phase_c(tmp_path, p):
     got = pods(doc)
     assert got["shop/gone"]["status"] == "ok" and got["shop/gone"]["unknownRoots"] == [fingerprint(new_root.cert)]
     assert got["shop/stale"]["status"] == "fail"
-    assert got["shop/stale"]["reason"].startswith("MCA0445 shop/stale: trusts [CITADEL MESHCA], including forbidden CITADEL")
+    assert got["shop/stale"]["reason"].startswith("Error MCA0445 shop/stale: trusts [CITADEL MESHCA], including forbidden CITADEL")
 
 
 def test_workload_issuer_by_chain_verification(tmp_path, p):
@@ -180,12 +180,12 @@ def test_workload_issuer_by_chain_verification(tmp_path, p):
     assert got["shop/on-meshca"]["spiffeId"] == f"spiffe://{FLEET}.svc.id.goog/ns/shop/sa/a"
     assert got["shop/on-meshca"]["expires"].endswith("Z")
     assert (got["shop/on-citadel"]["status"], got["shop/on-citadel"]["issuer"]) == ("fail", "CITADEL")
-    assert got["shop/on-citadel"]["reason"].startswith("MCA0446 shop/on-citadel: certificate issued by CITADEL, required MESHCA")
+    assert got["shop/on-citadel"]["reason"].startswith("Error MCA0446 shop/on-citadel: certificate issued by CITADEL, required MESHCA")
     assert (got["shop/on-stray"]["status"], got["shop/on-stray"]["issuer"]) == ("fail", None)
     assert (got["shop/expired"]["status"], got["shop/expired"]["issuer"]) == ("fail", "MESHCA")
-    assert got["shop/expired"]["reason"].startswith("MCA0447 ")
-    assert got["shop/no-default"]["status"] == "error" and got["shop/no-default"]["reason"].startswith("MCA0408 ")
-    assert doc["reason"].startswith("MCA0441 workload-cert: 4 of 5 counted pods fail (issuer MESHCA)")
+    assert got["shop/expired"]["reason"].startswith("Error MCA0447 ")
+    assert got["shop/no-default"]["status"] == "error" and got["shop/no-default"]["reason"].startswith("Error MCA0408 ")
+    assert doc["reason"].startswith("Error MCA0441 workload-cert: 4 of 5 counted pods fail (issuer MESHCA)")
     # the same pods pass a check that allows either CA (but not the stray or expired ones)
     either = run(tmp_path, c, p, check="workload-cert")
     assert pods(either)["shop/on-citadel"]["status"] == "ok"
@@ -209,9 +209,9 @@ def test_per_pod_dump_problems_are_coded_errors(tmp_path, p):
     c.dump_errors[("shop", "exec-fails")] = "error: unable to upgrade connection: container not found"
     doc = run(tmp_path, c, p, retries=1)
     got = pods(doc)
-    assert got["shop/truncated"]["status"] == "error" and got["shop/truncated"]["reason"].startswith("MCA0401 shop/truncated: ")
-    assert got["shop/no-rootca"]["reason"].startswith("MCA0403 shop/no-rootca: no active secret named ROOTCA (active: default)")
-    assert got["shop/exec-fails"]["reason"].startswith("MCA0431 shop/exec-fails: reading the proxy's secret dump failed (2 attempt(s)): error: unable to upgrade")
+    assert got["shop/truncated"]["status"] == "error" and got["shop/truncated"]["reason"].startswith("Error MCA0401 shop/truncated: ")
+    assert got["shop/no-rootca"]["reason"].startswith("Error MCA0403 shop/no-rootca: no active secret named ROOTCA (active: default)")
+    assert got["shop/exec-fails"]["reason"].startswith("Error MCA0431 shop/exec-fails: reading the proxy's secret dump failed (2 attempt(s)): error: unable to upgrade")
     assert got["shop/web-0"]["status"] == "ok"
     assert doc["summary"]["errors"] == 3
     # a truncated dump and a failed read are retried (once here); a well-formed bad dump is not
@@ -237,9 +237,9 @@ def test_trust_domains_of_revisions_and_pods(tmp_path, p):
     bad = run(tmp_path, c, p, check="trust-domain", require=(), fleet_project=FLEET, revisions=("asm-1", "asm-2"))
     rev1 = bad["revisions"][0]
     assert rev1["ok"] is False
-    assert rev1["reason"].startswith(f"MCA0452 ConfigMap istio-system/istio-asm-1: trustDomain cluster.local with aliases [cluster.local] does not accept {FLEET}.svc.id.goog")
+    assert rev1["reason"].startswith(f"Error MCA0452 ConfigMap istio-system/istio-asm-1: trustDomain cluster.local with aliases [cluster.local] does not accept {FLEET}.svc.id.goog")
     assert "REPLACED the base aliases" in rev1["reason"]
-    assert bad["ok"] is False and bad["reason"].startswith("MCA0442 trust-domain: revision asm-1: MCA0452")
+    assert bad["ok"] is False and bad["reason"].startswith("Error MCA0442 trust-domain: revision asm-1: MCA0452")
 
     # a Mesh CA workload on a revision that only knows cluster.local is rejected by its own revision
     c.set_revision("asm-1", "cluster.local", None)
@@ -247,7 +247,7 @@ def test_trust_domains_of_revisions_and_pods(tmp_path, p):
     worse = run(tmp_path, c, p, check="trust-domain", require=(), fleet_project=FLEET, revisions=("asm-1", "asm-2"))
     e = pods(worse)["shop/c"]
     assert e["status"] == "fail"
-    assert e["reason"].startswith(f"MCA0453 shop/c: trust domain {FLEET}.svc.id.goog is not accepted by revision asm-1 (accepts [cluster.local])")
+    assert e["reason"].startswith(f"Error MCA0453 shop/c: trust domain {FLEET}.svc.id.goog is not accepted by revision asm-1 (accepts [cluster.local])")
     assert "an istioctl -f overlay that lists trustDomainAliases replaces the whole list" in worse["revisions"][0]["reason"]
 
 
@@ -264,8 +264,8 @@ def test_trust_domain_faults_of_certificates_and_configmaps(tmp_path, p):
     c.set_revision("asm-3", "", mesh_text="- trustDomain\n- cluster.local\n")
     doc = run(tmp_path, c, p, check="trust-domain", fleet_project=FLEET, revisions=("asm-1", "asm-3"))
     got = pods(doc)
-    assert got["shop/no-spiffe"]["reason"].startswith("MCA0448 shop/no-spiffe: the workload certificate carries no spiffe:// URI SAN")
-    assert got["shop/on-broken"]["reason"].startswith("MCA0451 ConfigMap istio-system/istio-asm-3: the mesh key is not a YAML mapping (a YAML list)")
+    assert got["shop/no-spiffe"]["reason"].startswith("Error MCA0448 shop/no-spiffe: the workload certificate carries no spiffe:// URI SAN")
+    assert got["shop/on-broken"]["reason"].startswith("Error MCA0451 ConfigMap istio-system/istio-asm-3: the mesh key is not a YAML mapping (a YAML list)")
     assert [r["ok"] for r in doc["revisions"]] == [True, False]
 
 
@@ -277,7 +277,7 @@ def test_trust_domain_reads_unlisted_revisions_and_reports_missing_configmaps(tm
     c.set_revision("default", "cluster.local", [f"{FLEET}.svc.id.goog"])
     doc = run(tmp_path, c, p, check="trust-domain", require=(), fleet_project=FLEET, revisions=("asm-9",))
     assert pods(doc)["legacy/d"]["status"] == "ok" and pods(doc)["legacy/d"]["revision"] == "default"
-    assert doc["revisions"][0]["reason"].startswith("MCA0450 ConfigMap istio-system/istio-asm-9: revision asm-9: ConfigMap not found")
+    assert doc["revisions"][0]["reason"].startswith("Error MCA0450 ConfigMap istio-system/istio-asm-9: revision asm-9: ConfigMap not found")
     assert doc["ok"] is False
 
 
@@ -299,7 +299,7 @@ def test_citadel_reference_from_cluster_and_its_faults(tmp_path, p):
     c.set_secret("cacerts", {"ca-cert.pem": p.citadel_ca.cert_pem})  # no root-cert.pem key
     with pytest.raises(MeshcaError) as err:
         run(tmp_path, c, p)
-    assert err.value.line().startswith("MCA0413 Secret istio-system/cacerts: key root-cert.pem is missing or empty")
+    assert err.value.line().startswith("Error MCA0413 Secret istio-system/cacerts: key root-cert.pem is missing or empty")
     # given roots never read the cluster, and a reference file may hold several roots
     doc = run(tmp_path, c, p, citadel_roots=(p.other_root.cert, p.citadel_root.cert))
     assert doc["ok"] is True and doc["references"]["citadelSource"] == "given"
@@ -341,9 +341,9 @@ def test_root_of_trust(tmp_path, p):
     ok = check_root_of_trust(DirSource(root), [p.citadel_root.cert], path="root-cert.pem", cluster="dev")
     assert ok == {"check": "root-of-trust", "given": fingerprint(p.citadel_root.cert), "live": fingerprint(p.citadel_root.cert), "source": "cacerts", "ok": True, "reason": None}
     bad = check_root_of_trust(DirSource(root), [p.other_root.cert], path="root-cert.pem", cluster="dev")
-    assert bad["ok"] is False and bad["reason"].startswith("MCA0302 root-cert.pem: root-cert.pem is ")
+    assert bad["ok"] is False and bad["reason"].startswith("Error MCA0302 root-cert.pem: root-cert.pem is ")
     none = check_root_of_trust(DirSource(standard_cluster(p, with_cacerts=False).write(tmp_path / "c2")), [p.citadel_root.cert], path="root-cert.pem", cluster="dev")
-    assert none["live"] is None and none["source"] is None and none["reason"].startswith("MCA0303 ")
+    assert none["live"] is None and none["source"] is None and none["reason"].startswith("Error MCA0303 ")
 
 
 def test_request_is_frozen_and_keeps_its_api():

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import MeshcaError
+from ..errors import MeshcaError, split_line
 
 
 def _int(text: str) -> int:
@@ -115,9 +115,9 @@ def _short(reason: str) -> str:
     """A nested coded line without its subject and fix, so the outer line keeps one 'fix:'."""
     parts = []
     for line in reason.split(" | "):
-        code, _, rest = line.partition(" ")
-        if code.startswith("MCA") and len(code) == 7 and ": " in rest:
-            line = f"{code} {rest.partition(': ')[2].split('; fix: ')[0]}"
+        coded = split_line(line)
+        if coded and ": " in coded[2]:
+            line = f"{coded[1]} {coded[2].partition(': ')[2].split('; fix: ')[0]}"
         parts.append(line)
     return " | ".join(parts)
 

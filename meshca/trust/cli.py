@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from ..errors import MeshcaError
+from ..errors import MeshcaError, split_line
 
 KINDS = ("root-cert", "workload-cert", "trust-domain", "root-of-trust")
 DEFAULT_CONCURRENCY = 16
@@ -191,9 +191,12 @@ def _short(reason: str | None) -> str:
     """The coded problem of a reason line, without the subject and the fix."""
     if not reason:
         return ""
-    code, _, rest = reason.partition(" ")
+    coded = split_line(reason)
+    if not coded:
+        return reason
+    _, code, rest = coded
     problem = rest.partition(": ")[2] or rest
-    return f"{code} {problem.split('; fix: ')[0]}" if code.startswith("MCA") else reason
+    return f"{code} {problem.split('; fix: ')[0]}"
 
 
 def pod_line(check: str, e: dict) -> str:
