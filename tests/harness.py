@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -39,6 +40,15 @@ class Registered:
     protect: bool
     ignore_changes: list[str]
     outputs: dict = field(default_factory=dict)
+    # What the engine holds, in the wire form (the Struct the SDK sent, as JSON: unknowns are
+    # the SDK's sentinel string, secrets the signature envelope): the inputs, and the outputs
+    # the engine records. A custom resource's outputs are what its provider returned (here the
+    # mock's); a component's are what it sent with register_outputs, which replaces them
+    # (pulumi/pulumi pkg/resource/deploy/step_executor.go executeRegisterResourceOutputs:
+    # "Unconditionally set the resource's outputs to what was provided"), {} until it does
+    # (step.go CreateStep.Apply sets Outputs only for custom resources).
+    wire_inputs: dict = field(default_factory=dict)
+    wire_outputs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -103,9 +113,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     ignore_changes=list(request.ignoreChanges),
                     outputs=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
+                    wire_inputs=json_format.MessageToDict(request.object),
+                    wire_outputs=json_format.MessageToDict(response.object) if request.custom else {},
                 )
             )
         return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 (gRPC name)
+        for r in self.registered:
+            if r.urn == request.urn:
+                r.wire_outputs = json_format.MessageToDict(request.outputs)
+        return super().RegisterResourceOutputs(request)
 
 
 class MeshMocks(pulumi.runtime.Mocks):
