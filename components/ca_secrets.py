@@ -100,7 +100,8 @@ class CaSecrets(pulumi.ComponentResource):
     backups: pulumi.Output[list]
 
     def __init__(self, name: str, args: CaSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TYPE, name, {"cluster": args.cluster}, opts)
+        state = {"cluster": args.cluster}
+        super().__init__(TYPE, name, state, opts)
         backups: dict[str, CaSecretBackup] = {}
         for step in args.steps:
             deps = args.graph.after(step)
@@ -138,4 +139,4 @@ class CaSecrets(pulumi.ComponentResource):
                 resource = step_command(step, parent=self, depends_on=deps)
             args.graph.done(step, resource)
         self.backups = pulumi.Output.from_input([s.params["file"] for s in args.steps if s.action == "backup-ca-secret"])
-        self.register_outputs({"backups": self.backups})
+        self.register_outputs({**state, "backups": self.backups})

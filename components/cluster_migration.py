@@ -96,7 +96,8 @@ class ClusterMigration(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         cluster = args.plan.cluster
-        super().__init__(TYPE, name, {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}, opts)
+        state = {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}
+        super().__init__(TYPE, name, state, opts)
         self.provider = k8s.Provider(
             f"{cluster.name}.k8s",
             kubeconfig=cluster.kubeconfig,
@@ -120,7 +121,7 @@ class ClusterMigration(pulumi.ComponentResource):
                 for step_id, g in gates.items()
             }
         )
-        self.register_outputs({"gates": self.gates})
+        self.register_outputs({**state, "gates": self.gates})
 
     def _render(self, config: StackConfig, cp: ClusterPlan, graph: StepGraph, groups: StepGroups) -> dict[str, TrustGate]:
         cluster = cp.cluster

@@ -51,7 +51,8 @@ class NamespaceRevision(pulumi.ComponentResource):
     labels: pulumi.Output[dict]
 
     def __init__(self, name: str, args: NamespaceRevisionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TYPE, name, {"cluster": args.cluster, "namespace": args.namespace, "revision": args.revision}, opts)
+        state = {"cluster": args.cluster, "namespace": args.namespace, "revision": args.revision}
+        super().__init__(TYPE, name, state, opts)
         last_label = None
         for step in args.steps:
             resource = step_command(step, parent=self, depends_on=args.graph.after(step))
@@ -78,4 +79,4 @@ class NamespaceRevision(pulumi.ComponentResource):
         )
         self.revision = pulumi.Output.from_input(args.revision)
         self.labels = pulumi.Output.from_input(dict(args.labels))
-        self.register_outputs({"revision": self.revision, "labels": self.labels})
+        self.register_outputs({**state, "labels": self.labels})

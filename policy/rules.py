@@ -1,9 +1,15 @@
 """meshca's CrossGuard rules: what no stack may declare, judged on the resources themselves.
 
 Run with ``pulumi preview --policy-pack policy`` (``policy/__main__.py`` builds the pack from
-``POLICIES``). Each rule reads the props the program registered (Command ``create`` lines
-parsed with shlex, Kubernetes labels, meshca component props, dependencies) and never re-runs
-the plan, so a program that drifted from the plan is judged on what it would really do.
+``POLICIES``). Resource rules read a resource's INPUTS (a component's: the props of its
+constructor); stack rules read every resource's OUTPUTS, and a component's outputs are exactly
+what it sent with ``register_outputs`` (pulumi/pulumi pkg/resource/deploy/step_generator.go
+AnalyzeResources, "AnalyzeStack is called on the final outputs of each resource";
+step_executor.go: RegisterResourceOutputs replaces them), so every meshca component registers
+its full typed state as outputs. Rules judge that typed state (revision, role, removed, the
+namespace map) where a component carries it, and parse Command ``create`` lines with shlex
+only for what no component states; they never re-run the plan, so a program that drifted
+from the plan is judged on what it would really do.
 Every violation is one coded line from meshca/messages.yaml (MCA06xx).
 
 Resource rules (MANDATORY: they stop ``pulumi up`` before the resource's step runs):
@@ -799,9 +805,18 @@ class Stack:
             elif removed is True and isinstance(c.props.get("revision"), str):
                 out.append((c, c.props["revision"], self.cluster_of(c)))
         for c in self.of(COMMAND):
+            if self.typed_parent(c, CONTROL_PLANE, "removed"):
+                continue  # its ControlPlaneRevision's state says whether the revision goes
             for revision in istiod_removals(self.segments(c)):
                 out.append((c, revision, self.cluster_of(c)))
         return out
+
+    def typed_parent(self, res: Res, type_: str, key: str) -> Res | None:
+        """``res``'s parent of type ``type_`` when its (registered) state carries ``key``."""
+        parent = res.parent
+        if parent is not None and parent.type == type_ and key in parent.props:
+            return parent
+        return None
 
     def installed(self, cluster: str | None) -> set[str]:
         out = set(self.revisions("old"))

@@ -27,9 +27,6 @@ from harness import run_program
 from policy import testing as T
 from test_policy_program import CASES, overrides_at, positions, upstream_at
 
-FINDING_1 = "issue 9 finding 1: components register only part of their state; AnalyzeStack sees outputs"
-
-
 def _run(stack: str, index: int, rollback: bool = False):
     config, (position,) = positions(stack, index)
     overrides = overrides_at(config, position, rollback)
@@ -62,7 +59,6 @@ COMPONENTS = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_1)
 @pytest.mark.parametrize("index", [5, 8, 13])
 def test_every_component_registers_its_full_typed_state_as_outputs(index):
     """Every prop a component is constructed with is also an output, with the same value."""
@@ -75,18 +71,7 @@ def test_every_component_registers_its_full_typed_state_as_outputs(index):
     assert {name: keys for name, keys in missing.items() if keys} == {}
 
 
-# Positions where no namespace is on REV1 or REV2 yet (baseline; A1 of staging) pass already:
-# no namespace label names a revision there, so MCA0620 has nothing to judge.
-PASSING_TODAY = {("dev", 0), ("staging", 1)}
-
-
-@pytest.mark.parametrize(
-    "stack, index, rollback",
-    [
-        pytest.param(s, i, r, id=f"{s}-{i}{'-rollback' if r else ''}", marks=() if (s, i) in PASSING_TODAY else pytest.mark.xfail(strict=True, reason=FINDING_1))
-        for s, i, r in CASES
-    ],
-)
+@pytest.mark.parametrize("stack, index, rollback", CASES, ids=[f"{s}-{i}{'-rollback' if r else ''}" for s, i, r in CASES])
 def test_shipped_stacks_pass_the_pack_as_the_engine_runs_it(stack, index, rollback):
     result = _run(stack, index, rollback)
     diags = T.analyze_engine(T.servicer(), result.resources)

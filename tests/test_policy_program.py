@@ -42,10 +42,12 @@ def upstream_at(stack: str, overrides: dict | None) -> dict:
 
 
 def preview(stack: str, overrides: dict | None = None, config: dict | None = None):
+    """The specs AnalyzeStack gets (each resource's outputs, as the engine sends them), and
+    what the preview reports (Analyze on inputs, AnalyzeStack on outputs)."""
     result = run_program(stack, overrides, stack_outputs=upstream_at(stack, overrides))
     assert result.error is None, result.error
-    specs = T.specs_from_registered(result.resources)
-    return specs, T.analyze_all(T.servicer(config), specs)
+    specs = T.specs_from_registered(result.resources, "outputs")
+    return specs, T.analyze_engine(T.servicer(config), result.resources)
 
 
 # dev: 12 namespaces in batches of 3 -> route 0 baseline, 1-5 A, 6 A-done, 7-11 B, 12 B-done, 13 C.
