@@ -28,7 +28,6 @@ from policy import rules
 from policy import testing as T
 from test_policy_program import CASES, OLD, REV1, REV2, overrides_at, positions, upstream_at
 
-FINDING_7 = "issue 9 finding 7: blocking rules are stack rules, which the engine runs after every step of up"
 
 
 def _inputs(stack: str, index: int, rollback: bool = False) -> list[T.Spec]:
@@ -51,7 +50,6 @@ def _one(specs, type_, pred=lambda s: True) -> T.Spec:
     return found[0]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_no_stack_policy_is_mandatory():
     mandatory = [p.name for p in rules.POLICIES if isinstance(p, StackValidationPolicy) and p.enforcement_level == EnforcementLevel.MANDATORY]
     assert mandatory == []
@@ -63,7 +61,6 @@ def test_shipped_stacks_pass_every_resource_rule(stack, index, rollback):
         assert _refused(spec) == [], spec.name
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_removing_a_revision_a_namespace_runs_is_refused_on_its_control_plane():
     specs = _inputs("dev", 12)  # mesh-ca-done: B4 removes REV1
     cp = _one(specs, rules.CONTROL_PLANE, lambda s: s.props.get("revision") == REV1)
@@ -72,7 +69,6 @@ def test_removing_a_revision_a_namespace_runs_is_refused_on_its_control_plane():
     assert _refused(cp) == ["MCA0622"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_removing_a_revision_a_gateway_runs_is_refused_on_its_control_plane():
     specs = _inputs("dev", 12)
     cp = _one(specs, rules.CONTROL_PLANE, lambda s: s.props.get("revision") == REV1)
@@ -80,7 +76,6 @@ def test_removing_a_revision_a_gateway_runs_is_refused_on_its_control_plane():
     assert _refused(cp) == ["MCA0623"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_rev2_install_without_its_root_cert_gate_is_refused_on_its_control_plane():
     specs = _inputs("dev", 8)
     cp = _one(specs, rules.CONTROL_PLANE, lambda s: s.props.get("revision") == REV2)
@@ -89,7 +84,6 @@ def test_rev2_install_without_its_root_cert_gate_is_refused_on_its_control_plane
     assert _refused(cp) == ["MCA0624"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_rev2_install_with_a_namespace_on_the_old_revision_is_refused_on_its_control_plane():
     specs = _inputs("dev", 8)
     cp = _one(specs, rules.CONTROL_PLANE, lambda s: s.props.get("revision") == REV2)
@@ -97,7 +91,6 @@ def test_rev2_install_with_a_namespace_on_the_old_revision_is_refused_on_its_con
     assert _refused(cp) == ["MCA0625"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_ca_secret_removal_is_refused_on_its_component():
     specs = _inputs("dev", 13)
     ca = _one(specs, "meshca:index:CaSecrets")
@@ -110,7 +103,6 @@ def test_ca_secret_removal_is_refused_on_its_component():
     assert _refused(ca) == ["MCA0626", "MCA0627", "MCA0628"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_ca_secret_deletion_without_a_backup_of_each_secret_is_refused_on_itself():
     specs = _inputs("dev", 13)
     deletion = _one(specs, rules.CA_DELETION)
@@ -119,7 +111,6 @@ def test_ca_secret_deletion_without_a_backup_of_each_secret_is_refused_on_itself
     assert _refused(deletion) == ["MCA0626"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_namespace_moved_to_a_revision_not_kept_is_refused_on_its_component():
     specs = _inputs("dev", 12)  # REV1 is removed at this position
     ns = _one(specs, rules.NAMESPACE_REVISION, lambda s: s.props.get("namespace") == "frontend")
@@ -130,7 +121,6 @@ def test_namespace_moved_to_a_revision_not_kept_is_refused_on_its_component():
     assert _refused(ns) == ["MCA0620"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7)
 def test_clusters_in_two_projects_are_refused_on_the_stack_component():
     specs = _inputs("staging", 1)
     stack = _one(specs, rules.MESHCA_STACK)
