@@ -129,7 +129,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 class MeshMocks(pulumi.runtime.Mocks):
     """Echo inputs as outputs; gates pass; backups are verified; invokes answer per context."""
 
-    def __init__(self, cacerts: Mapping[str, str] | None, stack_outputs: Mapping[str, dict] | None, gate_passed: bool) -> None:
+    def __init__(self, cacerts: Mapping[str, str] | None, stack_outputs: Mapping[str, dict] | None, gate_passed: bool, preview: bool = False) -> None:
+        self.preview = preview
         self.cacerts = dict(cacerts or {})
         self.stack_outputs = dict(stack_outputs or {})
         self.gate_passed = gate_passed
@@ -139,6 +140,13 @@ class MeshMocks(pulumi.runtime.Mocks):
         outs = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             return args.name, {"outputs": self.stack_outputs.get(args.inputs.get("name", args.name), {}), "secretOutputNames": []}
+        if self.preview and args.typ.startswith("pulumi-python:dynamic/"):
+            # A dynamic provider does not support previews (dynamic/__main__.py Configure answers
+            # no supportsPreview), so the engine's preview Create returns the inputs as the state
+            # (pkg/resource/plugin/provider_plugin.go: ``if !protocol.supportsPreview ... return
+            # CreateResponse{Properties: req.Properties}``): what the provider computes (a gate's
+            # passed, a backup's digests) is unknown to the program until `up`.
+            return f"{args.name}-id", {k: v for k, v in outs.items() if v is not None}
         if args.typ.endswith(":TrustGate"):
             outs.update(passed=self.gate_passed, checkedAt="2026-11-25T00:00:00Z", summary={"meshed": 1, "ok": 1})
         if args.typ.endswith(":CaSecretBackup"):
@@ -212,7 +220,7 @@ def run_program(
     if upstream and upstream not in stack_outputs:
         # Tests about something else: the upstream stack already stands where this one goes.
         stack_outputs[upstream] = upstream_at_same_position(values)
-    mocks = MeshMocks(cacerts, stack_outputs, gate_passed)
+    mocks = MeshMocks(cacerts, stack_outputs, gate_passed, preview)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)
