@@ -872,6 +872,9 @@ class Stack:
             elif isinstance(ns, str) and isinstance(rev, str):
                 out.append(NamespaceUse(self.cluster_of(r), ns, rev, r))
         for s in self.stacks:
+            if any(is_unknown(s.props.get(k)) for k in ("namespaces", "rollback", "phase")):
+                self.unknown(f"{s.name}.namespaces")  # the map it cannot see is not an empty map
+                continue
             for ns, rev in effective_map(s.props).items():
                 out.append(NamespaceUse(None, ns, rev, s))
         return out

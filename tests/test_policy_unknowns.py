@@ -32,7 +32,6 @@ from policy import rules
 from policy import testing as T
 from test_policy_program import overrides_at, positions, upstream_at
 
-FINDING_8 = "issue 9 finding 8: unknown checks compare against a form the engine never delivers there"
 
 # sdk/go/common/resource/plugin/rpc.go:67-85, transcribed.
 ENGINE_SENTINELS = {
@@ -78,7 +77,6 @@ def test_a_preview_of_the_program_feeds_the_pack_the_engines_sentinel_and_up_jud
     assert T.codes(T.mandatory(T.analyze(T.servicer(), known))) == ["MCA0626"]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_8)
 @pytest.mark.parametrize("sentinel", ["string", "object"])
 def test_an_unknown_namespace_map_leaves_the_stack_reports_undecided(sentinel):
     """The MeshcaStack's map unknown (a program value: the string sentinel; a provider's: the
@@ -99,7 +97,6 @@ def _as_the_dynamic_host_delivers(props: dict) -> dict:
     return rpc.deserialize_properties(wire, True)
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_8)
 def test_ca_secret_providers_check_copes_with_the_unknowns_the_dynamic_host_delivers():
     from meshca.providers.ca_secrets import CaSecretBackupProvider, CaSecretDeletionProvider
 
@@ -112,7 +109,6 @@ def test_ca_secret_providers_check_copes_with_the_unknowns_the_dynamic_host_deli
     assert CaSecretBackupProvider().check({}, news).failures == []
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_8)
 def test_trust_gate_check_copes_with_the_unknowns_the_dynamic_host_delivers():
     from meshca.providers.trust_gate import INPUTS, TrustGateProvider
 
