@@ -829,6 +829,8 @@ class Stack:
     def installed(self, cluster: str | None) -> set[str]:
         out = set(self.revisions("old"))
         for c, install in self.installs():
+            if self.typed_parent(c, CONTROL_PLANE, "installs"):
+                continue  # its ControlPlaneRevision's state (below) says what is installed
             if cluster is None or self.cluster_of(c) in (None, cluster):
                 out.update(install.flags.get("revision_name", []))
         for c in self.of(CONTROL_PLANE):

@@ -131,7 +131,7 @@ def test_program_label_patch_for_removed_revision_is_refused():
     specs = _mesh_ca_batch_one()
     patch = next(s for s in specs if s.type == "kubernetes:core/v1:NamespacePatch" and s.props["metadata"]["name"] == "frontend")
     patch.props["metadata"]["labels"] = {"istio-injection": "enabled"}
-    codes = {line.split()[0] for line in reported(T.analyze_all(T.servicer(), specs))}
+    codes = {line.split()[0] for line in reported(T.analyze_stack(T.servicer(), specs))}
     # The label selects "default": removed (0621), removed under a namespace (0622), and REV2
     # signs while that namespace trusts Citadel only (0625).
     assert codes == {"MCA0621", "MCA0622", "MCA0625"}
