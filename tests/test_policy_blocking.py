@@ -126,3 +126,20 @@ def test_clusters_in_two_projects_are_refused_on_the_stack_component():
     stack = _one(specs, rules.MESHCA_STACK)
     stack.props["clusters"][1]["project"] = "another-project"
     assert _refused(stack) == ["MCA0629"]
+
+
+def test_every_damaging_step_is_a_child_of_the_component_judged_for_it():
+    """A refused component never registers, so its children cannot: the istiod removals, the
+    REV2 install and the CA secret deletion are children of the components the rules judge."""
+    for index, parent_type, child in (
+        (12, rules.CONTROL_PLANE, lambda s: s.type == rules.COMMAND and ".B4.delete-istiod" in s.name),
+        (6, rules.CONTROL_PLANE, lambda s: s.type == rules.COMMAND and ".A5.delete-istiod" in s.name),
+        (8, rules.CONTROL_PLANE, lambda s: s.type == rules.COMMAND and ".B1.install" in s.name),
+        (13, "meshca:index:CaSecrets", lambda s: s.type == rules.CA_DELETION),
+        (8, rules.NAMESPACE_REVISION, lambda s: s.type == rules.NAMESPACE_PATCH),
+    ):
+        specs = _inputs("dev", index)
+        by_name = {s.name: s for s in specs}
+        children = [s for s in specs if child(s)]
+        assert children, (index, parent_type)
+        assert all(by_name[s.parent].type == parent_type for s in children), [(s.name, s.parent) for s in children]
