@@ -215,13 +215,21 @@ def specs_from_registered(resources: Sequence[Any], view: str = "registered") ->
             Spec(
                 type=r.type,
                 name=names[r.urn],
-                props=_wire(r.inputs) if view == "registered" else json.loads(json.dumps(getattr(r, f"wire_{view}"))),
+                props=_wire(r.inputs) if view == "registered" else _engine_props(getattr(r, f"wire_{view}")),
                 parent=names.get(r.parent) if r.parent in by_urn else None,
                 depends_on=[names[d] for d in dict.fromkeys(deps) if d in names],
                 urn=r.urn,
             )
         )
     return out
+
+
+def _engine_props(wire: Mapping[str, Any]) -> dict:
+    """Wire props as the engine marshals them for the analyzer: ``SkipInternalKeys: true``
+    (pkg/resource/plugin/analyzer_plugin.go:307, :351) drops the top-level keys starting with
+    "__" (sdk/go/common/resource/plugin/rpc.go:104, properties.go ``IsInternalPropertyKey``),
+    e.g. a dynamic resource's ``__provider``."""
+    return {k: v for k, v in json.loads(json.dumps(dict(wire))).items() if not k.startswith("__")}
 
 
 def engine_specs(resources: Sequence[Any]) -> tuple[list[Spec], list[Spec]]:
