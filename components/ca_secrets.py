@@ -9,7 +9,7 @@ Secret data reaches an input or output: they carry paths and digests only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pulumi
 import pulumi.dynamic
@@ -94,13 +94,16 @@ class CaSecretsArgs:
     """Where step resources are published for other components' dependencies."""
     project_dir: str
     """Directory the backup paths are relative to."""
+    facts: Mapping[str, Any] | None = None
+    """Typed facts the policy pack judges this component on, before its steps (components/policy_facts.py)."""
 
 
 class CaSecrets(pulumi.ComponentResource):
     backups: pulumi.Output[list]
 
     def __init__(self, name: str, args: CaSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TYPE, name, {"cluster": args.cluster}, opts)
+        state = {"cluster": args.cluster, **(args.facts or {})}
+        super().__init__(TYPE, name, state, opts)
         backups: dict[str, CaSecretBackup] = {}
         for step in args.steps:
             deps = args.graph.after(step)
@@ -138,4 +141,4 @@ class CaSecrets(pulumi.ComponentResource):
                 resource = step_command(step, parent=self, depends_on=deps)
             args.graph.done(step, resource)
         self.backups = pulumi.Output.from_input([s.params["file"] for s in args.steps if s.action == "backup-ca-secret"])
-        self.register_outputs({"backups": self.backups})
+        self.register_outputs({**state, "backups": self.backups})

@@ -25,6 +25,7 @@ from .ca_secrets import CaSecrets, CaSecretsArgs
 from .control_plane_revision import ControlPlaneRevision, ControlPlaneRevisionArgs
 from .gateway_revision import GatewayRevision, GatewayRevisionArgs
 from .namespace_revision import NamespaceRevision, NamespaceRevisionArgs
+from .policy_facts import ca_secrets_facts, control_plane_facts, namespace_facts
 from .step_command import resource_name
 from .step_graph import StepGraph
 from .trust_gate import TrustGate, TrustGateArgs
@@ -96,7 +97,8 @@ class ClusterMigration(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterMigrationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         cluster = args.plan.cluster
-        super().__init__(TYPE, name, {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}, opts)
+        state = {"cluster": cluster.name, "project": cluster.project, "context": cluster.context}
+        super().__init__(TYPE, name, state, opts)
         self.provider = k8s.Provider(
             f"{cluster.name}.k8s",
             kubeconfig=cluster.kubeconfig,
@@ -120,7 +122,7 @@ class ClusterMigration(pulumi.ComponentResource):
                 for step_id, g in gates.items()
             }
         )
-        self.register_outputs({"gates": self.gates})
+        self.register_outputs({**state, "gates": self.gates})
 
     def _render(self, config: StackConfig, cp: ClusterPlan, graph: StepGraph, groups: StepGroups) -> dict[str, TrustGate]:
         cluster = cp.cluster
@@ -131,14 +133,15 @@ class ClusterMigration(pulumi.ComponentResource):
         for revision, steps in groups.revisions.items():
             ControlPlaneRevision(
                 f"{cluster.name}.{revision}",
-                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], steps, graph, cacerts),
+                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], steps, graph, cacerts, facts=control_plane_facts(config, cp, steps)),
                 child,
             )
         for ns, steps in groups.namespaces.items():
             NamespaceRevision(
                 f"{cluster.name}.{ns}",
                 NamespaceRevisionArgs(
-                    cluster.name, ns, cp.desired.pod_revisions[ns], cp.desired.namespace_labels[ns], steps, graph, self.provider
+                    cluster.name, ns, cp.desired.pod_revisions[ns], cp.desired.namespace_labels[ns], steps, graph, self.provider,
+                    facts=namespace_facts(config, cp),
                 ),
                 child,
             )
@@ -149,7 +152,11 @@ class ClusterMigration(pulumi.ComponentResource):
                 child,
             )
         if groups.ca_secrets:
-            CaSecrets(f"{cluster.name}.ca-secrets", CaSecretsArgs(cluster.name, groups.ca_secrets, graph, str(config.project_dir)), child)
+            CaSecrets(
+                f"{cluster.name}.ca-secrets",
+                CaSecretsArgs(cluster.name, groups.ca_secrets, graph, str(config.project_dir), facts=ca_secrets_facts(config, cp, groups.ca_secrets)),
+                child,
+            )
         gates = {}
         for step in groups.gates:
             gate = TrustGate(

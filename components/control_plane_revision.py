@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pulumi
 
@@ -43,6 +43,8 @@ class ControlPlaneRevisionArgs:
     """Where step resources are published for other components' dependencies."""
     cacerts: pulumi.Input[str] | None = None
     """For a citadel install: what the cacerts probe found (absent | matching)."""
+    facts: Mapping[str, Any] | None = None
+    """Typed facts the policy pack judges this component on, before its steps (components/policy_facts.py)."""
 
 
 class ControlPlaneRevision(pulumi.ComponentResource):
@@ -54,12 +56,8 @@ class ControlPlaneRevision(pulumi.ComponentResource):
         ca = next((s.params["ca"] for s in args.steps if s.action == "install"), None)
         installs = any(s.action == "install" for s in args.steps)
         removes = any(s.action == "delete-istiod" for s in args.steps)
-        super().__init__(
-            TYPE,
-            name,
-            {"cluster": args.cluster, "revision": args.revision, "role": args.role, "ca": ca, "removed": removes},
-            opts,
-        )
+        state = {"cluster": args.cluster, "revision": args.revision, "role": args.role, "ca": ca, "removed": removes, "installs": installs, **(args.facts or {})}
+        super().__init__(TYPE, name, state, opts)
         cluster = next(c for c in args.config.clusters if c.name == args.cluster)
         for step in args.steps:
             deps = args.graph.after(step)
@@ -89,4 +87,5 @@ class ControlPlaneRevision(pulumi.ComponentResource):
         self.revision = pulumi.Output.from_input(args.revision)
         self.installed = pulumi.Output.from_input(installs and not removes)
         self.removed = pulumi.Output.from_input(removes)
-        self.register_outputs({"revision": self.revision, "installed": self.installed, "removed": self.removed})
+        # Outputs are what stack policies see: the full state, plus what this position does.
+        self.register_outputs({**state, "installed": self.installed})

@@ -40,7 +40,8 @@ class FleetPrerequisites(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FleetPrerequisitesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         c = args.config
-        super().__init__(TYPE, name, {"fleetProject": c.fleet_project}, opts)
+        state = {"fleetProject": c.fleet_project}
+        super().__init__(TYPE, name, state, opts)
         keep = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         apis = []
         for project, services in ((c.fleet_project, FLEET_APIS), (c.clusters[0].project, CLUSTER_APIS)):
@@ -67,4 +68,4 @@ class FleetPrerequisites(pulumi.ComponentResource):
                 )
             )
         self.memberships = pulumi.Output.all(*[m.membership_id for m in memberships])
-        self.register_outputs({"memberships": self.memberships})
+        self.register_outputs({**state, "memberships": self.memberships})

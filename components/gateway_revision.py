@@ -74,17 +74,13 @@ class GatewayRevision(pulumi.ComponentResource):
     def __init__(self, name: str, args: GatewayRevisionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         applies = [s for s in args.steps if s.action == "gateway"]
         current = applies[-1] if applies else None
-        super().__init__(
-            TYPE,
-            name,
-            {
-                "cluster": args.cluster,
-                "gateway": args.gateway,
-                "canary": current.params["deployment"] if current else None,
-                "revision": current.params["revision"] if current else None,
-            },
-            opts,
-        )
+        state = {
+            "cluster": args.cluster,
+            "gateway": args.gateway,
+            "canary": current.params["deployment"] if current else None,
+            "revision": current.params["revision"] if current else None,
+        }
+        super().__init__(TYPE, name, state, opts)
         self.deployment = None
         if current is not None:
             # One Deployment for every gateway step (A4 canary, B3 upgrade, B5 downgrade):
@@ -107,4 +103,4 @@ class GatewayRevision(pulumi.ComponentResource):
                 args.graph.done(step, step_command(step, parent=self, depends_on=args.graph.after(step)))
         self.canary = pulumi.Output.from_input(current.params["deployment"] if current else None)
         self.revision = pulumi.Output.from_input(current.params["revision"] if current else None)
-        self.register_outputs({"canary": self.canary, "revision": self.revision})
+        self.register_outputs({**state, "deletes": [s.id for s in args.steps if s.action == "delete-gateway"]})

@@ -83,4 +83,6 @@ class MeshcaStack(pulumi.ComponentResource):
                 for gate_id, result in (gates or {}).items()
             }
         )
-        self.register_outputs({"gates": self.gates})
+        # The engine's stack policies see a component's register_outputs only (they replace its
+        # outputs): the full typed state, then the derived gate results.
+        self.register_outputs({**stack_props(plan), "gates": self.gates})

@@ -13,7 +13,7 @@ StatefulSets and DaemonSets and waits for the rollouts (``meshca restart``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -44,6 +44,8 @@ class NamespaceRevisionArgs:
     """Where step resources are published for other components' dependencies."""
     provider: k8s.Provider
     """The cluster's Kubernetes provider."""
+    facts: Mapping[str, Any] | None = None
+    """Typed facts the policy pack judges this component on, before its steps (components/policy_facts.py)."""
 
 
 class NamespaceRevision(pulumi.ComponentResource):
@@ -51,7 +53,8 @@ class NamespaceRevision(pulumi.ComponentResource):
     labels: pulumi.Output[dict]
 
     def __init__(self, name: str, args: NamespaceRevisionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TYPE, name, {"cluster": args.cluster, "namespace": args.namespace, "revision": args.revision}, opts)
+        state = {"cluster": args.cluster, "namespace": args.namespace, "revision": args.revision, **(args.facts or {})}
+        super().__init__(TYPE, name, state, opts)
         last_label = None
         for step in args.steps:
             resource = step_command(step, parent=self, depends_on=args.graph.after(step))
@@ -78,4 +81,4 @@ class NamespaceRevision(pulumi.ComponentResource):
         )
         self.revision = pulumi.Output.from_input(args.revision)
         self.labels = pulumi.Output.from_input(dict(args.labels))
-        self.register_outputs({"revision": self.revision, "labels": self.labels})
+        self.register_outputs({**state, "labels": self.labels})

@@ -1,12 +1,19 @@
 """meshca's CrossGuard rules: what no stack may declare, judged on the resources themselves.
 
 Run with ``pulumi preview --policy-pack policy`` (``policy/__main__.py`` builds the pack from
-``POLICIES``). Each rule reads the props the program registered (Command ``create`` lines
-parsed with shlex, Kubernetes labels, meshca component props, dependencies) and never re-runs
-the plan, so a program that drifted from the plan is judged on what it would really do.
+``POLICIES``). Resource rules read a resource's INPUTS (a component's: the props of its
+constructor); stack rules read every resource's OUTPUTS, and a component's outputs are exactly
+what it sent with ``register_outputs`` (pulumi/pulumi pkg/resource/deploy/step_generator.go
+AnalyzeResources, "AnalyzeStack is called on the final outputs of each resource";
+step_executor.go: RegisterResourceOutputs replaces them), so every meshca component registers
+its full typed state as outputs. Rules judge that typed state (revision, role, removed, the
+namespace map) where a component carries it, and parse Command ``create`` lines with shlex
+only for what no component states; they never re-run the plan, so a program that drifted
+from the plan is judged on what it would really do.
 Every violation is one coded line from meshca/messages.yaml (MCA06xx).
 
-Resource rules (MANDATORY: they stop ``pulumi up`` before the resource's step runs):
+Resource rules (MANDATORY: they stop ``pulumi up`` before the resource's step runs, and a
+refused component before any of its children registers):
   revision-names           DNS-1035, at most 56 characters: asmcli --revision_name, istio.io/rev
                            label values, the revision props of meshca components
   one-injection-label      no namespace gets both istio-injection and istio.io/rev
@@ -14,9 +21,16 @@ Resource rules (MANDATORY: they stop ``pulumi up`` before the resource's step ru
                            (absent only with MESHCA_CACERTS=matching), REV2 --ca mesh_ca +
                            ca-migration-meshca and no certificate flag, always --context
   no-private-key-material  no PEM private key (or its base64 form) in any input
-Stack rules (MANDATORY: a preview fails before anything is applied):
-  namespace-labels-on-kept-revisions, no-removal-of-used-revision, rev2-after-root-cert-gate,
-  ca-secret-removal-guarded, clusters-in-one-project
+  namespace-labels-on-kept-revisions   NamespaceRevision: a declared revision its cluster keeps
+  no-removal-of-used-revision          ControlPlaneRevision: no removal of a revision a
+                           namespace or gateway runs; REV2 installed only after a root-cert gate
+                           and with no namespace on the old revision
+  ca-secret-removal-guarded            CaSecrets / CaSecretDeletion: a backup of each Secret,
+                           the workload-cert gate, every namespace on REV2
+  clusters-in-one-project              MeshcaStack: one Google Cloud project
+Stack rules (ADVISORY, after the fact: the engine runs stack policies once every step of
+``pulumi up`` was applied, so they report and never guard): the ``-report`` twins of the four
+above and rev2-after-root-cert-gate-report, judged on every resource's outputs (Commands too).
 Advisory rules (risky but legal):
   batch-share (policy config ``maxBatchShare``, default 0.25), cacerts-unverified
 
@@ -799,13 +813,24 @@ class Stack:
             elif removed is True and isinstance(c.props.get("revision"), str):
                 out.append((c, c.props["revision"], self.cluster_of(c)))
         for c in self.of(COMMAND):
+            if self.typed_parent(c, CONTROL_PLANE, "removed"):
+                continue  # its ControlPlaneRevision's state says whether the revision goes
             for revision in istiod_removals(self.segments(c)):
                 out.append((c, revision, self.cluster_of(c)))
         return out
 
+    def typed_parent(self, res: Res, type_: str, key: str) -> Res | None:
+        """``res``'s parent of type ``type_`` when its (registered) state carries ``key``."""
+        parent = res.parent
+        if parent is not None and parent.type == type_ and key in parent.props:
+            return parent
+        return None
+
     def installed(self, cluster: str | None) -> set[str]:
         out = set(self.revisions("old"))
         for c, install in self.installs():
+            if self.typed_parent(c, CONTROL_PLANE, "installs"):
+                continue  # its ControlPlaneRevision's state (below) says what is installed
             if cluster is None or self.cluster_of(c) in (None, cluster):
                 out.update(install.flags.get("revision_name", []))
         for c in self.of(CONTROL_PLANE):
@@ -849,6 +874,9 @@ class Stack:
             elif isinstance(ns, str) and isinstance(rev, str):
                 out.append(NamespaceUse(self.cluster_of(r), ns, rev, r))
         for s in self.stacks:
+            if any(is_unknown(s.props.get(k)) for k in ("namespaces", "rollback", "phase")):
+                self.unknown(f"{s.name}.namespaces")  # the map it cannot see is not an empty map
+                continue
             for ns, rev in effective_map(s.props).items():
                 out.append(NamespaceUse(None, ns, rev, s))
         return out
@@ -1126,6 +1154,151 @@ def validate_batch_share(args: StackValidationArgs, report: Callable) -> None:
             )
 
 
+# ----------------------------------------------------------------------------- resource rules that block a step
+#
+# The engine runs stack policies only after every step of ``pulumi up`` was applied
+# (pulumi/pulumi pkg/resource/deploy/deployment_executor.go: ``ex.stepExec.WaitForCompletion()``,
+# then ``ex.stepGen.AnalyzeResources(ctx)``), so a rule that must stop a removal or a deletion
+# judges the resource that would do it, on its own inputs, while its step is generated
+# (step_generator.go ``sg.analyzeAll(ctx, analyzers, new, inputs, goal)``; a mandatory
+# violation outside preview makes it invalid and step generation bails before its step). The
+# components state the facts (components/policy_facts.py); a refused component never
+# registers, so its children (the delete Commands, the CA secret deletion) never do.
+
+CA_SECRETS_COMPONENT = "meshca:index:CaSecrets"
+GATEWAY_KEY = "gateways"
+
+
+def _facts(args: ResourceValidationArgs, *keys: str) -> dict[str, Any]:
+    """The resource's props; an unknown among ``keys`` leaves the rule undecided (preview)."""
+    props = plain(args.props)
+    for key in keys:
+        if is_unknown(props.get(key)):
+            _raise_unknown(key)
+    return props
+
+
+def _has_gate(gates: Any, check: str) -> bool:
+    return isinstance(gates, list) and any(
+        isinstance(g, Mapping) and g.get("check") == check and MESHCA_ROOT in (g.get("require") or []) for g in gates
+    )
+
+
+def validate_control_plane_steps(args: ResourceValidationArgs, report: Callable) -> None:
+    """A ControlPlaneRevision neither removes a revision a namespace or a gateway runs after
+    this position, nor installs REV2 before a root-cert gate or while a namespace is on the
+    old revision."""
+    if args.resource_type != CONTROL_PLANE:
+        return
+    props = _facts(args, "revision", "removed", "installs", "namespaces", GATEWAY_KEY, "installAfter", "revisions")
+    revision, cluster = props.get("revision"), props.get("cluster") or "?"
+    if not isinstance(revision, str):
+        return
+    mapping = effective_map(props)
+    if props.get("removed") is True:
+        users = {ns for ns, rev in mapping.items() if rev == revision}
+        if users:
+            _report(
+                report,
+                MeshcaError("PolicyRevisionRemovedWhileUsedByNamespace", args.name, revision=revision, cluster=cluster, remover=args.name, namespaces=_names(users)),
+            )
+        gateways = props.get(GATEWAY_KEY)
+        for gateway, gw_revision in sorted((gateways or {}).items()) if isinstance(gateways, Mapping) else ():
+            if gw_revision == revision:
+                _report(
+                    report,
+                    MeshcaError("PolicyRevisionRemovedWhileUsedByGateway", args.name, revision=revision, cluster=cluster, remover=args.name, gateway=gateway),
+                )
+    rev2 = dig(props, "revisions", "rev2")
+    if props.get("installs") is True and (props.get("role") == "rev2" or props.get("ca") == "mesh_ca" or revision == rev2):
+        if not _has_gate(props.get("installAfter"), "root-cert"):
+            _report(report, MeshcaError("PolicyRev2InstallWithoutRootCertGate", args.name, install=args.name, cluster=cluster))
+        old = dig(props, "revisions", "old")
+        on_old = {ns for ns, rev in mapping.items() if rev == old}
+        if on_old:
+            _report(
+                report,
+                MeshcaError("PolicyRev2InstallWhileNamespaceOnOld", args.name, install=args.name, namespaces=_names(on_old), revision=old),
+            )
+
+
+def validate_namespace_move(args: ResourceValidationArgs, report: Callable) -> None:
+    """A NamespaceRevision puts its namespace on a declared revision its cluster keeps."""
+    if args.resource_type != NAMESPACE_REVISION:
+        return
+    props = _facts(args, "revision", "revisions", "controlPlanes", "removes")
+    revision, namespace, cluster = props.get("revision"), props.get("namespace"), props.get("cluster") or "?"
+    revisions, kept = props.get("revisions"), props.get("controlPlanes")
+    if not isinstance(revision, str) or not isinstance(revisions, Mapping) or not isinstance(kept, list):
+        return  # a component without the facts (not meshca's): the stack report judges it
+    subject = f"{args.name} (revision)"
+    declared = {v for v in revisions.values() if isinstance(v, str)}
+    if revision not in declared:
+        _report(report, MeshcaError("PolicyLabelUndeclaredRevision", subject, namespace=namespace, cluster=cluster, revision=revision, declared=_names(declared)))
+    elif revision not in kept:
+        if revision in (props.get("removes") or []):
+            state, action = "removes at this position", f"label the namespace for a revision kept at this position, or keep istiod {revision}"
+        else:
+            state, action = "never installs at this position", f"install {revision} first (its phase) or label the namespace for an installed revision"
+        _report(report, MeshcaError("PolicyLabelRevisionNotKept", subject, namespace=namespace, cluster=cluster, revision=revision, state=state, action=action))
+
+
+def validate_ca_secret_deletion(args: ResourceValidationArgs, report: Callable) -> None:
+    """The CA secrets go only after a backup of each, a workload-cert gate, and with every
+    namespace on REV2: judged on the CaSecrets component (its facts) and on the deletion
+    resource itself (the backups it carries)."""
+    if args.resource_type == CA_SECRETS_COMPONENT:
+        props = _facts(args, "deletes", "backupsBefore", "deletionAfter", "namespaces", "revisions")
+        deletes = props.get("deletes")
+        if not isinstance(deletes, list) or not deletes:
+            return
+        cluster = props.get("cluster") or "?"
+        backed = props.get("backupsBefore") or []
+        for secret in deletes:
+            if secret not in backed:
+                _report(report, MeshcaError("PolicyCaDeletionWithoutBackup", args.name, deletion=args.name, secret=secret, cluster=cluster))
+        if not _has_gate(props.get("deletionAfter"), "workload-cert"):
+            _report(report, MeshcaError("PolicyCaDeletionWithoutWorkloadGate", args.name, deletion=args.name, cluster=cluster))
+        rev2 = dig(props, "revisions", "rev2")
+        not_on_rev2 = {ns for ns, rev in effective_map(props).items() if rev != rev2}
+        if not_on_rev2:
+            _report(
+                report,
+                MeshcaError("PolicyCaDeletionWhileNamespaceNotOnRev2", args.name, deletion=args.name, namespaces=_names(not_on_rev2), rev2=rev2 or "none installed"),
+            )
+    elif args.resource_type == CA_DELETION:
+        props = _facts(args, "argv", "backups")
+        argv, backups = props.get("argv"), props.get("backups")
+        if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+            secrets = ca_secret_deletions([argv]) or list(CA_SECRETS)
+        else:
+            secrets = list(CA_SECRETS)
+        if isinstance(backups, list) and any(is_unknown(b) or (isinstance(b, Mapping) and is_unknown(b.get("secret"))) for b in backups):
+            _raise_unknown("backups")
+        backed = {b.get("secret") for b in backups or [] if isinstance(b, Mapping)}
+        for secret in secrets:
+            if secret not in backed:
+                _report(
+                    report,
+                    MeshcaError("PolicyCaDeletionWithoutBackup", _subject(args, "backups"), deletion=args.name, secret=secret, cluster=props.get("cluster") or "?"),
+                )
+
+
+def validate_one_project(args: ResourceValidationArgs, report: Callable) -> None:
+    """The MeshcaStack's clusters are all in one Google Cloud project."""
+    if args.resource_type != MESHCA_STACK:
+        return
+    props = _facts(args, "clusters")
+    projects = set()
+    for cl in props.get("clusters") or []:
+        if isinstance(cl, Mapping) and is_unknown(cl.get("project")):
+            _raise_unknown("clusters.project")
+        if isinstance(cl, Mapping) and isinstance(cl.get("project"), str):
+            projects.add(cl["project"])
+    if len(projects) > 1:
+        _report(report, MeshcaError("PolicyClustersInSeveralProjects", f"{args.name} (clusters)", count=len(projects), projects=_names(projects)))
+
+
 # ----------------------------------------------------------------------------- the policies
 
 MANDATORY = EnforcementLevel.MANDATORY
@@ -1155,35 +1328,62 @@ no_private_key_material = ResourceValidationPolicy(
     validate=validate_no_private_key,
     enforcement_level=MANDATORY,
 )
-namespace_labels_on_kept_revisions = StackValidationPolicy(
+# Blocking (resource rules: judged on the damaging resource's inputs before its step).
+namespace_labels_on_kept_revisions = ResourceValidationPolicy(
     name="namespace-labels-on-kept-revisions",
-    description="Every namespace label points at a revision the stack declares and keeps.",
-    validate=validate_labels_on_kept_revisions,
+    description="A namespace is moved only to a revision the stack declares and its cluster keeps (NamespaceRevision).",
+    validate=validate_namespace_move,
     enforcement_level=MANDATORY,
 )
-no_removal_of_used_revision = StackValidationPolicy(
+no_removal_of_used_revision = ResourceValidationPolicy(
     name="no-removal-of-used-revision",
-    description="A revision still used by a namespace or a gateway is not removed.",
-    validate=validate_no_removal_of_used_revision,
+    description="A revision still used by a namespace or a gateway is not removed (ControlPlaneRevision).",
+    validate=validate_control_plane_steps,
     enforcement_level=MANDATORY,
+)
+ca_secret_removal_guarded = ResourceValidationPolicy(
+    name="ca-secret-removal-guarded",
+    description="The CA secrets are removed only after their backups and the workload-cert gate, with every namespace on REV2 (CaSecrets, CaSecretDeletion).",
+    validate=validate_ca_secret_deletion,
+    enforcement_level=MANDATORY,
+)
+clusters_in_one_project = ResourceValidationPolicy(
+    name="clusters-in-one-project",
+    description="Every cluster of the mesh is in one Google Cloud project (MeshcaStack).",
+    validate=validate_one_project,
+    enforcement_level=MANDATORY,
+)
+# After the fact (stack rules: the engine runs them once every step of `up` was applied, so
+# they only report, for any resource, Commands included, that the resource rules cannot see).
+namespace_labels_report = StackValidationPolicy(
+    name="namespace-labels-on-kept-revisions-report",
+    description="After the fact: every namespace label points at a revision the stack declares and keeps.",
+    validate=validate_labels_on_kept_revisions,
+    enforcement_level=ADVISORY,
+)
+removal_report = StackValidationPolicy(
+    name="no-removal-of-used-revision-report",
+    description="After the fact: a revision still used by a namespace or a gateway was not removed.",
+    validate=validate_no_removal_of_used_revision,
+    enforcement_level=ADVISORY,
 )
 rev2_after_root_cert_gate = StackValidationPolicy(
-    name="rev2-after-root-cert-gate",
-    description="REV2 (Mesh CA signing) is installed only after a root-cert gate and with no namespace on the old revision.",
+    name="rev2-after-root-cert-gate-report",
+    description="After the fact: REV2 (Mesh CA signing) was installed only after a root-cert gate and with no namespace on the old revision.",
     validate=validate_rev2_after_root_cert_gate,
-    enforcement_level=MANDATORY,
+    enforcement_level=ADVISORY,
 )
-ca_secret_removal_guarded = StackValidationPolicy(
-    name="ca-secret-removal-guarded",
-    description="The CA secrets are removed only after their backups and the workload-cert gate, with every namespace on REV2.",
+ca_secret_removal_report = StackValidationPolicy(
+    name="ca-secret-removal-guarded-report",
+    description="After the fact: the CA secrets were removed only after their backups and the workload-cert gate, with every namespace on REV2.",
     validate=validate_ca_secret_removal,
-    enforcement_level=MANDATORY,
+    enforcement_level=ADVISORY,
 )
-clusters_in_one_project = StackValidationPolicy(
-    name="clusters-in-one-project",
-    description="Every cluster of the mesh is in one Google Cloud project.",
+clusters_report = StackValidationPolicy(
+    name="clusters-in-one-project-report",
+    description="After the fact: every cluster of the mesh is in one Google Cloud project.",
     validate=validate_clusters_in_one_project,
-    enforcement_level=MANDATORY,
+    enforcement_level=ADVISORY,
 )
 batch_share = StackValidationPolicy(
     name="batch-share",
@@ -1208,10 +1408,16 @@ POLICIES = [
     no_private_key_material,
     namespace_labels_on_kept_revisions,
     no_removal_of_used_revision,
-    rev2_after_root_cert_gate,
     ca_secret_removal_guarded,
     clusters_in_one_project,
+    namespace_labels_report,
+    removal_report,
+    rev2_after_root_cert_gate,
+    ca_secret_removal_report,
+    clusters_report,
     batch_share,
     cacerts_unverified,
 ]
 INITIAL_CONFIG = {"batch-share": {"maxBatchShare": DEFAULT_MAX_BATCH_SHARE}}
+# The stack rules that report after the fact (advisory), by name.
+AFTER_THE_FACT = tuple(p.name for p in POLICIES if isinstance(p, StackValidationPolicy) and p.name.endswith("-report"))

@@ -154,7 +154,8 @@ def analyze_stack(svc: _PolicyAnalyzerServicer, specs: Sequence[Spec]) -> list[D
 
 
 def analyze_all(svc: _PolicyAnalyzerServicer, specs: Sequence[Spec]) -> list[Diagnostic]:
-    """What a preview reports: ``Analyze`` per resource, then ``AnalyzeStack``."""
+    """What a preview reports for hand-built specs whose inputs and outputs are the same:
+    ``Analyze`` per resource, then ``AnalyzeStack`` (for the mocked program: ``analyze_engine``)."""
     out: list[Diagnostic] = []
     for s in specs:
         out.extend(analyze(svc, s))
@@ -184,10 +185,23 @@ class Registered:
     parent: str = ""
     dependencies: list = field(default_factory=list)
     property_dependencies: dict = field(default_factory=dict)
+    wire_inputs: dict = field(default_factory=dict)
+    wire_outputs: dict = field(default_factory=dict)
 
 
-def specs_from_registered(resources: Sequence[Any]) -> list[Spec]:
-    """The mocked program's registrations as Specs (parents and dependencies by URN)."""
+def specs_from_registered(resources: Sequence[Any], view: str = "registered") -> list[Spec]:
+    """The mocked program's registrations as Specs (parents and dependencies by URN).
+
+    ``view`` is what the props are: "registered" the deserialized inputs (the old view);
+    "inputs" what the engine sends ``Analyze`` (the resource's inputs in wire form, for custom
+    resources and components alike: pulumi/pulumi pkg/resource/deploy/step_generator.go
+    ``analyzeAll(ctx, analyzers, new, inputs, goal)`` with ``Properties:
+    resource.FromResourcePropertyMap(inputs)``); "outputs" what it sends ``AnalyzeStack``
+    (``Properties: resource.FromResourcePropertyMap(v.Outputs)``, "AnalyzeStack is called on
+    the final outputs of each resource", step_generator.go AnalyzeResources): a custom
+    resource's provider outputs, a component's register_outputs and nothing else."""
+    if view not in ("registered", "inputs", "outputs"):
+        raise ValueError(view)
     by_urn = {r.urn: r for r in resources}
     names: dict[str, str] = {}
     seen: dict[str, int] = {}
@@ -203,12 +217,37 @@ def specs_from_registered(resources: Sequence[Any]) -> list[Spec]:
             Spec(
                 type=r.type,
                 name=names[r.urn],
-                props=_wire(r.inputs),
+                props=_wire(r.inputs) if view == "registered" else _engine_props(getattr(r, f"wire_{view}")),
                 parent=names.get(r.parent) if r.parent in by_urn else None,
                 depends_on=[names[d] for d in dict.fromkeys(deps) if d in names],
                 urn=r.urn,
             )
         )
+    return out
+
+
+def _engine_props(wire: Mapping[str, Any]) -> dict:
+    """Wire props as the engine marshals them for the analyzer: ``SkipInternalKeys: true``
+    (pkg/resource/plugin/analyzer_plugin.go:307, :351) drops the top-level keys starting with
+    "__" (sdk/go/common/resource/plugin/rpc.go:104, properties.go ``IsInternalPropertyKey``),
+    e.g. a dynamic resource's ``__provider``."""
+    return {k: v for k, v in json.loads(json.dumps(dict(wire))).items() if not k.startswith("__")}
+
+
+def engine_specs(resources: Sequence[Any]) -> tuple[list[Spec], list[Spec]]:
+    """(what ``Analyze`` gets per resource, what ``AnalyzeStack`` gets): inputs, then outputs."""
+    return specs_from_registered(resources, "inputs"), specs_from_registered(resources, "outputs")
+
+
+def analyze_engine(svc: _PolicyAnalyzerServicer, resources: Sequence[Any]) -> list[Diagnostic]:
+    """What a preview reports for the mocked program: ``Analyze`` on each resource's inputs,
+    then ``AnalyzeStack`` on every resource's outputs (deployment_executor.go calls
+    ``AnalyzeResources`` once all steps are done)."""
+    inputs, outputs = engine_specs(resources)
+    out: list[Diagnostic] = []
+    for s in inputs:
+        out.extend(analyze(svc, s))
+    out.extend(analyze_stack(svc, outputs))
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -39,6 +40,15 @@ class Registered:
     protect: bool
     ignore_changes: list[str]
     outputs: dict = field(default_factory=dict)
+    # What the engine holds, in the wire form (the Struct the SDK sent, as JSON: unknowns are
+    # the SDK's sentinel string, secrets the signature envelope): the inputs, and the outputs
+    # the engine records. A custom resource's outputs are what its provider returned (here the
+    # mock's); a component's are what it sent with register_outputs, which replaces them
+    # (pulumi/pulumi pkg/resource/deploy/step_executor.go executeRegisterResourceOutputs:
+    # "Unconditionally set the resource's outputs to what was provided"), {} until it does
+    # (step.go CreateStep.Apply sets Outputs only for custom resources).
+    wire_inputs: dict = field(default_factory=dict)
+    wire_outputs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -103,15 +113,24 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     protect=bool(request.protect),
                     ignore_changes=list(request.ignoreChanges),
                     outputs=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
+                    wire_inputs=json_format.MessageToDict(request.object),
+                    wire_outputs=json_format.MessageToDict(response.object) if request.custom else {},
                 )
             )
         return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 (gRPC name)
+        for r in self.registered:
+            if r.urn == request.urn:
+                r.wire_outputs = json_format.MessageToDict(request.outputs)
+        return super().RegisterResourceOutputs(request)
 
 
 class MeshMocks(pulumi.runtime.Mocks):
     """Echo inputs as outputs; gates pass; backups are verified; invokes answer per context."""
 
-    def __init__(self, cacerts: Mapping[str, str] | None, stack_outputs: Mapping[str, dict] | None, gate_passed: bool) -> None:
+    def __init__(self, cacerts: Mapping[str, str] | None, stack_outputs: Mapping[str, dict] | None, gate_passed: bool, preview: bool = False) -> None:
+        self.preview = preview
         self.cacerts = dict(cacerts or {})
         self.stack_outputs = dict(stack_outputs or {})
         self.gate_passed = gate_passed
@@ -121,6 +140,13 @@ class MeshMocks(pulumi.runtime.Mocks):
         outs = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             return args.name, {"outputs": self.stack_outputs.get(args.inputs.get("name", args.name), {}), "secretOutputNames": []}
+        if self.preview and args.typ.startswith("pulumi-python:dynamic/"):
+            # A dynamic provider does not support previews (dynamic/__main__.py Configure answers
+            # no supportsPreview), so the engine's preview Create returns the inputs as the state
+            # (pkg/resource/plugin/provider_plugin.go: ``if !protocol.supportsPreview ... return
+            # CreateResponse{Properties: req.Properties}``): what the provider computes (a gate's
+            # passed, a backup's digests) is unknown to the program until `up`.
+            return f"{args.name}-id", {k: v for k, v in outs.items() if v is not None}
         if args.typ.endswith(":TrustGate"):
             outs.update(passed=self.gate_passed, checkedAt="2026-11-25T00:00:00Z", summary={"meshed": 1, "ok": 1})
         if args.typ.endswith(":CaSecretBackup"):
@@ -194,7 +220,7 @@ def run_program(
     if upstream and upstream not in stack_outputs:
         # Tests about something else: the upstream stack already stands where this one goes.
         stack_outputs[upstream] = upstream_at_same_position(values)
-    mocks = MeshMocks(cacerts, stack_outputs, gate_passed)
+    mocks = MeshMocks(cacerts, stack_outputs, gate_passed, preview)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)

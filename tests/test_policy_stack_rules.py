@@ -145,17 +145,17 @@ def direct(policy, specs, config=None) -> list[str]:
 
 
 def served(specs, config=None) -> tuple[list[str], list[T.Diagnostic]]:
+    """(the coded lines the after-the-fact stack rules report, every other advisory note).
+
+    No stack rule is mandatory: the engine runs them after every step of `up` (issue 9
+    finding 7, tests/test_policy_blocking.py); what must block is a resource rule."""
     diags = T.analyze_stack(T.servicer(config), specs)
-    return T.mandatory(diags), T.advisory(diags)
+    assert T.mandatory(diags) == []
+    reports = [d for d in diags if d.policy in rules.AFTER_THE_FACT and d.lines]
+    return [line for d in reports for line in d.lines], [d for d in T.advisory(diags) if d not in reports]
 
 
-STACK_POLICIES = [p for p in rules.POLICIES if p.name in (
-    "namespace-labels-on-kept-revisions",
-    "no-removal-of-used-revision",
-    "rev2-after-root-cert-gate",
-    "ca-secret-removal-guarded",
-    "clusters-in-one-project",
-)]
+STACK_POLICIES = [p for p in rules.POLICIES if p.name in rules.AFTER_THE_FACT]
 
 
 @pytest.mark.parametrize("specs", [mesh_ca_stack(), mesh_ca_stack(moved=()), mesh_ca_stack(moved=NAMESPACES), phase_c_stack()], ids=["mesh-ca-1", "mesh-ca-0", "mesh-ca-all", "phase-c"])
@@ -173,14 +173,14 @@ def test_safe_stacks_pass_every_rule(specs):
 
 def test_label_for_undeclared_revision_is_refused():
     specs = replace(mesh_ca_stack(), "c1.namespace.cart", props={"metadata": {"name": "cart", "labels": {"istio.io/rev": "asm-1169-3"}}})
-    assert T.codes(direct(rules.namespace_labels_on_kept_revisions, specs)) == ["MCA0620"]
+    assert T.codes(direct(rules.namespace_labels_report, specs)) == ["MCA0620"]
     assert "MCA0620" in T.codes(served(specs)[0])
 
 
 def test_label_for_removed_old_revision_is_refused():
     # istio-injection=enabled selects "default", whose istiod phase A removed.
     specs = replace(mesh_ca_stack(), "c1.namespace.cart", props={"metadata": {"name": "cart", "labels": {"istio-injection": "enabled"}}})
-    lines = direct(rules.namespace_labels_on_kept_revisions, specs)
+    lines = direct(rules.namespace_labels_report, specs)
     assert T.codes(lines) == ["MCA0621"] and "removes" in lines[0]
     assert "MCA0621" in T.codes(served(specs)[0])
 
@@ -188,7 +188,7 @@ def test_label_for_removed_old_revision_is_refused():
 def test_label_for_revision_never_installed_is_refused():
     # Phase A with a namespace labelled for REV2, which phase A never installs.
     specs = without(mesh_ca_stack(moved=("frontend",)), f"c1.{REV2}", "c1.B1.install", "c1.B1.verify-asmcli")
-    lines = direct(rules.namespace_labels_on_kept_revisions, specs)
+    lines = direct(rules.namespace_labels_report, specs)
     assert set(T.codes(lines)) == {"MCA0621"} and "never installs" in lines[0]
 
 
@@ -196,7 +196,7 @@ def test_label_rule_judges_the_labels_cluster():
     # REV2 is installed on c1 only; a namespace on c2 labelled for it is refused.
     specs = mesh_ca_stack() + [Spec(rules.CLUSTER_MIGRATION, "c2", {"cluster": "c2", "project": "acme", "context": CTX["c2"]}, parent="meshca")]
     specs += namespace("c2", "frontend", REV2)
-    lines = direct(rules.namespace_labels_on_kept_revisions, specs)
+    lines = direct(rules.namespace_labels_report, specs)
     assert lines and all(line.startswith("Error MCA0621") and "cluster c2" in line for line in lines)
 
 
@@ -205,10 +205,10 @@ def test_without_the_components_only_removed_revisions_are_judged():
     # resource installs) must not count as "never installed"; a removed one still does.
     bare = [s for s in mesh_ca_stack() if not s.type.startswith("meshca:index:")]
     bare = replace(bare, "c1.namespace.cart", props={"metadata": {"name": "cart", "labels": {"istio-injection": "enabled"}}})
-    lines = direct(rules.namespace_labels_on_kept_revisions, bare)
+    lines = direct(rules.namespace_labels_report, bare)
     assert T.codes(lines) == ["MCA0621"] and "removes" in lines[0]  # A5's kubectl delete of istiod
     bare = without(bare, "c1.A5.delete-istiod.default")
-    assert direct(rules.namespace_labels_on_kept_revisions, bare) == []
+    assert direct(rules.namespace_labels_report, bare) == []
 
 
 # ----------------------------------------------------------------------------- no removal of a used revision
@@ -216,7 +216,7 @@ def test_without_the_components_only_removed_revisions_are_judged():
 
 def test_removing_a_revision_a_namespace_runs_is_refused():
     specs = replace(mesh_ca_stack(), "c1.cart", props={"cluster": "c1", "namespace": "cart", "revision": OLD})
-    lines = direct(rules.no_removal_of_used_revision, specs)
+    lines = direct(rules.removal_report, specs)
     assert set(T.codes(lines)) == {"MCA0622"} and all("cart" in line for line in lines)
     assert "MCA0622" in T.codes(served(specs)[0])
 
@@ -226,7 +226,7 @@ def test_removal_by_command_alone_is_seen():
     specs = mesh_ca_stack() + [
         Spec(rules.COMMAND, "c1.B4.delete-istiod", {"create": kubectl("c1", "delete", "Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget", f"istiod-{REV1}", "-n", "istio-system", "--ignore-not-found=true")}, parent="c1")
     ]
-    lines = direct(rules.no_removal_of_used_revision, specs)
+    lines = direct(rules.removal_report, specs)
     assert "MCA0622" in T.codes(lines)  # cart, payments, search are on REV1
     assert "MCA0623" in T.codes(lines)  # so is the gateway
 
@@ -237,7 +237,7 @@ def test_removing_a_revision_a_gateway_runs_is_refused():
         "c1.gateway.istio-system.gw",
         props={"metadata": {"name": "gw", "labels": {"istio.io/rev": OLD}}, "spec": {"template": {"metadata": {"labels": {"istio.io/rev": OLD}}}}},
     )
-    lines = direct(rules.no_removal_of_used_revision, specs)
+    lines = direct(rules.removal_report, specs)
     assert set(T.codes(lines)) == {"MCA0623"}
 
 
@@ -249,10 +249,10 @@ def test_rollback_map_is_the_map_the_rollback_returns_to():
     specs = replace(specs, "c1.frontend", props={"cluster": "c1", "namespace": "frontend", "revision": REV1})
     specs = replace(specs, "c1.namespace.frontend", props={"metadata": {"name": "frontend", "labels": {"istio.io/rev": REV1}}})
     specs = replace(specs, f"c1.{REV2}", props={"cluster": "c1", "revision": REV2, "role": "rev2", "ca": "mesh_ca", "removed": True})
-    assert direct(rules.no_removal_of_used_revision, specs) == []
+    assert direct(rules.removal_report, specs) == []
     # Without the rollback flag the same map keeps frontend on REV2: refused.
     specs = replace(specs, "meshca", props={**specs[0].props, "rollback": False})
-    assert T.codes(direct(rules.no_removal_of_used_revision, specs)) == ["MCA0622"]
+    assert T.codes(direct(rules.removal_report, specs)) == ["MCA0622"]
 
 
 # ----------------------------------------------------------------------------- REV2 after a root-cert gate
@@ -300,7 +300,7 @@ def test_rev2_recognised_by_revision_name_even_with_citadel():
 
 def test_ca_secret_deletion_without_a_backup_is_refused():
     specs = without(phase_c_stack(), "c1.C1.backup.istio-ca-secret")
-    lines = direct(rules.ca_secret_removal_guarded, specs)
+    lines = direct(rules.ca_secret_removal_report, specs)
     assert T.codes(lines) == ["MCA0626"] and "istio-ca-secret" in lines[0]
     assert T.codes(served(specs)[0]) == ["MCA0626"]
 
@@ -308,7 +308,7 @@ def test_ca_secret_deletion_without_a_backup_is_refused():
 def test_ca_secret_deletion_without_workload_gate_is_refused():
     specs = replace(phase_c_stack(), "c1.C2.delete-ca-secrets", depends_on=["c1.C1.backup.cacerts", "c1.C1.backup.istio-ca-secret"])
     specs = [replace([s], s.name, depends_on=[])[0] if s.type == rules.CA_BACKUP else s for s in specs]
-    assert T.codes(direct(rules.ca_secret_removal_guarded, specs)) == ["MCA0627"]
+    assert T.codes(direct(rules.ca_secret_removal_report, specs)) == ["MCA0627"]
     assert T.codes(served(specs)[0]) == ["MCA0627"]
 
 
@@ -316,7 +316,7 @@ def test_ca_secret_deletion_while_a_namespace_is_on_rev1_is_refused():
     """Done-when: a config that removes the CA secrets while a namespace is on REV1."""
     specs = phase_c_stack()
     specs = replace(specs, "meshca", props={**specs[0].props, "namespaces": dict(specs[0].props["namespaces"], cart=REV1)})
-    lines = direct(rules.ca_secret_removal_guarded, specs)
+    lines = direct(rules.ca_secret_removal_report, specs)
     assert T.codes(lines) == ["MCA0628"] and "cart" in lines[0]
     assert T.codes(served(specs)[0]) == ["MCA0628"]
 
@@ -325,12 +325,12 @@ def test_ca_secret_deletion_by_plain_command_is_judged():
     specs = without(phase_c_stack(), "c1.C2.delete-ca-secrets") + [
         Spec(rules.COMMAND, "c1.cleanup", {"create": kubectl("c1", "delete", "secret/cacerts", "secret/istio-ca-secret", "-n", "istio-system")}, parent="c1")
     ]
-    assert sorted(T.codes(direct(rules.ca_secret_removal_guarded, specs))) == ["MCA0626", "MCA0626", "MCA0627"]
+    assert sorted(T.codes(direct(rules.ca_secret_removal_report, specs))) == ["MCA0626", "MCA0626", "MCA0627"]
 
 
 def test_secret_deletion_elsewhere_is_not_a_ca_removal():
     specs = phase_c_stack() + [Spec(rules.COMMAND, "c1.other", {"create": kubectl("c1", "delete", "secret", "cacerts", "-n", "shop")}, parent="c1")]
-    assert direct(rules.ca_secret_removal_guarded, specs) == []
+    assert direct(rules.ca_secret_removal_report, specs) == []
 
 
 # ----------------------------------------------------------------------------- one project
@@ -339,7 +339,7 @@ def test_secret_deletion_elsewhere_is_not_a_ca_removal():
 def test_clusters_in_two_projects_are_refused():
     specs = mesh_ca_stack()
     specs = replace(specs, "c1", props={"cluster": "c1", "project": "other-project", "context": CTX["c1"]})
-    assert T.codes(direct(rules.clusters_in_one_project, specs)) == ["MCA0629"]
+    assert T.codes(direct(rules.clusters_report, specs)) == ["MCA0629"]
     assert T.codes(served(specs)[0]) == ["MCA0629"]
 
 
@@ -364,7 +364,7 @@ def test_batch_share_is_advisory_and_configurable():
 def test_unknown_values_never_make_a_violation_but_known_faults_still_show():
     specs = replace(mesh_ca_stack(), "c1.cart", props={"cluster": "c1", "namespace": "cart", "revision": rpc.UNKNOWN})
     with pytest.raises(UnknownValueError):
-        direct(rules.no_removal_of_used_revision, specs)
+        direct(rules.removal_report, specs)
     mandatory, advisory = served(specs)
     assert mandatory == [] and any("during preview" in d.message for d in advisory)
     # A definite fault elsewhere is still reported beside the "can't judge" note.

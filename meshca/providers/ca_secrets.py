@@ -22,6 +22,15 @@ from ..pki import write_private
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN
 
 
+def _unknown(value: Any) -> bool:
+    """Not known in preview: the dynamic provider host hands ``check`` a ``pulumi.output.Unknown``
+    (pulumi sdk/python/lib/pulumi/dynamic/__main__.py ``rpc.deserialize_properties(request.news,
+    True)``), never the sentinel string; both are accepted."""
+    from pulumi.output import Unknown
+
+    return isinstance(value, Unknown) or value == UNKNOWN
+
+
 def _run(argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
@@ -77,10 +86,10 @@ class CaSecretBackupProvider(ResourceProvider):
         failures = []
         for key in ("cluster", "secret", "file"):
             value = news.get(key)
-            if value != UNKNOWN and not value:
+            if not _unknown(value) and not value:
                 failures.append(CheckFailure(key, f"{key} is required"))
         argv = news.get("argv")
-        if argv != UNKNOWN and (not isinstance(argv, list) or argv[:1] != ["kubectl"] or f"secret/{news.get('secret')}" not in argv):
+        if not _unknown(argv) and (not isinstance(argv, list) or argv[:1] != ["kubectl"] or f"secret/{news.get('secret')}" not in argv):
             failures.append(CheckFailure("argv", "argv must be the plan's `kubectl ... get secret/NAME -n istio-system -o yaml`"))
         return CheckResult(news, failures)
 
@@ -132,17 +141,17 @@ class CaSecretDeletionProvider(ResourceProvider):
     def check(self, olds: dict, news: dict) -> CheckResult:
         failures = []
         backups = news.get("backups")
-        if backups != UNKNOWN:
+        if not _unknown(backups):
             if not isinstance(backups, list) or not backups:
                 failures.append(CheckFailure("backups", MeshcaError("CaDeletionWithoutBackup", "backups").line()))
             else:
                 for b in backups:
-                    if b == UNKNOWN or not isinstance(b, dict):
+                    if _unknown(b) or not isinstance(b, dict):
                         continue
-                    if b.get("fileSha256") in (None, "") and b.get("fileSha256") != UNKNOWN:
+                    if b.get("fileSha256") in (None, "") and not _unknown(b.get("fileSha256")):
                         failures.append(CheckFailure("backups", MeshcaError("CaDeletionWithoutBackup", f"backup of {b.get('secret')}").line()))
         argv = news.get("argv")
-        if argv != UNKNOWN and (not isinstance(argv, list) or "delete" not in argv or "secret" not in argv):
+        if not _unknown(argv) and (not isinstance(argv, list) or "delete" not in argv or "secret" not in argv):
             failures.append(CheckFailure("argv", "argv must be the plan's `kubectl ... delete secret cacerts istio-ca-secret -n istio-system`"))
         return CheckResult(news, failures)
 

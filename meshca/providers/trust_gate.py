@@ -83,9 +83,13 @@ class TrustGateFailed(Exception):
 
 
 def _unknown(value: Any) -> bool:
+    """An input not known in preview: the dynamic provider host hands ``check``/``diff`` a
+    ``pulumi.output.Unknown`` (pulumi sdk/python/lib/pulumi/dynamic/__main__.py
+    ``rpc.deserialize_properties(request.news, True)``); the raw sentinel string is accepted too."""
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 def _failure(prop: str, problem: str, action: str) -> CheckFailure:
