@@ -81,16 +81,15 @@ def istio_1_19(revision: str) -> dict:
 
 
 WEB = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {"matchLabels": {"app": "web"}}}}
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 9 finding 12: meshca restart reads only the pod label istio.io/rev")
 
 CASES = [
-    pytest.param(istio_16("default"), "default", id="1.6-default-empty-label", marks=XFAIL),
+    pytest.param(istio_16("default"), "default", id="1.6-default-empty-label"),
     pytest.param(istio_16("canary"), "canary", id="1.6-named-revision"),
-    pytest.param(istio_1_16("asm-1169-3"), "asm-1169-3", id="1.16-status", marks=XFAIL),
-    pytest.param(istio_1_16("default"), "default", id="1.16-default-status", marks=XFAIL),
-    pytest.param(istio_1_16("asm-1169-3", selector_label="prod-stable"), "asm-1169-3", id="1.16-tag-selected", marks=XFAIL),
-    pytest.param(istio_1_19("asm-11910-9"), "asm-11910-9", id="1.19-annotation", marks=XFAIL),
-    pytest.param(istio_1_19("default"), "default", id="1.19-default", marks=XFAIL),
+    pytest.param(istio_1_16("asm-1169-3"), "asm-1169-3", id="1.16-status"),
+    pytest.param(istio_1_16("default"), "default", id="1.16-default-status"),
+    pytest.param(istio_1_16("asm-1169-3", selector_label="prod-stable"), "asm-1169-3", id="1.16-tag-selected"),
+    pytest.param(istio_1_19("asm-11910-9"), "asm-11910-9", id="1.19-annotation"),
+    pytest.param(istio_1_19("default"), "default", id="1.19-default"),
 ]
 
 
@@ -104,7 +103,7 @@ def test_restart_skips_a_workload_whose_pods_the_target_revision_injected(the_po
     "the_pod, other",
     [
         pytest.param(istio_16("default"), "asm-11910-9-distribute-root", id="1.6-default"),
-        pytest.param(istio_1_16("asm-1169-3", selector_label="asm-11910-9"), "asm-11910-9", id="1.16-selector-label-is-not-the-injector", marks=XFAIL),
+        pytest.param(istio_1_16("asm-1169-3", selector_label="asm-11910-9"), "asm-11910-9", id="1.16-selector-label-is-not-the-injector"),
         pytest.param(istio_1_19("asm-11910-9-distribute-root"), "asm-11910-9-mesh-ca", id="1.19-rev1-to-rev2"),
     ],
 )
@@ -119,7 +118,7 @@ def test_restart_restarts_a_workload_injected_by_another_revision(the_pod, other
         pytest.param(istio_16("default"), "default", id="1.6-default"),
         pytest.param(istio_16("canary"), "canary", id="1.6-named"),
         pytest.param(istio_1_16("asm-1169-3"), "asm-1169-3", id="1.16"),
-        pytest.param(istio_1_16("asm-1169-3", selector_label="prod-stable"), "asm-1169-3", id="1.16-tag-selected", marks=pytest.mark.xfail(strict=True, reason="issue 9 finding 12: the gates read a selector label as the revision")),
+        pytest.param(istio_1_16("asm-1169-3", selector_label="prod-stable"), "asm-1169-3", id="1.16-tag-selected"),
         pytest.param(istio_1_19("asm-11910-9"), "asm-11910-9", id="1.19"),
     ],
 )

@@ -76,10 +76,6 @@ def test_restarts_every_workload_kind_waits_and_names_what_it_cannot_restart(tmp
     assert {p["name"]: p["revision"] for p in state["namespaces"]["shop"]["pods"]}["db-0"] == REV
 
 
-F12 = "issue 9 finding 12: "
-
-
-@pytest.mark.xfail(strict=True, reason=F12 + "restart reads only the pod label istio.io/rev, which a 1.19 injector never writes")
 def test_a_rerun_restarts_only_what_is_not_on_the_revision_yet(tmp_path):
     setup(tmp_path)
     run(tmp_path)
@@ -135,7 +131,6 @@ UNREACHABLE = "Unable to connect to the server: dial tcp 127.0.0.1:6443: i/o tim
 REFUSED = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
 
 
-@pytest.mark.xfail(strict=True, reason=F12 + "a rerun onto a 1.16 revision restarts every workload again")
 def test_a_rerun_onto_a_1_16_revision_restarts_nothing(tmp_path):
     # CSM 1.16 records the revision only in sidecar.istio.io/status (release-1.16 webhook.go:317-342)
     state = setup(tmp_path, injectors={REV: "1.16"})
@@ -149,7 +144,6 @@ def test_a_rerun_onto_a_1_16_revision_restarts_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("message", [UNREACHABLE, REFUSED], ids=["timeout", "refused"])
-@pytest.mark.xfail(strict=True, reason=F12 + "an unreachable API server is reported as 0 ready replicas")
 def test_an_unreachable_api_server_is_named_not_reported_as_zero_ready_replicas(tmp_path, message):
     setup(tmp_path, unreachable=message)
     proc, calls = run(tmp_path)
@@ -160,7 +154,6 @@ def test_an_unreachable_api_server_is_named_not_reported_as_zero_ready_replicas(
     assert len(calls) == 1 and not [c for c in calls if "rollout" in c]
 
 
-@pytest.mark.xfail(strict=True, reason=F12 + "a missing istiod Deployment is reported as 0 ready replicas")
 def test_a_revision_that_is_not_installed_is_named(tmp_path):
     setup(tmp_path, istiod={"istiod": 1})
     proc, calls = run(tmp_path)
@@ -181,7 +174,6 @@ FORBIDDEN = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=F12 + "kubectl errors are cut at 200 characters, mid-word")
 def test_a_long_kubectl_error_is_named_whole(tmp_path):
     assert len(FORBIDDEN) > 200
     setup(tmp_path, deny=["get deployments,statefulsets,daemonsets"], deny_message=FORBIDDEN)

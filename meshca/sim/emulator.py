@@ -600,6 +600,7 @@ class Emulator:
             aliases=tuple(aliases),
             fleet_domain=f"{fleet}.svc.id.goog",
             ca_certificates=tuple(ca_certs),
+            version="1.19",  # asmcli 1.19.10: pods get the istio.io/rev annotation (meshca/injection.py)
         )
 
     # ------------------------------------------------------------------------ meshca
@@ -614,7 +615,12 @@ class Emulator:
                 raise _Unknown("meshca restart needs --namespace and --revision")
             if not _last(flags, "--context"):
                 raise _Unknown("meshca restart without --context would act on the kubeconfig's current context")
-            cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+            try:
+                cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+            except SimError as exc:  # meshca restart names kubectl's failure (meshca/restart.py)
+                if str(exc).startswith("Unable to connect to the server"):
+                    return fail(MeshcaError("ApiServerUnreachable", f"context {_last(flags, '--context')}", reason=str(exc)).line(), 2)
+                raise
             return self._restart(cluster, namespace, _last(flags, "--revision"), _last(flags, "--timeout") or "600s")
         if args[0] == "check":
             if len(args) < 2 or self.check is None:
@@ -688,7 +694,10 @@ class Emulator:
 
         cluster.namespace(namespace)
         name = istiod_name(revision)
-        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods or not cluster.istiods[revision].ready:
+        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods:
+            reason = f'Error from server (NotFound): deployments.apps "{name}" not found'
+            return fail(MeshcaError("IstiodMissing", f"{SYSTEM_NS}/{name}", name=name, revision=revision, reason=reason).line(), 2)
+        if not cluster.istiods[revision].ready:
             return fail(MeshcaError("IstiodNotReady", f"{SYSTEM_NS}/{name}", name=name, ready=0).line(), 2)
         workloads = sorted((w for w in cluster.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
         everything = sorted((w for w in cluster.workloads.values() if w.namespace == namespace), key=lambda w: (w.kind, w.name))

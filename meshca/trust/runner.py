@@ -18,7 +18,6 @@ import binascii
 import dataclasses
 import datetime as dt
 import inspect
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,6 +27,7 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from ..certs import fingerprint, load_certs
+from ..injection import injected_revision
 from ..errors import MeshcaError
 from .dumps import DEFAULT, ROOTCA, Bundle, DumpError, ProxySecrets, bundle_hash, load_bundle, parse_dump
 from .source import ProxySource, SourceError, SourceTimeout
@@ -74,17 +74,9 @@ def proxy_kind(pod: dict) -> str | None:
 
 
 def pod_revision(pod: dict) -> str:
-    meta = pod.get("metadata") or {}
-    rev = (meta.get("labels") or {}).get("istio.io/rev")
-    if rev:
-        return rev
-    status = (meta.get("annotations") or {}).get("sidecar.istio.io/status")
-    if status:
-        try:
-            rev = json.loads(status).get("revision")
-        except (ValueError, AttributeError):
-            rev = None
-    return rev or "default"
+    """The revision that injected the pod, as its injector wrote it (meshca/injection.py);
+    ``default`` when the pod carries no record of it."""
+    return injected_revision(pod) or "default"
 
 
 def deployment_of(pod: dict) -> str | None:
