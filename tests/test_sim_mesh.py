@@ -422,3 +422,42 @@ def test_pods_carry_their_revision_as_their_injectors_version_writes_it(config):
         assert "istio.io/rev" not in doc["metadata"]["labels"]
         assert "istio.io/rev" not in doc["metadata"]["annotations"]
         assert yaml.safe_load(doc["metadata"]["annotations"]["sidecar.istio.io/status"])["revision"] == "asm-1169-3"
+
+
+# ----------------------------------------------------------------------------- issue 9 finding 13
+# Gateway injection needs a namespace without istio-injection (istio/istio release-1.19
+# manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml lines 54-90;
+# istio/istio#37482); Google's migrate-to-asm deletes ns istio-operator before removing the old
+# control plane (scripts/migration/migrate-to-asm line 1492, tag 1.19.10-asm.9+config1).
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: no pre-flight step; the rehearsal deploys an uninjected gateway")
+def test_pre_flight_refuses_a_gateway_namespace_with_an_injection_label(config):
+    cfg, mesh, em = world(config)
+    mesh.clusters["cluster-1"].namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
+    steps = final_steps(cfg)
+    result = run(em, steps["A4.preflight"])
+    assert result.rc == 2 and "MCA0854 namespace/istio-system: namespace istio-system carries istio-injection=disabled" in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: no pre-flight step; an in-cluster operator goes unnoticed")
+def test_pre_flight_refuses_an_in_cluster_operator_before_a5(config):
+    from meshca.sim.mesh import Namespace, Workload
+
+    cfg, mesh, em = world(config)
+    c = mesh.clusters["cluster-1"]
+    c.namespaces["istio-operator"] = Namespace("istio-operator", {})
+    c.add_workload(Workload(kind="Deployment", namespace="istio-operator", name="istio-operator", labels={"name": "istio-operator"}, template_labels={"name": "istio-operator"}, template_annotations={}, service_account="istio-operator"))
+    result = run(em, final_steps(cfg)["A5.preflight"])
+    assert result.rc == 2 and "MCA0855 istio-operator/istio-operator: " in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: A5 reads istiod-service.yaml from the local asm-out/")
+def test_the_istiod_service_step_works_without_local_leftovers(config):
+    cfg, mesh, em = world(config)
+    steps = install_rev1(cfg, em)
+    mesh.files.clear()  # another runner: no asm-out/ here
+    result = run(em, steps["A5.apply-istiod-service"])
+    assert result.ok, result.stderr
+    svc = mesh.clusters["cluster-1"].objects[("Service", SYSTEM_NS, "istiod")]
+    assert svc["spec"]["selector"] == {"app": "istiod", "istio.io/rev": cfg.rev1}
