@@ -192,7 +192,7 @@ class OCluster:
             for g in self.gateways.values():
                 g["pod"] = self.inject(g["bound"] or g["rev"])
         else:
-            assert a in ("gate", "verify-asmcli", "apply-istiod-service", "delete-installed-state", "backup-ca-secret"), a
+            assert a in ("gate", "verify-asmcli", "preflight", "apply-istiod-service", "delete-installed-state", "backup-ca-secret"), a
 
     def gate(self, step) -> bool:
         params = step.params

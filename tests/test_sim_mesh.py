@@ -431,7 +431,6 @@ def test_pods_carry_their_revision_as_their_injectors_version_writes_it(config):
 # control plane (scripts/migration/migrate-to-asm line 1492, tag 1.19.10-asm.9+config1).
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: no pre-flight step; the rehearsal deploys an uninjected gateway")
 def test_pre_flight_refuses_a_gateway_namespace_with_an_injection_label(config):
     cfg, mesh, em = world(config)
     mesh.clusters["cluster-1"].namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
@@ -440,7 +439,6 @@ def test_pre_flight_refuses_a_gateway_namespace_with_an_injection_label(config):
     assert result.rc == 2 and "MCA0854 namespace/istio-system: namespace istio-system carries istio-injection=disabled" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: no pre-flight step; an in-cluster operator goes unnoticed")
 def test_pre_flight_refuses_an_in_cluster_operator_before_a5(config):
     from meshca.sim.mesh import Namespace, Workload
 
@@ -452,7 +450,6 @@ def test_pre_flight_refuses_an_in_cluster_operator_before_a5(config):
     assert result.rc == 2 and "MCA0855 istio-operator/istio-operator: " in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 13: A5 reads istiod-service.yaml from the local asm-out/")
 def test_the_istiod_service_step_works_without_local_leftovers(config):
     cfg, mesh, em = world(config)
     steps = install_rev1(cfg, em)

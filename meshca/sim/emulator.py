@@ -622,6 +622,8 @@ class Emulator:
                     return fail(MeshcaError("ApiServerUnreachable", f"context {_last(flags, '--context')}", reason=str(exc)).line(), 2)
                 raise
             return self._restart(cluster, namespace, _last(flags, "--revision"), _last(flags, "--timeout") or "600s")
+        if args[0] == "preflight":
+            return self._preflight(args[1:])
         if args[0] == "check":
             if len(args) < 2 or self.check is None:
                 raise _Unknown("meshca check without a check kind")
@@ -718,6 +720,44 @@ class Emulator:
         out.append(f"namespace {namespace}: {len(todo)} restarted onto {revision}, {len(workloads) - len(todo)} already on it")
         out += [f"cannot restart {namespace}/{orphan}" for orphan in orphans]
         return Result(0, "\n".join(out), cluster=cluster.name)
+
+
+    def _preflight(self, args: list[str]) -> Result:
+        """``meshca preflight``, deciding with meshca/preflight.py's own rules on the model's
+        namespaces and Deployments (what ``kubectl get namespace`` / ``get deployments -A`` return)."""
+        from ..preflight import namespace_problems, operator_problems
+        from .source import workload_json
+
+        flags = _flags(args, {"--kubeconfig", "--context", "--revision", "--gateway-namespace"}, {"--no-operator"})
+        revision = _last(flags, "--revision")
+        if not revision:
+            raise _Unknown("meshca preflight needs --revision")
+        if not _last(flags, "--context"):
+            raise _Unknown("meshca preflight without --context would act on the kubeconfig's current context")
+        try:
+            cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+        except SimError as exc:
+            if str(exc).startswith("Unable to connect to the server"):
+                return fail(MeshcaError("ApiServerUnreachable", f"context {_last(flags, '--context')}", reason=str(exc)).line(), 2)
+            raise
+        problems = []
+        namespaces = list(dict.fromkeys(flags.get("--gateway-namespace", [])))
+        for ns in namespaces:
+            if ns not in cluster.namespaces:
+                reason = f'Error from server (NotFound): namespaces "{ns}" not found'
+                return fail(MeshcaError("RestartListFailed", f"namespace/{ns}", reason=reason).line(), 2)
+            problems += namespace_problems({"metadata": {"name": ns, "labels": dict(cluster.namespaces[ns].labels)}}, revision)
+        if "--no-operator" in flags:
+            deployments = []
+            for w in cluster.workloads.values():
+                if w.kind == "Deployment":
+                    doc = workload_json(w)
+                    doc["spec"]["replicas"] = w.replicas
+                    deployments.append(doc)
+            problems += operator_problems(deployments)
+        if problems:
+            return Result(2, stderr="\n".join(p.line() for p in problems), cluster=cluster.name)
+        return Result(0, f"pre-flight for {revision}: ok", cluster=cluster.name)
 
 
 class _EmulatedKubectl:
