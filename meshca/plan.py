@@ -32,6 +32,7 @@ from .config import PHASES, Cluster, Gateway, StackConfig
 
 CITADEL = "CITADEL"
 MESHCA = "MESHCA"
+UNKNOWN = "UNKNOWN"  # forbid-only: a root that is neither (meshca/trust/verdict.py)
 MIGRATION_OPTION = {"citadel": "ca-migration-citadel", "mesh_ca": "ca-migration-meshca"}
 ASMCLI_PROMPT_ANSWER = "y\n"  # asmcli asks "Continue? [y/N]" when istio-ingressgateway exists
 
@@ -942,11 +943,11 @@ class _ClusterRoute:
             phase=phase,
             procedure="C4",
             check="root-cert",
-            title="the Citadel root has left every proxy's bundle",
+            title="every proxy's bundle is exactly the Mesh CA roots (the Citadel root gone, no new self-signed root)",
             certifies=self.all_on(c.rev2),
             depends_on=[c3],
             require=[MESHCA],
-            forbid=[CITADEL],
+            forbid=[CITADEL, UNKNOWN],
         )
         self.ca_secrets = False
 

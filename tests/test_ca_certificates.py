@@ -60,7 +60,6 @@ def stack_with_overlay(tmp_path, overlay_text: str):
     return tmp_path / "Pulumi.dev.yaml"
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "a user overlay setting caCertificates is passed beside the option's and meshca's own list; istioctl fails to merge them")
 def test_a_custom_overlay_setting_ca_certificates_is_refused_with_the_reason(tmp_path):
     pem = "\n".join("          " + line for line in (ROOT / "samples" / "certs" / "root-cert.pem").read_text().strip().splitlines())
     path = stack_with_overlay(tmp_path, USER_OVERLAY.format(pem=pem))
@@ -83,7 +82,6 @@ def p():
     return make_pki()
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "C4 only forbids the Citadel root; a new self-signed root passes")
 def test_the_old_root_gate_requires_exactly_the_mesh_ca_roots(tmp_path, p):
     c = Cluster()
     new_root = p.other_root  # what an istiod that runs its CA self-signs once the CA secrets are gone
@@ -98,7 +96,6 @@ def test_the_old_root_gate_requires_exactly_the_mesh_ca_roots(tmp_path, p):
     assert doc["ok"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "the C4 gate step forbids CITADEL only")
 def test_the_c4_gate_step_forbids_every_root_but_the_mesh_ca_roots():
     c = load_stack_file(ROOT / "Pulumi.dev.yaml")
     cp = planmod.build(c.at("old-root-removed", False, {n.name: c.rev2 for n in c.namespaces}), {cl.name: planmod.CACERTS_MATCHING for cl in c.clusters}).clusters[0]
@@ -108,7 +105,6 @@ def test_the_c4_gate_step_forbids_every_root_but_the_mesh_ca_roots():
     assert "--forbid CITADEL,UNKNOWN" in " ".join(c4.argv)
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "meshca check has no UNKNOWN label")
 def test_meshca_check_forbids_unknown_roots_on_request():
     from meshca.cli import _Parser
     from meshca.trust import cli as tcli
@@ -130,7 +126,6 @@ def test_unknown_can_never_be_required():
 # ----------------------------------------------------------------------------- the rehearsal
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "the rehearsal assumes by default that REV2 runs a CA, which the pinned overlay turns off")
 def test_the_rehearsal_assumes_the_pinned_overlay_by_default():
     from meshca.sim import switches as sw
 
@@ -138,7 +133,6 @@ def test_the_rehearsal_assumes_the_pinned_overlay_by_default():
     assert sw.resolve({})["rev2-runs-citadel-ca"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=XF + "C4 passes while REV2 self-signed a new root into every bundle")
 def test_c4_fails_when_rev2_self_signs_a_new_root():
     from meshca.sim import scenarios
 
@@ -151,3 +145,27 @@ def test_c4_fails_when_rev2_self_signs_a_new_root():
     assert last["step"] == "C4.gate.old-root-absent" and last["gates"] == {last["step"]: "fail"}
     assert "forbidden UNKNOWN" in last["gateReason"]
     assert doc["summary"]["handshakesFailed"] == 0
+
+
+def test_the_emulated_install_fails_like_istioctl_on_two_ca_certificates_lists():
+    """The simulated asmcli refuses as istioctl 1.19 does (merge_iop.go has no caCertificates)."""
+    from meshca.sim.emulator import Emulator
+
+    from test_sim_mesh import final_steps, world
+
+    cfg, mesh, em = world(load_stack_file_builtin())
+    steps = final_steps(cfg)
+    a1 = steps[f"A1.install.{cfg.rev1}"]
+    mesh.write_file("extra-roots.yaml", b"apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  meshConfig:\n    caCertificates:\n      - pem: x\n")
+    argv = list(a1.argv)
+    at = argv.index("--revision_name")
+    argv[at:at] = ["--custom_overlay", "extra-roots.yaml"]  # beside ca-migration-citadel's own list
+    result = em.run(argv, a1.stdin)
+    assert result.rc != 0 and 'unable to find api field in struct meshConfig for the json field "caCertificates"' in result.stderr
+    assert cfg.rev1 not in mesh.clusters["cluster-1"].istiods and isinstance(em, Emulator)
+
+
+def load_stack_file_builtin():
+    from meshca.sim.builtin import builtin_config
+
+    return builtin_config(clusters=1, namespaces=2, batch_size=1)

@@ -280,7 +280,7 @@ def test_gates_pin_the_check_flags_and_certify_a_fixed_map():
     cp = at("dev", "old-root-removed").clusters[0]
     assert line(cp.step("C4.gate.old-root-absent")) == (
         "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-        " --source kube --require MESHCA --forbid CITADEL --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
+        " --source kube --require MESHCA --forbid CITADEL,UNKNOWN --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )
     a3 = at("dev", "distribute-root", moved={n.name: REV1 for n in c.namespaces}).clusters[0].step("A3.gate.root-cert")
     assert line(a3) == (

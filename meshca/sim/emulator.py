@@ -538,6 +538,15 @@ class Emulator:
                 )
             # kubectl create secret generic cacerts --from-file=<each path>: keys are basenames.
             cluster.put_secret("cacerts", {Path(values[k][-1]).name: files[k] for k in CERT_FLAGS})
+        # istioctl 1.19 layers asmcli's -f files with a strategic merge whose meshConfig schema has
+        # no caCertificates (istio/istio release-1.19 operator/pkg/util/merge_iop.go lines 134-154,
+        # OverlayIOP 231-266): a list set by two files fails in apimachinery's mergeMap
+        # (pkg/util/strategicpatch/patch.go), so the install stops before anything is applied.
+        ca_lists = int("ca-migration-citadel" in values.get("option", [])) + sum(
+            1 for d in overlays if isinstance(d, dict) and "caCertificates" in (((d.get("spec") or {}).get("meshConfig") or {}) if isinstance(d.get("spec"), dict) else {})
+        )
+        if ca_lists > 1:
+            return fail('asmcli: [ERROR]: Error: generate config: json merge error (unable to find api field in struct meshConfig for the json field "caCertificates")', 1)
         istiod = self._istiod(values, ca, revision, overlays)
         existed = revision in cluster.istiods
         cluster.add_istiod(istiod, installed_state=f"installed-state-{revision}")

@@ -32,7 +32,7 @@ from ..errors import MeshcaError
 from .dumps import DEFAULT, ROOTCA, Bundle, DumpError, ProxySecrets, bundle_hash, load_bundle, parse_dump
 from .source import ProxySource, SourceError, SourceTimeout
 from .trustdomain import RevisionDomains, configmap_name, fleet_domain, judge_revision, read_revision
-from .verdict import CITADEL, LABELS, MESHCA, References, RootVerdict, classify_bundle, judge_workload, normalise_labels
+from .verdict import CITADEL, FORBIDDABLE, LABELS, MESHCA, UNKNOWN, References, RootVerdict, classify_bundle, judge_workload, normalise_labels
 
 CHECKS = ("root-cert", "workload-cert", "trust-domain")
 EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
@@ -289,7 +289,7 @@ class _Run:
 
     def _judge_roots(self, entry: dict, subject: str, verdict: RootVerdict) -> None:
         have = verdict.labels
-        forbidden = [f for f in self.req.forbid if f in have]
+        forbidden = [f for f in self.req.forbid if f in have or (f == UNKNOWN and verdict.unknown)]
         missing = [r for r in self.req.require if r not in have]
         roots = " ".join(have)
         if forbidden:
@@ -540,7 +540,7 @@ def validate_request(request: CheckRequest) -> CheckRequest:
         raise usage(f"check '{request.check}' is not one of {', '.join(CHECKS)}")
     try:
         require = normalise_labels(request.require)
-        forbid = normalise_labels(request.forbid)
+        forbid = normalise_labels(request.forbid, FORBIDDABLE)
     except ValueError as exc:
         raise usage(str(exc)) from None
     if set(require) & set(forbid):
