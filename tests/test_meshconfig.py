@@ -72,7 +72,6 @@ def test_drop_root_keeps_other_roots_and_is_idempotent(tmp_path):
 import pytest  # noqa: E402
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 12: drop-root reports an unreachable API server as an unreadable ConfigMap, cut at 200 characters")
 def test_drop_root_names_an_unreachable_api_server(tmp_path):
     state = tmp_path / "state.json"
     message = "Unable to connect to the server: dial tcp 127.0.0.1:6443: connect: connection refused"
@@ -84,7 +83,6 @@ def test_drop_root_names_an_unreachable_api_server(tmp_path):
     assert f"MCA0421 context ctx: cannot reach the Kubernetes API server ({message}); fix: " in line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 12: drop-root cuts kubectl's error at 200 characters")
 def test_drop_root_names_a_long_kubectl_error_whole(tmp_path):
     forbidden = (
         'Error from server (Forbidden): configmaps "istio-' + REV2 + '" is forbidden: User '

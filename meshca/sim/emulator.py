@@ -778,6 +778,9 @@ class _EmulatedKubectl:
         self.emulator = emulator
         self.real = Kubectl(kubeconfig, context)
 
+    def unreachable(self, proc: subprocess.CompletedProcess):
+        return self.real.unreachable(proc)
+
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         argv = self.real.argv(*args)
         result = self.emulator.run(argv, subject=" ".join(argv[:8]))
