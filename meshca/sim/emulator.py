@@ -500,7 +500,7 @@ class Emulator:
         if len(revision) > 63 or not DNS1123.match(revision):
             return fail(f"asmcli: [ERROR]: revision name {revision} is not a valid RFC 1123 label", 2)
         if not one("output_dir"):
-            return fail("asmcli: [ERROR]: the rehearsal needs --output_dir (istiod-service.yaml is read from it later)", 2)
+            return fail("asmcli: [ERROR]: the rehearsal needs --output_dir (asmcli writes its package there)", 2)
         custom = [k for k in CERT_FLAGS if k in values]
         if custom and ca != "citadel":
             return fail("asmcli: [ERROR]: You must select Citadel as the CA in order to use custom certificates.", 2)
