@@ -34,7 +34,7 @@ TYPE = "meshca:index:ClusterMigration"
 NAMESPACE_ACTIONS = ("label", "restart")
 GATEWAY_ACTIONS = ("gateway", "delete-gateway")
 CA_ACTIONS = ("backup-ca-secret", "delete-ca-secrets", "restart-control-plane")
-REVISION_ACTIONS = ("verify-asmcli", "write-overlay", "install", "apply-istiod-service", "delete-istiod", "delete-installed-state", "drop-root")
+REVISION_ACTIONS = ("verify-asmcli", "write-overlay", "install", "preflight", "apply-istiod-service", "delete-istiod", "delete-installed-state", "drop-root")
 
 
 @dataclass

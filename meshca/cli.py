@@ -23,6 +23,7 @@ from .errors import MeshcaError, MeshcaErrors
 COMMAND_MODULES = [
     "meshca.cli",  # plan
     "meshca.restart",  # restart (the restart step's helper)
+    "meshca.preflight",  # preflight (a step's preconditions on the cluster)
     "meshca.meshconfig",  # overlay / mesh-config (REV2's explicit Citadel root)
     "meshca.trust.cli",  # check (the trust gates)
     "meshca.sim.cli",  # rehearse (the simulated mesh)

@@ -122,6 +122,16 @@ def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_s
     )
 
 
+def preflight(cluster: Cluster, revision: str, gateway_namespaces: tuple[str, ...] = (), no_operator: bool = False) -> tuple[str, ...]:
+    """``meshca preflight``: a step's preconditions on the cluster (meshca/preflight.py)."""
+    argv = [MESHCA, "preflight", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", revision]
+    for ns in gateway_namespaces:
+        argv += ["--gateway-namespace", ns]
+    if no_operator:
+        argv.append("--no-operator")
+    return tuple(argv)
+
+
 def apply_stdin(cluster: Cluster) -> tuple[str, ...]:
     return kubectl(cluster, "apply", "-f", "-")
 

@@ -661,6 +661,8 @@ def validate(
     for i, overlay in enumerate(overlays):
         if not (project_dir / _expand(overlay)).exists():
             errors.append(MeshcaError("OverlayFileMissing", overlay))
+        elif _sets_ca_certificates(project_dir / _expand(overlay)):
+            errors.append(MeshcaError("CustomOverlaySetsCaCertificates", overlay))
 
     # Phase and namespace map -------------------------------------------------------------
     phase = values.get("phase")
@@ -723,6 +725,26 @@ def validate(
         rev2_citadel_root=values["rev2CitadelRoot"],
         source=source,
     )
+
+
+def _sets_ca_certificates(path: Path) -> bool:
+    """Does an IstioOperator overlay set ``spec.meshConfig.caCertificates``? (issue 9 finding 14)
+
+    istioctl 1.19 layers the ``-f`` files asmcli passes (each overlay its own ``-f``) with a
+    strategic merge whose meshConfig schema has no ``caCertificates`` (istio/istio release-1.19
+    ``operator/pkg/util/merge_iop.go`` lines 134-154): a list set by two files fails the merge
+    ("unable to find api field in struct meshConfig for the json field caCertificates"). REV1's
+    ``ca-migration-citadel`` sets one, and REV2's Citadel-root overlay another."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # asmcli reports an unreadable overlay itself
+    for doc in docs:
+        spec = doc.get("spec") if isinstance(doc, dict) else None
+        mesh = spec.get("meshConfig") if isinstance(spec, dict) else None
+        if isinstance(mesh, dict) and "caCertificates" in mesh:
+            return True
+    return False
 
 
 def phase_contradictions(phase: str, namespace_map: Mapping[str, str], old: str, rev1: str, rev2: str) -> list[MeshcaError]:

@@ -25,7 +25,7 @@ import yaml
 
 from .certs import fingerprint, is_ca, is_self_signed, load_certs
 from .errors import MeshcaError, MeshcaErrors
-from .restart import Kubectl
+from .restart import Kubectl, kubectl_reason
 
 
 def _root(path: str):
@@ -94,7 +94,7 @@ def drop_root(kubectl: Kubectl, revision: str, root_cert: str, out=sys.stdout) -
     name = "istio" if revision == "default" else f"istio-{revision}"
     proc = kubectl.run("get", "configmap", name, "-n", "istio-system", "-o", "json")
     if proc.returncode != 0:
-        raise MeshcaErrors([MeshcaError("MeshConfigUnreadable", f"istio-system/{name}", reason=proc.stderr.strip()[:200])])
+        raise kubectl.unreachable(proc) or MeshcaErrors([MeshcaError("MeshConfigUnreadable", f"istio-system/{name}", reason=kubectl_reason(proc))])
     try:
         mesh = json.loads(proc.stdout)["data"]["mesh"]
     except (ValueError, KeyError, TypeError):
@@ -106,7 +106,7 @@ def drop_root(kubectl: Kubectl, revision: str, root_cert: str, out=sys.stdout) -
     patch = json.dumps({"data": {"mesh": new_mesh}})
     proc = kubectl.run("patch", "configmap", name, "-n", "istio-system", "--type", "merge", "-p", patch)
     if proc.returncode != 0:
-        raise MeshcaErrors([MeshcaError("MeshConfigUnreadable", f"istio-system/{name}", reason=proc.stderr.strip()[:200])])
+        raise kubectl.unreachable(proc) or MeshcaErrors([MeshcaError("MeshConfigUnreadable", f"istio-system/{name}", reason=kubectl_reason(proc))])
     print(f"configmap istio-system/{name}: dropped the Citadel root from meshConfig.caCertificates", file=out)
     return 0
 

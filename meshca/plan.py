@@ -32,6 +32,7 @@ from .config import PHASES, Cluster, Gateway, StackConfig
 
 CITADEL = "CITADEL"
 MESHCA = "MESHCA"
+UNKNOWN = "UNKNOWN"  # forbid-only: a root that is neither (meshca/trust/verdict.py)
 MIGRATION_OPTION = {"citadel": "ca-migration-citadel", "mesh_ca": "ca-migration-meshca"}
 ASMCLI_PROMPT_ANSWER = "y\n"  # asmcli asks "Continue? [y/N]" when istio-ingressgateway exists
 
@@ -279,6 +280,31 @@ def canary_manifest(config: StackConfig, gateway: Gateway, revision: str) -> dic
                     "containers": [{"name": "istio-proxy", "image": "auto"}],
                 },
             },
+        },
+    }
+
+
+def istiod_service_manifest(revision: str) -> dict[str, Any]:
+    """Service ``istiod`` pointed at ``revision``: the kpt package's ``asm/istio/istiod-service.yaml``
+    (anthos-service-mesh-packages, tag 1.19.10-asm.9+config1, lines 19-46) with its ``ASM_REV``
+    setter set. Built here, not read from asmcli's output dir, so A5/B4 need no local leftovers
+    (the output dir is git-ignored and absent on another runner)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "istiod",
+            "namespace": "istio-system",
+            "labels": {"istio.io/rev": revision, "app": "istiod", "istio": "pilot", "release": "istio"},
+        },
+        "spec": {
+            "ports": [
+                {"port": 15010, "name": "grpc-xds", "protocol": "TCP"},
+                {"port": 15012, "name": "https-dns", "protocol": "TCP"},
+                {"port": 443, "name": "https-webhook", "targetPort": 15017, "protocol": "TCP"},
+                {"port": 15014, "name": "http-monitoring", "protocol": "TCP"},
+            ],
+            "selector": {"app": "istiod", "istio.io/rev": revision},
         },
     }
 
@@ -601,18 +627,37 @@ class _Builder:
         return [delete, state]
 
     def apply_istiod_service(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
-        path = f"{self.config.asmcli.output_dir_for(self.cluster.name, revision)}/asm/istio/istiod-service.yaml"
+        manifest = istiod_service_manifest(revision)
         return self.add(
             f"{procedure}.apply-istiod-service",
             phase=phase,
             procedure=procedure,
             action="apply-istiod-service",
             title=f"point Service istiod (default validation webhook) at {revision}",
-            argv=cmd.apply_file(self.cluster, path),
+            argv=cmd.apply_stdin(self.cluster),
             objects=("Service/istio-system/istiod",),
             depends_on=depends_on,
+            stdin=yaml.safe_dump(manifest, sort_keys=False),
             revision=revision,
-            file=path,
+            manifest=manifest,
+        )
+
+    def preflight(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str], gateway_namespaces: Sequence[str] = (), no_operator: bool = False) -> str:
+        """``meshca preflight``: the step's preconditions on the cluster (issue 9 finding 13)."""
+        namespaces = tuple(dict.fromkeys(gateway_namespaces))
+        checks = [f"gateway namespace {ns} without istio-injection" for ns in namespaces] + (["no in-cluster Istio operator"] if no_operator else [])
+        return self.add(
+            f"{procedure}.preflight",
+            phase=phase,
+            procedure=procedure,
+            action="preflight",
+            title=f"pre-flight: {', '.join(checks)}",
+            argv=cmd.preflight(self.cluster, revision, namespaces, no_operator),
+            objects=(),
+            depends_on=depends_on,
+            revision=revision,
+            gatewayNamespaces=list(namespaces),
+            noOperator=no_operator,
         )
 
     def retiring_old_gateways(self) -> list[dict]:
@@ -762,13 +807,15 @@ class _ClusterRoute:
                 require=[CITADEL, MESHCA],
                 retiring=b.retiring_old_gateways(),
             )
-            self.frontier = [a3, *self.canary(phase, "A4", rev1, [a3], "canary")]
+            a4 = [b.preflight(phase, "A4", rev1, [a3], [g.namespace for g in self.gateways])] if self.gateways else [a3]
+            self.frontier = [a3, *self.canary(phase, "A4", rev1, a4, "canary")]
 
     def finish_distribute_root(self) -> None:
         c, b, phase = self.c, self.b, "distribute-root-done"
-        dels = b.delete_gateways(phase, "A5", c.old_revision, self.frontier, old=True)
+        pre = b.preflight(phase, "A5", c.rev1, self.frontier, no_operator=True)
+        dels = b.delete_gateways(phase, "A5", c.old_revision, [pre], old=True)
         self.old_gateways = []
-        svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or self.frontier)
+        svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or [pre])
         self.frontier = b.remove_control_plane(phase, "A5", c.old_revision, [svc], keep_service=c.use_case == "migrate")
         self.control_planes.remove(c.old_revision)
 
@@ -807,7 +854,8 @@ class _ClusterRoute:
             return
         self.frontier = b.moves(phase, "B2", moved, rev1, rev2, [b1_domains], lambda n: (f"istio.io/rev={rev2}",))
         if len(moved) == len(self.names):
-            self.frontier = self.canary(phase, "B3", rev2, self.frontier, "upgrade in place") or self.frontier
+            b3 = [b.preflight(phase, "B3", rev2, self.frontier, [g.namespace for g in self.gateways])] if self.gateways else self.frontier
+            self.frontier = self.canary(phase, "B3", rev2, b3, "upgrade in place") or self.frontier
 
     def finish_mesh_ca(self) -> None:
         c, b, phase = self.c, self.b, "mesh-ca-done"
@@ -822,7 +870,8 @@ class _ClusterRoute:
             require=[MESHCA],
             retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, c.rev1)} for g in self.gateways],
         )
-        svc = b.apply_istiod_service(phase, "B4", c.rev2, [b4])
+        pre = b.preflight(phase, "B4", c.rev2, [b4], no_operator=True)
+        svc = b.apply_istiod_service(phase, "B4", c.rev2, [pre])
         dels = b.delete_gateways(phase, "B4", c.rev1, [svc], old=False)
         self.frontier = b.remove_control_plane(phase, "B4", c.rev1, dels or [svc])
         self.control_planes.remove(c.rev1)
@@ -894,11 +943,11 @@ class _ClusterRoute:
             phase=phase,
             procedure="C4",
             check="root-cert",
-            title="the Citadel root has left every proxy's bundle",
+            title="every proxy's bundle is exactly the Mesh CA roots (the Citadel root gone, no new self-signed root)",
             certifies=self.all_on(c.rev2),
             depends_on=[c3],
             require=[MESHCA],
-            forbid=[CITADEL],
+            forbid=[CITADEL, UNKNOWN],
         )
         self.ca_secrets = False
 

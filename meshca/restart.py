@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 
 from .errors import MeshcaError, MeshcaErrors
+from .injection import has_proxy, injected_revision  # noqa: F401  (has_proxy: part of this module's API)
 
 KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
 
@@ -40,18 +41,54 @@ class Kubectl:
             out += ["--context", self.context]
         return out + list(args)
 
+    @property
+    def where(self) -> str:
+        return f"context {self.context}" if self.context else "the current context"
+
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         argv = self.argv(*args)
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except FileNotFoundError:
             raise MeshcaErrors([MeshcaError("ToolMissing", "kubectl", tool="kubectl")]) from None
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, 124, "", f"kubectl {' '.join(args)} did not finish within {timeout:g} s")
+
+    def unreachable(self, proc: subprocess.CompletedProcess) -> MeshcaErrors | None:
+        """MCA0421 when kubectl says the API server cannot be reached (its StandardErrorMessage)."""
+        if proc.returncode != 0 and any(m in (proc.stderr or "") for m in UNREACHABLE):
+            return MeshcaErrors([MeshcaError("ApiServerUnreachable", self.where, reason=kubectl_reason(proc))])
+        return None
 
     def get_json(self, *args: str) -> dict:
         proc = self.run("get", *args, "-o", "json")
         if proc.returncode != 0:
-            raise MeshcaErrors([MeshcaError("RestartListFailed", " ".join(args), reason=proc.stderr.strip()[:200])])
-        return json.loads(proc.stdout)
+            raise self.unreachable(proc) or MeshcaErrors([MeshcaError("RestartListFailed", " ".join(args), reason=kubectl_reason(proc))])
+        return _json(proc, " ".join(args))
+
+
+# kubectl's words for "the API server cannot be reached": kubernetes/kubernetes
+# staging/src/k8s.io/kubectl/pkg/cmd/util/helpers.go StandardErrorMessage ("Unable to connect to
+# the server: %v", "The connection to the server %s was refused - did you specify the right host
+# or port?"), and client-go's dial errors.
+UNREACHABLE = ("Unable to connect to the server", "The connection to the server", "connection refused", "no such host", "i/o timeout", "TLS handshake timeout")
+
+
+def kubectl_reason(proc: subprocess.CompletedProcess) -> str:
+    """kubectl's own error, whole: its non-empty stderr lines (stdout if stderr is empty), joined."""
+    text = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return "; ".join(lines) or f"exit status {proc.returncode} and no output"
+
+
+def _json(proc: subprocess.CompletedProcess, what: str) -> dict:
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise MeshcaErrors([MeshcaError("ToolOutputNotJson", f"kubectl get {what}", reason=f"invalid JSON ({exc})")]) from None
+    if not isinstance(doc, dict):
+        raise MeshcaErrors([MeshcaError("ToolOutputNotJson", f"kubectl get {what}", reason=f"a JSON {type(doc).__name__}")])
+    return doc
 
 
 def istiod_name(revision: str) -> str:
@@ -62,16 +99,9 @@ def _matches(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def has_proxy(pod: dict) -> bool:
-    spec = pod.get("spec", {})
-    return any(c.get("name") == "istio-proxy" for c in spec.get("containers", []) + spec.get("initContainers", []))
-
-
 def pod_revision(pod: dict) -> str | None:
-    """The revision that injected the pod (istio.io/rev label set by injection), or None."""
-    if not has_proxy(pod):
-        return None
-    return pod.get("metadata", {}).get("labels", {}).get("istio.io/rev")
+    """The revision that injected the pod, as its injector wrote it (meshca/injection.py), or None."""
+    return injected_revision(pod)
 
 
 def _opted_out(pod: dict) -> bool:
@@ -105,9 +135,12 @@ def plan_restart(workloads: list[dict], pods: list[dict], revision: str) -> tupl
 
 def restart(kubectl: Kubectl, namespace: str, revision: str, timeout: str, out=sys.stdout) -> int:
     istiod = kubectl.run("get", "deployment", istiod_name(revision), "-n", "istio-system", "-o", "json")
-    ready = 0
-    if istiod.returncode == 0:
-        ready = int(json.loads(istiod.stdout).get("status", {}).get("readyReplicas") or 0)
+    if istiod.returncode != 0:
+        subject = f"istio-system/{istiod_name(revision)}"
+        if "(NotFound)" in (istiod.stderr or ""):
+            raise MeshcaErrors([MeshcaError("IstiodMissing", subject, name=istiod_name(revision), revision=revision, reason=kubectl_reason(istiod))])
+        raise kubectl.unreachable(istiod) or MeshcaErrors([MeshcaError("RestartListFailed", subject, reason=kubectl_reason(istiod))])
+    ready = int((_json(istiod, f"deployment {istiod_name(revision)}").get("status") or {}).get("readyReplicas") or 0)
     if ready < 1:
         raise MeshcaErrors([MeshcaError("IstiodNotReady", f"istio-system/{istiod_name(revision)}", name=istiod_name(revision), ready=ready)])
     workloads = kubectl.get_json("deployments,statefulsets,daemonsets", "-n", namespace).get("items", [])
@@ -117,14 +150,14 @@ def restart(kubectl: Kubectl, namespace: str, revision: str, timeout: str, out=s
         ref = f"{KIND_NAMES[kind]}/{name}"
         proc = kubectl.run("rollout", "restart", ref, "-n", namespace)
         if proc.returncode != 0:
-            raise MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=proc.stderr.strip()[:200])])
+            raise kubectl.unreachable(proc) or MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=kubectl_reason(proc))])
         print(f"restarted {namespace}/{ref}", file=out)
     for kind, name in todo:
         ref = f"{KIND_NAMES[kind]}/{name}"
         seconds = float(timeout.rstrip("s")) + 30
         proc = kubectl.run("rollout", "status", ref, "-n", namespace, f"--timeout={timeout}", timeout=seconds)
         if proc.returncode != 0:
-            raise MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=(proc.stderr or proc.stdout).strip()[:200])])
+            raise kubectl.unreachable(proc) or MeshcaErrors([MeshcaError("RolloutFailed", f"{namespace}/{ref}", kind=KIND_NAMES[kind], name=name, timeout=timeout, namespace=namespace, reason=kubectl_reason(proc))])
         print(f"rolled out {namespace}/{ref}", file=out)
     skipped = len(workloads) - len(todo)
     print(f"namespace {namespace}: {len(todo)} restarted onto {revision}, {skipped} already on it", file=out)

@@ -164,6 +164,18 @@ def _no_project_file(directory: Path) -> Path:
     return path
 
 
+def _overlay_with_ca_certificates(directory: Path) -> Path:
+    """A custom overlay listing a root in meshConfig.caCertificates (issue 9 finding 14)."""
+    from hardening import ROOT, stack_copy
+
+    path = stack_copy(directory, "dev", lambda c: c.update({"meshca:customOverlays": ["overlays/extra-roots.yaml"]}))
+    pem = "".join("          " + line + "\n" for line in (ROOT / "samples" / "certs" / "root-cert.pem").read_text().strip().splitlines())
+    (directory / "overlays" / "extra-roots.yaml").write_text(
+        "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  meshConfig:\n    caCertificates:\n      - pem: |\n" + pem
+    )
+    return path
+
+
 def _duplicate_namespace(directory: Path) -> Path:
     from hardening import stack_copy
 
@@ -242,6 +254,7 @@ STACK_CONFIG: tuple[Case, ...] = (
     _config_case("gate poll of 0 seconds", "value out of range", "MCA0142", "meshca:gatePollSeconds", _set("gatePollSeconds", 0)),
     _config_case("overlay file missing", "overlay file missing", "MCA0143", "overlays/missing.yaml", _set("customOverlays", ["overlays/missing.yaml"])),
     _config_case("migration option as an extra option", "migration option as extra", "MCA0144", "meshca:extraOptions", _set("extraOptions", ["ca-migration-citadel"])),
+    _config_case("overlay listing caCertificates", "overlay sets caCertificates", "MCA0152", "overlays/extra-roots.yaml", write=_overlay_with_ca_certificates),
 )
 
 

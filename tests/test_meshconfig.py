@@ -64,3 +64,36 @@ def test_drop_root_keeps_other_roots_and_is_idempotent(tmp_path):
     again = meshca(*args, env=env)
     assert again.returncode == 0 and "nothing to drop" in again.stdout
     assert len(log.read_text().splitlines()) == 3  # one more get, no patch
+
+
+# Issue 9 finding 12 (its second half, in the other helper built on restart's Kubectl): kubectl's
+# failure is named whole, an unreachable API server as such. kubectl's words: kubernetes/kubernetes
+# staging/src/k8s.io/kubectl/pkg/cmd/util/helpers.go StandardErrorMessage.
+import pytest  # noqa: E402
+
+
+def test_drop_root_names_an_unreachable_api_server(tmp_path):
+    state = tmp_path / "state.json"
+    message = "Unable to connect to the server: dial tcp 127.0.0.1:6443: connect: connection refused"
+    state.write_text(json.dumps({"unreachable": message}))
+    env = {**os.environ, "PATH": f"{FAKE}:{os.environ['PATH']}", "MESHCA_STATE": str(state), "MESHCA_FAKE_LOG": str(tmp_path / "calls.log")}
+    proc = meshca("mesh-config", "drop-root", "--context", "ctx", "--revision", REV2, "--root-cert", str(ROOT_CERT), env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert f"MCA0421 context ctx: cannot reach the Kubernetes API server ({message}); fix: " in line
+
+
+def test_drop_root_names_a_long_kubectl_error_whole(tmp_path):
+    forbidden = (
+        'Error from server (Forbidden): configmaps "istio-' + REV2 + '" is forbidden: User '
+        '"system:serviceaccount:platform-migrations:meshca-pulumi-operator-runner" cannot get resource '
+        '"configmaps" in API group "" in the namespace "istio-system"'
+    )
+    assert len(forbidden) > 200
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"deny": ["get configmap"], "deny_message": forbidden}))
+    env = {**os.environ, "PATH": f"{FAKE}:{os.environ['PATH']}", "MESHCA_STATE": str(state), "MESHCA_FAKE_LOG": str(tmp_path / "calls.log")}
+    proc = meshca("mesh-config", "drop-root", "--context", "ctx", "--revision", REV2, "--root-cert", str(ROOT_CERT), env=env)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert f"MCA0860 istio-system/istio-{REV2}: {forbidden}; fix: " in line

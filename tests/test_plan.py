@@ -157,25 +157,27 @@ def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
     cp = at("dev", "distribute-root-done").clusters[0]
     a5 = [s for s in cp.steps if s.procedure == "A5"]
     assert [line(s) for s in a5] == [
+        # issue 9 finding 13: a pre-flight refuses a running in-cluster operator; the istiod
+        # Service is the kpt package's, on stdin, not a local asm-out/ file
+        f"meshca preflight --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1 --revision {REV1} --no-operator",
         f"{DEV_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
-        f"{DEV_K} apply -f asm-out/dev-1/asm-11910-9-distribute-root/asm/istio/istiod-service.yaml",
+        f"{DEV_K} apply -f -",
         f"{DEV_K} delete Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod -n istio-system --ignore-not-found=true",
         f"{DEV_K} delete IstioOperator installed-state installed-state-default -n istio-system --ignore-not-found=true",
     ]
     # The Service is re-targeted before the old Deployment goes, and never deleted after.
     assert cp.step("A5.delete-istiod.default").depends_on[0] == "A5.apply-istiod-service"
-    assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == (
-        "A3.gate.root-cert",
-        "A4.gateway.istio-system.istio-ingressgateway",
-    )
+    assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == ("A5.preflight", "A3.gate.root-cert")
+    assert cp.step("A5.preflight").depends_on == ("A3.gate.root-cert", "A4.gateway.istio-system.istio-ingressgateway")
 
 
 def test_upgrade_finish_deletes_the_labelled_old_revision():
     cp = at("csm116", "distribute-root-done", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING}).cluster("data-1")
     a5 = [line(s) for s in cp.steps if s.procedure == "A5"]
     assert a5 == [
+        f"meshca preflight --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1 --revision {REV1} --no-operator",
         f"{DATA1_K} delete deploy -l app=istio-ingressgateway,istio.io/rev=asm-1169-3 -n istio-system --ignore-not-found=true",
-        f"{DATA1_K} apply -f asm-out/data-1/asm-11910-9-distribute-root/asm/istio/istiod-service.yaml",
+        f"{DATA1_K} apply -f -",
         f"{DATA1_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-asm-1169-3 -n istio-system --ignore-not-found=true",
         f"{DATA1_K} delete IstioOperator installed-state-asm-1169-3 -n istio-system --ignore-not-found=true",
     ]
@@ -278,7 +280,7 @@ def test_gates_pin_the_check_flags_and_certify_a_fixed_map():
     cp = at("dev", "old-root-removed").clusters[0]
     assert line(cp.step("C4.gate.old-root-absent")) == (
         "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-        " --source kube --require MESHCA --forbid CITADEL --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
+        " --source kube --require MESHCA --forbid CITADEL,UNKNOWN --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )
     a3 = at("dev", "distribute-root", moved={n.name: REV1 for n in c.namespaces}).clusters[0].step("A3.gate.root-cert")
     assert line(a3) == (

@@ -31,7 +31,8 @@ def test_dev_stack_json_is_the_only_stdout_and_passes(capsys, monkeypatch):
     doc = json.loads(out)
     assert {"stack", "scenario", "assumptions", "steps", "summary"} <= set(doc)
     assert doc["stack"] == "dev" and doc["scenario"] == "canary"
-    assert doc["assumptions"]["rev2-runs-citadel-ca"] is True and doc["assumptions"]["overlay-aliases"] == "replace"
+    # the pinned ca-migration-meshca.yaml sets ENABLE_CA_SERVER: false (issue 9 finding 14)
+    assert doc["assumptions"]["rev2-runs-citadel-ca"] is False and doc["assumptions"]["overlay-aliases"] == "replace"
     assert set(doc["summary"]) >= {"steps", "handshakes", "handshakesFailed", "gatesFailed", "firstBrokenStep"}
     assert doc["summary"]["firstBrokenStep"] is None and doc["summary"]["handshakesFailed"] == 0
     for step in doc["steps"]:
@@ -152,9 +153,10 @@ def test_what_if_shows_what_each_other_setting_predicts(capsys):
     assert rc == 0  # the verdict itself rests on the defaults
     by = {(w["switch"], w["value"]): w for w in doc["whatIf"]}
     assert set(name for name, _ in by) == set(doc["assumptions"])
-    # REV2 lists the Citadel root itself (meshca:rev2CitadelRoot): no longer rests on REV2 running a CA.
-    rev2 = by[("rev2-runs-citadel-ca", False)]
-    assert rev2["completed"] and rev2["step"] is None and rev2["handshakesFailed"] == 0 and rev2["gatesFailed"] == 0
+    # REV2 lists the Citadel root itself (meshca:rev2CitadelRoot): calls never rest on REV2 running a
+    # CA; a REV2 that runs one (a later asmcli) self-signs a new root, which C4 refuses (finding 14).
+    rev2 = by[("rev2-runs-citadel-ca", True)]
+    assert rev2["handshakesFailed"] == 0 and rev2["gatesFailed"] == 1 and rev2["step"].endswith("C4.gate.old-root-absent")
     aliases = by[("citadel-keeps-base-aliases", False)]
     assert aliases["step"] == "cluster-1:B1.gate.trust-domain" and aliases["gatesFailed"] == 1
 
@@ -162,7 +164,9 @@ def test_what_if_shows_what_each_other_setting_predicts(capsys):
 def test_what_if_on_the_guides_literal_path_shows_the_rev2_ca_finding(capsys):
     rc, out, err = rehearse(capsys, "--scenario", "no-root-overlay", "--what-if", "--json", *SMALL)
     doc = json.loads(out)
-    assert rc == 0 and doc["summary"]["firstBrokenStep"] is None  # passes on the defaults ...
+    # the guide's literal path breaks at the first B2 restart on the pinned overlay (the default) ...
+    assert rc == 1 and doc["steps"][doc["summary"]["firstBrokenStep"]]["step"] == "B2.restart.frontend"
+    assert doc["summary"]["handshakesFailed"] > 0
     by = {(w["switch"], w["value"]): w for w in doc["whatIf"]}
-    rev2 = by[("rev2-runs-citadel-ca", False)]  # ... and breaks at the first B2 restart without REV2's CA
-    assert rev2["step"] == "cluster-1:B2.restart.frontend" and rev2["handshakesFailed"] > 0 and rev2["gatesFailed"] == 0
+    rev2 = by[("rev2-runs-citadel-ca", True)]  # ... and holds its calls only where REV2 runs a CA
+    assert rev2["handshakesFailed"] == 0

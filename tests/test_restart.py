@@ -120,3 +120,64 @@ def test_a_refused_workload_listing_is_one_coded_line_and_restarts_nothing(tmp_p
     assert line.startswith("Error MCA0852 deployments,statefulsets,daemonsets -n shop: kubectl get failed: Error from server (Forbidden)")
     assert "; fix: check the context" in line
     assert not [c for c in calls if "rollout" in c]
+
+
+# ----------------------------------------------------------------------------- issue 9 finding 12
+# kubectl's own words, from kubernetes/kubernetes staging/src/k8s.io/kubectl/pkg/cmd/util/helpers.go
+# (StandardErrorMessage): a transport error is "Unable to connect to the server: %v", a refused
+# connection "The connection to the server %s was refused - did you specify the right host or
+# port?", an API status "Error from server (%s): %s".
+UNREACHABLE = "Unable to connect to the server: dial tcp 127.0.0.1:6443: i/o timeout"
+REFUSED = "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"
+
+
+def test_a_rerun_onto_a_1_16_revision_restarts_nothing(tmp_path):
+    # CSM 1.16 records the revision only in sidecar.istio.io/status (release-1.16 webhook.go:317-342)
+    state = setup(tmp_path, injectors={REV: "1.16"})
+    for p in state["namespaces"]["shop"]["pods"]:
+        p["revision"] = REV
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not [c for c in calls if "rollout" in c]
+    assert "namespace shop: 0 restarted onto" in proc.stdout
+
+
+@pytest.mark.parametrize("message", [UNREACHABLE, REFUSED], ids=["timeout", "refused"])
+def test_an_unreachable_api_server_is_named_not_reported_as_zero_ready_replicas(tmp_path, message):
+    setup(tmp_path, unreachable=message)
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert f"MCA0421 context ctx: cannot reach the Kubernetes API server ({message}); fix: " in line
+    assert "ready replicas" not in line
+    assert len(calls) == 1 and not [c for c in calls if "rollout" in c]
+
+
+def test_a_revision_that_is_not_installed_is_named(tmp_path):
+    setup(tmp_path, istiod={"istiod": 1})
+    proc, calls = run(tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert f"MCA0853 istio-system/istiod-{REV}: " in line
+    assert f'Error from server (NotFound): deployments.apps "istiod-{REV}" not found' in line
+    assert "ready replicas" not in line
+    assert not [c for c in calls if "rollout" in c]
+
+
+# The apiserver's RBAC denial (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go
+# forbiddenMessage) for a service account with a long name: longer than 200 characters.
+FORBIDDEN = (
+    'Error from server (Forbidden): deployments.apps is forbidden: User '
+    '"system:serviceaccount:platform-migrations:meshca-pulumi-operator-runner" cannot list resource '
+    '"deployments" in API group "apps" in the namespace "shop"'
+)
+
+
+def test_a_long_kubectl_error_is_named_whole(tmp_path):
+    assert len(FORBIDDEN) > 200
+    setup(tmp_path, deny=["get deployments,statefulsets,daemonsets"], deny_message=FORBIDDEN)
+    proc, _ = run(tmp_path)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert f"MCA0852 deployments,statefulsets,daemonsets -n shop: kubectl get failed: {FORBIDDEN}; fix: " in line

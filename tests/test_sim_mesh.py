@@ -151,7 +151,8 @@ def test_restart_onto_a_revision_without_istiod_is_refused(config):
     cfg, mesh, em = world(config)
     steps = final_steps(cfg)
     result = run(em, steps["A2.restart.frontend"])
-    assert result.rc == 2 and result.stderr.startswith("Error MCA0850 ")
+    # not installed: named as such (MCA0853), not as "0 ready replicas" (issue 9 finding 12)
+    assert result.rc == 2 and "MCA0853 istio-system/istiod-" in result.stderr and "(NotFound)" in result.stderr
 
 
 # ----------------------------------------------------------------------------- bundles and trust domains
@@ -382,3 +383,78 @@ def test_keys_never_leave_memory_in_a_secret_dump(config):
     out = em.run(cmd.get_secret_yaml(cfg.clusters[0], "istio-ca-secret"))
     assert out.ok and "PRIVATE KEY" not in out.stdout
     assert b"PRIVATE KEY" not in mesh.clusters["cluster-1"].secrets[(SYSTEM_NS, "istio-ca-secret")]["ca-key.pem"]
+
+
+# ----------------------------------------------------------------------------- issue 9 finding 12
+# Pods as each injector writes them (istio/istio): 1.6 (Istio on GKE) a LABEL istio.io/rev, ""
+# for the default revision (release-1.6 pkg/kube/inject/webhook.go:620, REVISION default "" in
+# pilot/pkg/bootstrap/options.go:136); 1.16 (CSM) only sidecar.istio.io/status .revision
+# (release-1.16 pkg/kube/inject/webhook.go:317-342; no istio.io/rev in injection-template.yaml
+# lines 29-37); 1.19 (asmcli 1.19.10) the ANNOTATION istio.io/rev (release-1.19
+# manifests/charts/istio-control/istio-discovery/files/injection-template.yaml:39) and the status
+# annotation's revision (webhook.go:389-414).
+
+
+def _pod_json(mesh, ns):
+    from meshca.sim.source import pod_json
+
+    c = next(iter(mesh.clusters.values()))
+    return [pod_json(c, p) for p in pods(mesh, ns)]
+
+
+def test_pods_carry_their_revision_as_their_injectors_version_writes_it(config):
+    cfg, mesh, em = world(config)
+    for doc in _pod_json(mesh, "frontend"):  # Istio on GKE 1.6, revision default
+        assert doc["metadata"]["labels"]["istio.io/rev"] == ""
+        assert "istio.io/rev" not in doc["metadata"]["annotations"]
+        assert "revision" not in yaml.safe_load(doc["metadata"]["annotations"]["sidecar.istio.io/status"])
+    steps = install_rev1(cfg, em)
+    assert run(em, steps["A2.label.frontend"]).ok and run(em, steps["A2.restart.frontend"]).ok
+    for doc in _pod_json(mesh, "frontend"):  # asmcli 1.19.10
+        assert "istio.io/rev" not in doc["metadata"]["labels"]
+        assert doc["metadata"]["annotations"]["istio.io/rev"] == cfg.rev1
+        assert yaml.safe_load(doc["metadata"]["annotations"]["sidecar.istio.io/status"])["revision"] == cfg.rev1
+    # A rerun of the restart step restarts nothing (meshca restart reads what 1.19 wrote).
+    result = run(em, steps["A2.restart.frontend"])
+    assert result.ok and "0 restarted onto" in result.stdout
+    _, up, _ = world(config, use_case="upgrade")
+    for doc in _pod_json(up, "frontend"):  # CSM 1.16
+        assert "istio.io/rev" not in doc["metadata"]["labels"]
+        assert "istio.io/rev" not in doc["metadata"]["annotations"]
+        assert yaml.safe_load(doc["metadata"]["annotations"]["sidecar.istio.io/status"])["revision"] == "asm-1169-3"
+
+
+# ----------------------------------------------------------------------------- issue 9 finding 13
+# Gateway injection needs a namespace without istio-injection (istio/istio release-1.19
+# manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml lines 54-90;
+# istio/istio#37482); Google's migrate-to-asm deletes ns istio-operator before removing the old
+# control plane (scripts/migration/migrate-to-asm line 1492, tag 1.19.10-asm.9+config1).
+
+
+def test_pre_flight_refuses_a_gateway_namespace_with_an_injection_label(config):
+    cfg, mesh, em = world(config)
+    mesh.clusters["cluster-1"].namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
+    steps = final_steps(cfg)
+    result = run(em, steps["A4.preflight"])
+    assert result.rc == 2 and "MCA0854 namespace/istio-system: namespace istio-system carries istio-injection=disabled" in result.stderr
+
+
+def test_pre_flight_refuses_an_in_cluster_operator_before_a5(config):
+    from meshca.sim.mesh import Namespace, Workload
+
+    cfg, mesh, em = world(config)
+    c = mesh.clusters["cluster-1"]
+    c.namespaces["istio-operator"] = Namespace("istio-operator", {})
+    c.add_workload(Workload(kind="Deployment", namespace="istio-operator", name="istio-operator", labels={"name": "istio-operator"}, template_labels={"name": "istio-operator"}, template_annotations={}, service_account="istio-operator"))
+    result = run(em, final_steps(cfg)["A5.preflight"])
+    assert result.rc == 2 and "MCA0855 istio-operator/istio-operator: " in result.stderr
+
+
+def test_the_istiod_service_step_works_without_local_leftovers(config):
+    cfg, mesh, em = world(config)
+    steps = install_rev1(cfg, em)
+    mesh.files.clear()  # another runner: no asm-out/ here
+    result = run(em, steps["A5.apply-istiod-service"])
+    assert result.ok, result.stderr
+    svc = mesh.clusters["cluster-1"].objects[("Service", SYSTEM_NS, "istiod")]
+    assert svc["spec"]["selector"] == {"app": "istiod", "istio.io/rev": cfg.rev1}

@@ -121,10 +121,11 @@ def validate_inputs(news: dict[str, Any]) -> list[CheckFailure]:
         if not isinstance(value, list):
             f.append(_failure(key, f"{key} must be a list", f"write {key} as a list, e.g. [\"MESHCA\"]"))
             return []
-        bad = [v for v in value if not _unknown(v) and v not in LABELS]
+        allowed = LABELS + (("UNKNOWN",) if key == "forbid" else ())  # UNKNOWN: forbid-only (meshca/trust/verdict.py)
+        bad = [v for v in value if not _unknown(v) and v not in allowed]
         if bad:
-            f.append(_failure(key, f"{', '.join(map(str, bad))} not CITADEL or MESHCA", "use CITADEL and/or MESHCA"))
-        return [v for v in value if v in LABELS]
+            f.append(_failure(key, f"{', '.join(map(str, bad))} not {' or '.join(allowed)}", f"use {' and/or '.join(allowed)}"))
+        return [v for v in value if v in allowed]
 
     require, forbid = label_list("require"), label_list("forbid")
     if set(require) & set(forbid):

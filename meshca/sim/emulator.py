@@ -500,7 +500,7 @@ class Emulator:
         if len(revision) > 63 or not DNS1123.match(revision):
             return fail(f"asmcli: [ERROR]: revision name {revision} is not a valid RFC 1123 label", 2)
         if not one("output_dir"):
-            return fail("asmcli: [ERROR]: the rehearsal needs --output_dir (istiod-service.yaml is read from it later)", 2)
+            return fail("asmcli: [ERROR]: the rehearsal needs --output_dir (asmcli writes its package there)", 2)
         custom = [k for k in CERT_FLAGS if k in values]
         if custom and ca != "citadel":
             return fail("asmcli: [ERROR]: You must select Citadel as the CA in order to use custom certificates.", 2)
@@ -538,6 +538,15 @@ class Emulator:
                 )
             # kubectl create secret generic cacerts --from-file=<each path>: keys are basenames.
             cluster.put_secret("cacerts", {Path(values[k][-1]).name: files[k] for k in CERT_FLAGS})
+        # istioctl 1.19 layers asmcli's -f files with a strategic merge whose meshConfig schema has
+        # no caCertificates (istio/istio release-1.19 operator/pkg/util/merge_iop.go lines 134-154,
+        # OverlayIOP 231-266): a list set by two files fails in apimachinery's mergeMap
+        # (pkg/util/strategicpatch/patch.go), so the install stops before anything is applied.
+        ca_lists = int("ca-migration-citadel" in values.get("option", [])) + sum(
+            1 for d in overlays if isinstance(d, dict) and "caCertificates" in (((d.get("spec") or {}).get("meshConfig") or {}) if isinstance(d.get("spec"), dict) else {})
+        )
+        if ca_lists > 1:
+            return fail('asmcli: [ERROR]: Error: generate config: json merge error (unable to find api field in struct meshConfig for the json field "caCertificates")', 1)
         istiod = self._istiod(values, ca, revision, overlays)
         existed = revision in cluster.istiods
         cluster.add_istiod(istiod, installed_state=f"installed-state-{revision}")
@@ -600,6 +609,7 @@ class Emulator:
             aliases=tuple(aliases),
             fleet_domain=f"{fleet}.svc.id.goog",
             ca_certificates=tuple(ca_certs),
+            version="1.19",  # asmcli 1.19.10: pods get the istio.io/rev annotation (meshca/injection.py)
         )
 
     # ------------------------------------------------------------------------ meshca
@@ -614,8 +624,15 @@ class Emulator:
                 raise _Unknown("meshca restart needs --namespace and --revision")
             if not _last(flags, "--context"):
                 raise _Unknown("meshca restart without --context would act on the kubeconfig's current context")
-            cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+            try:
+                cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+            except SimError as exc:  # meshca restart names kubectl's failure (meshca/restart.py)
+                if str(exc).startswith("Unable to connect to the server"):
+                    return fail(MeshcaError("ApiServerUnreachable", f"context {_last(flags, '--context')}", reason=str(exc)).line(), 2)
+                raise
             return self._restart(cluster, namespace, _last(flags, "--revision"), _last(flags, "--timeout") or "600s")
+        if args[0] == "preflight":
+            return self._preflight(args[1:])
         if args[0] == "check":
             if len(args) < 2 or self.check is None:
                 raise _Unknown("meshca check without a check kind")
@@ -688,7 +705,10 @@ class Emulator:
 
         cluster.namespace(namespace)
         name = istiod_name(revision)
-        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods or not cluster.istiods[revision].ready:
+        if ("Deployment", SYSTEM_NS, name) not in cluster.objects or revision not in cluster.istiods:
+            reason = f'Error from server (NotFound): deployments.apps "{name}" not found'
+            return fail(MeshcaError("IstiodMissing", f"{SYSTEM_NS}/{name}", name=name, revision=revision, reason=reason).line(), 2)
+        if not cluster.istiods[revision].ready:
             return fail(MeshcaError("IstiodNotReady", f"{SYSTEM_NS}/{name}", name=name, ready=0).line(), 2)
         workloads = sorted((w for w in cluster.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
         everything = sorted((w for w in cluster.workloads.values() if w.namespace == namespace), key=lambda w: (w.kind, w.name))
@@ -711,6 +731,44 @@ class Emulator:
         return Result(0, "\n".join(out), cluster=cluster.name)
 
 
+    def _preflight(self, args: list[str]) -> Result:
+        """``meshca preflight``, deciding with meshca/preflight.py's own rules on the model's
+        namespaces and Deployments (what ``kubectl get namespace`` / ``get deployments -A`` return)."""
+        from ..preflight import namespace_problems, operator_problems
+        from .source import workload_json
+
+        flags = _flags(args, {"--kubeconfig", "--context", "--revision", "--gateway-namespace"}, {"--no-operator"})
+        revision = _last(flags, "--revision")
+        if not revision:
+            raise _Unknown("meshca preflight needs --revision")
+        if not _last(flags, "--context"):
+            raise _Unknown("meshca preflight without --context would act on the kubeconfig's current context")
+        try:
+            cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+        except SimError as exc:
+            if str(exc).startswith("Unable to connect to the server"):
+                return fail(MeshcaError("ApiServerUnreachable", f"context {_last(flags, '--context')}", reason=str(exc)).line(), 2)
+            raise
+        problems = []
+        namespaces = list(dict.fromkeys(flags.get("--gateway-namespace", [])))
+        for ns in namespaces:
+            if ns not in cluster.namespaces:
+                reason = f'Error from server (NotFound): namespaces "{ns}" not found'
+                return fail(MeshcaError("RestartListFailed", f"namespace/{ns}", reason=reason).line(), 2)
+            problems += namespace_problems({"metadata": {"name": ns, "labels": dict(cluster.namespaces[ns].labels)}}, revision)
+        if "--no-operator" in flags:
+            deployments = []
+            for w in cluster.workloads.values():
+                if w.kind == "Deployment":
+                    doc = workload_json(w)
+                    doc["spec"]["replicas"] = w.replicas
+                    deployments.append(doc)
+            problems += operator_problems(deployments)
+        if problems:
+            return Result(2, stderr="\n".join(p.line() for p in problems), cluster=cluster.name)
+        return Result(0, f"pre-flight for {revision}: ok", cluster=cluster.name)
+
+
 class _EmulatedKubectl:
     """meshca.restart.Kubectl whose ``run`` goes through the emulator (what meshca would exec)."""
 
@@ -719,6 +777,9 @@ class _EmulatedKubectl:
 
         self.emulator = emulator
         self.real = Kubectl(kubeconfig, context)
+
+    def unreachable(self, proc: subprocess.CompletedProcess):
+        return self.real.unreachable(proc)
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         argv = self.real.argv(*args)

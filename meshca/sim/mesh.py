@@ -15,7 +15,10 @@ inferred rule reads a switch (``switches.py``). In short:
   at the next start; it pushes its bundle to every connected proxy of its revision.
 - A pod gets its revision when it is created (injection reads the namespace labels, then the
   pod template's ``istio.io/rev``); both namespace labels are an error. A running pod keeps
-  its revision, certificate and (when disconnected) bundle until restarted.
+  its revision, certificate and (when disconnected) bundle until restarted. The pod records
+  its revision as its injector's Istio version writes it (``Istiod.version``; rendered by
+  ``source.pod_json``, read by ``meshca/injection.py``): 1.6 a label, 1.16 the status
+  annotation, 1.19 the ``istio.io/rev`` annotation too.
 - Deleting a revision's istiod orphans its proxies (``orphans-keep-state``); simulated time
   (``advance``) rotates certificates at half-life and expires orphans' certificates.
 - Faults a scenario may inject: an istiod with no ready replica (``Istiod.ready``: its webhook
@@ -94,6 +97,9 @@ class Istiod:
     excluded_roots: set[str] = field(default_factory=set)  # fault injection: roots dropped from its bundle
     starts: int = 0
     ready: bool = True  # fault injection: no ready replica (webhook rejects, meshca restart refuses)
+    # The Istio minor version of its injector, which decides how a pod records its revision
+    # (meshca/injection.py): "1.6" Istio on GKE, "1.16" CSM 1.15/1.16, "1.19" asmcli 1.19.10.
+    version: str = "1.19"
 
     @property
     def deployment(self) -> str:
@@ -163,6 +169,7 @@ class Pod:
     connected: bool = False
     issued_at: float = 0.0  # simulated minutes
     problem: str = ""  # why the proxy has no usable certificate
+    injector: str = ""  # Istiod.version of the revision that injected it (how pod_json records the revision)
 
     @property
     def meshed(self) -> bool:
@@ -465,12 +472,13 @@ class Cluster:
             name = f"{w.name}-{rs}-{pod_suffix(self.name, w.namespace, w.name, w.generation, index)}"
         labels = dict(w.template_labels)
         if revision is not None:
-            if w.bound_revision is None:
-                labels["istio.io/rev"] = revision  # set by injection
+            # Injection's own record of the revision (a label on 1.6, annotations on 1.16+) is
+            # rendered by source.pod_json from ``Pod.injector``; never invented here.
             labels.setdefault("security.istio.io/tlsMode", "istio")
         pod = Pod(name=name, namespace=w.namespace, workload=w, revision=revision, labels=labels)
         if revision is not None:
             istiod = self.istiods[revision]
+            pod.injector = istiod.version
             self._certify(pod, istiod)
             pod.bundle = istiod.bundle(self.mesh.meshca)
             pod.trust_domain, pod.aliases = istiod.trust_domain, istiod.aliases

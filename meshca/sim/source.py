@@ -49,7 +49,7 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
         else:
             containers.append(proxy)
         if w.bound_revision is None:
-            annotations["sidecar.istio.io/status"] = json.dumps({"revision": pod.revision, "containers": ["istio-proxy"]})
+            _record_injection(pod, labels, annotations)
     spec: dict = {"serviceAccountName": w.service_account, "containers": containers}
     if init:
         spec["initContainers"] = init
@@ -67,6 +67,31 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
         "spec": spec,
         "status": {"phase": "Running"},
     }
+
+
+def _record_injection(pod: Pod, labels: dict, annotations: dict) -> None:
+    """How the injector of ``pod.injector``'s Istio version records the revision (istio/istio):
+
+    - 1.6: the pod LABEL ``istio.io/rev`` = istiod's REVISION, ``""`` for the default revision
+      (release-1.6 ``pkg/kube/inject/webhook.go`` line 620; ``addLabels`` lines 493-523 keeps a
+      non-empty value the pod already has; ``pilot/pkg/bootstrap/options.go`` line 136); its
+      ``sidecar.istio.io/status`` has no revision (``pkg/kube/inject/inject.go`` lines 1017-1023).
+    - 1.16: only ``sidecar.istio.io/status`` ``.revision`` (release-1.16 ``pkg/kube/inject/webhook.go``
+      ``getInjectionStatus``, lines 317-342).
+    - 1.19: that, and the ANNOTATION ``istio.io/rev`` (release-1.19
+      ``manifests/charts/istio-control/istio-discovery/files/injection-template.yaml`` line 39,
+      ``gateway-injection-template.yaml`` line 8).
+    """
+    containers = ["istio-proxy"] if pod.workload.gateway else ["app", "istio-proxy"]
+    if pod.injector == "1.6":
+        if not labels.get("istio.io/rev"):
+            labels["istio.io/rev"] = "" if pod.revision == "default" else str(pod.revision)
+        status = {"version": "istio-on-gke-1.6", "initContainers": ["istio-init"], "containers": containers, "volumes": ["istio-envoy", "istio-certs"], "imagePullSecrets": None}
+    else:
+        status = {"initContainers": ["istio-init"], "containers": containers, "volumes": ["istio-envoy", "istio-data"], "imagePullSecrets": None, "revision": pod.revision}
+        if pod.injector != "1.16":
+            annotations["istio.io/rev"] = str(pod.revision)
+    annotations["sidecar.istio.io/status"] = json.dumps(status, separators=(",", ":"))
 
 
 def workload_json(w: Workload) -> dict:

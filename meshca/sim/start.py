@@ -71,7 +71,8 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
             # Istio on GKE: istiod's self-signed CA, whose ca-cert.pem is today's root.
             mesh.signers[signer.root_fp] = signer
             cluster.put_secret("istio-ca-secret", {"ca-cert.pem": f.root_cert.read_bytes(), "ca-key.pem": KEY_PLACEHOLDER})
-            istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=(), fleet_domain=f"{fleet}.svc.id.goog")
+            # Istio on GKE runs Istio 1.6: its injector labels pods istio.io/rev="" (pod_json)
+            istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=(), fleet_domain=f"{fleet}.svc.id.goog", version="1.6")
             cluster.add_istiod(istiod)
         else:
             cluster.put_secret(
@@ -84,7 +85,8 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
                 },
             )
             aliases = base_aliases(fleet) if switches["citadel-keeps-base-aliases"] else ()
-            istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=aliases, fleet_domain=f"{fleet}.svc.id.goog")
+            # CSM 1.15/1.16: the revision is recorded in sidecar.istio.io/status only (pod_json)
+            istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=aliases, fleet_domain=f"{fleet}.svc.id.goog", version="1.16")
             cluster.add_istiod(istiod, installed_state=f"installed-state-{old}")
         for g in config.gateways:
             if not g.on(cl.name):

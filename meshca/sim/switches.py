@@ -25,7 +25,10 @@ class Switch:
 SWITCHES: tuple[Switch, ...] = (
     Switch(
         "rev2-runs-citadel-ca",
-        True,
+        # off by default: the pinned asmcli 1.19.10-asm.9+config1's ca-migration-meshca.yaml sets
+        # ENABLE_CA_SERVER: false (anthos-service-mesh-packages asm/istio/options/
+        # ca-migration-meshca.yaml line 22); "on" rehearses a later asmcli without it.
+        False,
         (True, False),
         "REV2 istiod (mesh_ca + ca-migration-meshca) still runs its own CA from cacerts/istio-ca-secret "
         "and merges that root into the bundle it pushes",

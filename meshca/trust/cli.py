@@ -58,6 +58,15 @@ def _labels(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _forbid_labels(text: str) -> tuple[str, ...]:
+    from .verdict import FORBIDDABLE, normalise_labels
+
+    try:
+        return normalise_labels([text], FORBIDDABLE)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _ns_name(text: str) -> tuple[str, str]:
     ns, slash, name = text.partition("/")
     if not slash or not ns or not name or "/" in name:
@@ -87,7 +96,7 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--citadel-root", metavar="FILE", help="PEM of the Citadel root(s) (default: cacerts root-cert.pem, else istio-ca-secret ca-cert.pem)")
     p.add_argument("--meshca-root", metavar="FILE", help="PEM of the Mesh CA root(s) (default: the pinned real Mesh CA root, by SHA-256)")
     p.add_argument("--require", type=_labels, metavar="CITADEL,MESHCA", help="roots every proxy must trust (root-cert) or allowed issuers (workload-cert); default CITADEL,MESHCA")
-    p.add_argument("--forbid", type=_labels, metavar="CITADEL", help="roots no proxy may trust any more (the check after phase C) or issuers not allowed")
+    p.add_argument("--forbid", type=_forbid_labels, metavar="CITADEL", help="roots no proxy may trust any more (the check after phase C) or issuers not allowed; UNKNOWN: any root that is neither CITADEL nor MESHCA")
     p.add_argument("--retiring-deployment", action="append", type=_ns_name, default=[], metavar="NS/NAME", help="pods of this Deployment are deleted by the phase's finish: reported, never blocking")
     p.add_argument("--retiring-selector", action="append", type=_ns_selector, default=[], metavar="NS/K=V,K=V", help="pods in NS with these labels are deleted by the phase's finish")
     p.add_argument("--fleet-project", metavar="F", help="trust-domain: F of F.svc.id.goog")

@@ -18,7 +18,6 @@ import binascii
 import dataclasses
 import datetime as dt
 import inspect
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,11 +27,12 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from ..certs import fingerprint, load_certs
+from ..injection import injected_revision
 from ..errors import MeshcaError
 from .dumps import DEFAULT, ROOTCA, Bundle, DumpError, ProxySecrets, bundle_hash, load_bundle, parse_dump
 from .source import ProxySource, SourceError, SourceTimeout
 from .trustdomain import RevisionDomains, configmap_name, fleet_domain, judge_revision, read_revision
-from .verdict import CITADEL, LABELS, MESHCA, References, RootVerdict, classify_bundle, judge_workload, normalise_labels
+from .verdict import CITADEL, FORBIDDABLE, LABELS, MESHCA, UNKNOWN, References, RootVerdict, classify_bundle, judge_workload, normalise_labels
 
 CHECKS = ("root-cert", "workload-cert", "trust-domain")
 EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
@@ -74,17 +74,9 @@ def proxy_kind(pod: dict) -> str | None:
 
 
 def pod_revision(pod: dict) -> str:
-    meta = pod.get("metadata") or {}
-    rev = (meta.get("labels") or {}).get("istio.io/rev")
-    if rev:
-        return rev
-    status = (meta.get("annotations") or {}).get("sidecar.istio.io/status")
-    if status:
-        try:
-            rev = json.loads(status).get("revision")
-        except (ValueError, AttributeError):
-            rev = None
-    return rev or "default"
+    """The revision that injected the pod, as its injector wrote it (meshca/injection.py);
+    ``default`` when the pod carries no record of it."""
+    return injected_revision(pod) or "default"
 
 
 def deployment_of(pod: dict) -> str | None:
@@ -297,7 +289,7 @@ class _Run:
 
     def _judge_roots(self, entry: dict, subject: str, verdict: RootVerdict) -> None:
         have = verdict.labels
-        forbidden = [f for f in self.req.forbid if f in have]
+        forbidden = [f for f in self.req.forbid if f in have or (f == UNKNOWN and verdict.unknown)]
         missing = [r for r in self.req.require if r not in have]
         roots = " ".join(have)
         if forbidden:
@@ -548,7 +540,7 @@ def validate_request(request: CheckRequest) -> CheckRequest:
         raise usage(f"check '{request.check}' is not one of {', '.join(CHECKS)}")
     try:
         require = normalise_labels(request.require)
-        forbid = normalise_labels(request.forbid)
+        forbid = normalise_labels(request.forbid, FORBIDDABLE)
     except ValueError as exc:
         raise usage(str(exc)) from None
     if set(require) & set(forbid):

@@ -24,6 +24,10 @@ from .dumps import Bundle
 CITADEL = "CITADEL"
 MESHCA = "MESHCA"
 LABELS = (CITADEL, MESHCA)
+# Forbid-only: any root that is neither (e.g. a root istiod self-signs once the CA secrets are
+# gone). Forbidding it with CITADEL makes a bundle of exactly the Mesh CA roots the only pass (C4).
+UNKNOWN = "UNKNOWN"
+FORBIDDABLE = (CITADEL, MESHCA, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -151,18 +155,19 @@ def judge_workload(chain: Bundle, bundle: Bundle | None, refs: References) -> Wo
     return WorkloadVerdict(issuer, sid, trust_domain_of(sid), not_after(leaf), length)
 
 
-def normalise_labels(values: Iterable[str]) -> tuple[str, ...]:
-    """``CITADEL,MESHCA`` in any case and order -> the canonical tuple; ValueError otherwise."""
+def normalise_labels(values: Iterable[str], allowed: Sequence[str] = LABELS) -> tuple[str, ...]:
+    """``CITADEL,MESHCA`` in any case and order -> the canonical tuple; ValueError otherwise.
+    ``allowed=FORBIDDABLE`` also takes ``UNKNOWN`` (forbid lists only)."""
     out = set()
     for v in values:
         for part in str(v).split(","):
             part = part.strip().upper()
             if not part:
                 continue
-            if part not in LABELS:
-                raise ValueError(f"'{part}' is not CITADEL or MESHCA")
+            if part not in allowed:
+                raise ValueError(f"'{part}' is not {' or '.join(allowed)}")
             out.add(part)
-    return tuple(l for l in LABELS if l in out)
+    return tuple(l for l in allowed if l in out)
 
 
 def missing_required(have: Sequence[str], require: Sequence[str]) -> list[str]:
