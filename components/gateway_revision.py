@@ -4,8 +4,8 @@ Phase A: a canary Deployment of REV1 beside the old gateway, with the labels the
 selects (so both serve), its own name label in the (immutable) selector, and the old
 gateway's service account (same SPIFFE identity). Phase B upgrades it in place: only the
 ``istio.io/rev`` labels of the Deployment and its pod template change. The retired gateways
-are deleted by explicit Commands whose selector names the retired revision only, so they
-never match the canary, which carries another revision by then (asserted in the tests).
+are deleted by explicit Commands that name their Deployment (never a label selector, which
+also matches gateways nobody listed: issue 9 finding 11), so they never match the canary.
 ``retain_on_delete``: once the old gateway is gone the canary serves all traffic, so neither
 `pulumi destroy` nor a later phase deletes it; a rollback deletes it with its own step.
 """

@@ -540,15 +540,12 @@ class _Builder:
         """Delete the gateways of ``revision`` (the original Deployments when ``old`` on migrate)."""
         ids = []
         for g in self.gateways():
-            if old and self.config.use_case == "migrate":
-                argv = cmd.delete_deployment(self.cluster, g.namespace, g.deployment)
-                objects = (f"Deployment/{g.namespace}/{g.deployment}",)
-                match = {"deployment": g.deployment}
-            else:
-                selector = gateway_selector(g, revision)
-                argv = cmd.delete_deployments_by_label(self.cluster, g.namespace, selector)
-                objects = (f"Deployment/{g.namespace}/[{selector}]",)
-                match = {"selector": selector}
+            # By name, never by an app/rev label selector (issue 9 finding 11): a selector
+            # also matches gateways nobody listed, and misses one labelled only on its pods.
+            name = g.deployment if old else canary_name(g, self.config)
+            argv = cmd.delete_deployment(self.cluster, g.namespace, name)
+            objects = (f"Deployment/{g.namespace}/{name}",)
+            match = {"deployment": name}
             ids.append(
                 self.add(
                     f"{procedure}.delete-gateway.{g.namespace}.{g.deployment}",
@@ -616,14 +613,9 @@ class _Builder:
         )
 
     def retiring_old_gateways(self) -> list[dict]:
-        c = self.config
-        out = []
-        for g in self.gateways():
-            if c.use_case == "migrate":
-                out.append({"namespace": g.namespace, "deployment": g.deployment})
-            else:
-                out.append({"namespace": g.namespace, "selector": gateway_selector(g, c.old_revision)})
-        return out
+        """The Deployments A5 deletes, by name: their pods are exempted by owner (ReplicaSet
+        ``NAME-<pod-template-hash>``), never by labels another gateway may share."""
+        return [{"namespace": g.namespace, "deployment": g.deployment} for g in self.gateways()]
 
 
 def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> str:
@@ -715,8 +707,7 @@ class _ClusterRoute:
         else:
             first = self.b.delete_gateways(phase, procedure, new, self.frontier, old=False)
         back = self.b.moves(phase, procedure, moved, new, old, first or self.frontier, changes)
-        if downgrade:
-            back = self.b.delete_gateways(phase, procedure, new, back, old=False) or back
+        # B5: the canary was downgraded in place, so no listed gateway is left on ``new``.
         self.b.remove_control_plane(phase, procedure, new, back)
         self.control_planes.remove(new)
         self.pod_revisions = self.all_on(old)
@@ -820,11 +811,11 @@ class _ClusterRoute:
             certifies=self.all_on(c.rev2),
             depends_on=self.frontier,
             require=[MESHCA],
-            retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, c.rev1)} for g in self.gateways],
         )
         svc = b.apply_istiod_service(phase, "B4", c.rev2, [b4])
-        dels = b.delete_gateways(phase, "B4", c.rev1, [svc], old=False)
-        self.frontier = b.remove_control_plane(phase, "B4", c.rev1, dels or [svc])
+        # B3 upgraded the canary in place: no listed gateway is left on REV1 (an unlisted one
+        # fails this gate rather than being deleted by a label selector).
+        self.frontier = b.remove_control_plane(phase, "B4", c.rev1, [svc])
         self.control_planes.remove(c.rev1)
 
     # -- phase C: remove the old root ----------------------------------------------------------

@@ -56,7 +56,6 @@ def every_step(cfg):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=F11)
 @pytest.mark.parametrize("use_case", ["migrate", "upgrade"])
 def test_gateways_are_deleted_by_deployment_name_never_by_selector(use_case):
     cfg = builtin_config(clusters=1, namespaces=2, batch_size=1, use_case=use_case)
@@ -76,7 +75,6 @@ def test_gateways_are_deleted_by_deployment_name_never_by_selector(use_case):
     assert not [sid for sid in deletions if sid.startswith(("B4.", "B5."))]
 
 
-@pytest.mark.xfail(strict=True, reason=F11)
 def test_a5_keeps_an_unlisted_gateway_with_the_same_app_label():
     """The emulator applies A5's deletions to a mesh with a second, unlisted gateway of the
     same ``app`` on the old revision: only the listed Deployment goes."""
@@ -110,7 +108,6 @@ def gate_request(step) -> dict:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=F11)
 def test_a3_exempts_the_pods_of_the_deployment_a5_deletes_by_owner(tmp_path):
     cfg = upgrade_config()
     names = [n.name for n in cfg.namespaces]
@@ -132,7 +129,6 @@ def test_a3_exempts_the_pods_of_the_deployment_a5_deletes_by_owner(tmp_path):
     assert doc["ok"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=F11)
 def test_b4_gate_retires_nothing_the_canary_moved_in_place():
     cfg = upgrade_config()
     names = [n.name for n in cfg.namespaces]

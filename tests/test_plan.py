@@ -174,7 +174,8 @@ def test_upgrade_finish_deletes_the_labelled_old_revision():
     cp = at("csm116", "distribute-root-done", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING}).cluster("data-1")
     a5 = [line(s) for s in cp.steps if s.procedure == "A5"]
     assert a5 == [
-        f"{DATA1_K} delete deploy -l app=istio-ingressgateway,istio.io/rev=asm-1169-3 -n istio-system --ignore-not-found=true",
+        # by name, not the guide's `-l app=istio-ingressgateway,istio.io/rev=OLD` (issue 9 finding 11)
+        f"{DATA1_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
         f"{DATA1_K} apply -f asm-out/data-1/asm-11910-9-distribute-root/asm/istio/istiod-service.yaml",
         f"{DATA1_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-asm-1169-3 -n istio-system --ignore-not-found=true",
         f"{DATA1_K} delete IstioOperator installed-state-asm-1169-3 -n istio-system --ignore-not-found=true",
@@ -184,7 +185,7 @@ def test_upgrade_finish_deletes_the_labelled_old_revision():
 def test_rollback_of_phase_a_is_the_guides_a6_for_both_use_cases():
     cp = at("dev", "distribute-root", rollback=True, moved={"frontend": REV1, "cart": REV1, "checkout": REV1}).clusters[0]
     a6 = [line(s) for s in cp.steps if s.procedure == "A6"]
-    assert a6[0] == f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV1} -n istio-system --ignore-not-found=true"
+    assert a6[0] == f"{DEV_K} delete deploy/istio-ingressgateway-{REV1} -n istio-system --ignore-not-found=true"
     assert f"{DEV_K} label namespace frontend istio.io/rev- istio-injection=enabled --overwrite" in a6
     assert a6[-2:] == [
         f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV1} -n istio-system --ignore-not-found=true",
@@ -203,8 +204,8 @@ def test_rollback_of_phase_b_downgrades_the_gateway_in_place_then_removes_rev2()
     b5 = [s for s in cp.steps if s.procedure == "B5"]
     assert b5[0].action == "gateway" and b5[0].params["revision"] == REV1
     assert f"{DEV_K} label namespace frontend istio.io/rev={REV1} --overwrite" in [line(s) for s in b5]
-    assert [line(s) for s in b5[-3:]] == [
-        f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV2} -n istio-system --ignore-not-found=true",
+    # no gateway deletion: the only listed gateway was downgraded in place (issue 9 finding 11)
+    assert [line(s) for s in b5[-2:]] == [
         f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV2} -n istio-system --ignore-not-found=true",
         f"{DEV_K} delete IstioOperator installed-state-{REV2} -n istio-system --ignore-not-found=true",
     ]
@@ -245,18 +246,16 @@ def selector_matches(selector: str, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in (kv.split("=", 1) for kv in selector.split(",")))
 
 
-def test_retired_gateway_selectors_match_nothing_still_serving():
-    cp = at("dev", "mesh-ca-done").clusters[0]
-    canary = cp.step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    b4 = cp.step("B4.delete-gateway.istio-system.istio-ingressgateway")
-    assert not selector_matches(b4.params["selector"], canary["metadata"]["labels"])
+def test_retired_gateways_are_named_and_never_the_serving_canary():
     a = at("dev", "distribute-root-done").clusters[0]
     canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
     a5 = a.step("A5.delete-gateway.istio-system.istio-ingressgateway")
     assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a['metadata']['name']}"
     up = at("csm116", "distribute-root-done", cacerts={"data-1": "matching", "data-2": "matching"}).cluster("data-1")
     up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    assert not selector_matches(up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["selector"], up_canary["metadata"]["labels"])
+    assert up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["deployment"] == "istio-ingressgateway" != up_canary["metadata"]["name"]
+    # B4 deletes no gateway: B3 upgraded the canary in place
+    assert not [s for s in at("dev", "mesh-ca-done").clusters[0].steps if s.action == "delete-gateway" and s.procedure == "B4"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "csm116"])

@@ -190,7 +190,7 @@ def test_canary_gateway_is_retained_and_upgraded_in_place():
     rollback = run_program("dev", {"phase": "distribute-root", "rollback": True, "namespaces": done_a.namespace_map})
     assert rollback.error is None and not rollback.of_type("kubernetes:apps/v1:Deployment")
     assert rollback.command("dev-1", "A6.delete-gateway.istio-system.istio-ingressgateway").inputs["create"] == (
-        f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV1} -n istio-system --ignore-not-found=true"
+        f"{DEV_K} delete deploy/istio-ingressgateway-{REV1} -n istio-system --ignore-not-found=true"
     )
 
 
