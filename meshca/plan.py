@@ -595,7 +595,7 @@ class _Builder:
             revision=revision,
             names=names,
         )
-        return [delete, state]
+        return [delete, state, self.delete_webhooks(phase, procedure, revision, [state])]
 
     def apply_istiod_service(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
         path = f"{self.config.asmcli.output_dir_for(self.cluster.name, revision)}/asm/istio/istiod-service.yaml"
@@ -616,6 +616,80 @@ class _Builder:
         """The Deployments A5 deletes, by name: their pods are exempted by owner (ReplicaSet
         ``NAME-<pod-template-hash>``), never by labels another gateway may share."""
         return [{"namespace": g.namespace, "deployment": g.deployment} for g in self.gateways()]
+
+    # -- revision tags and webhooks (issue 9 finding 10) -----------------------------------
+
+    def retarget_default_tag(self, phase: str, procedure: str, old: str, revision: str, depends_on: Iterable[str]) -> list[str]:
+        """Before a finish deletes anything: no unmanaged namespace still selects ``old``; in
+        migrate the 1.6 injector emptied (migrate-to-asm ``set_default_tag``); the ``default``
+        tag (and ``istiod-default-validator``) moved to ``revision``; both proven by dry-runs."""
+        c, cluster = self.config, self.cluster
+        labels = injection_labels(c, old)
+        strays = self.add(
+            f"{procedure}.injection-labels",
+            phase=phase,
+            procedure=procedure,
+            action="check-injection-labels",
+            title=f"no namespace outside meshca:namespaces still carries {', '.join(f'{k}={v}' for k, v in labels.items())}",
+            argv=cmd.webhook_strays(cluster, labels, [n.name for n in c.namespaces]),
+            objects=("Namespace/*",),
+            depends_on=depends_on,
+            revision=revision,
+            labels=labels,
+        )
+        last = strays
+        if c.use_case == "migrate" and old == "default":
+            last = self.add(
+                f"{procedure}.empty-injector",
+                phase=phase,
+                procedure=procedure,
+                action="empty-injector",
+                title="empty the Istio 1.6 injector's webhooks (istio-sidecar-injector), as migrate-to-asm does",
+                argv=cmd.empty_injector(cluster),
+                objects=("MutatingWebhookConfiguration/istio-sidecar-injector",),
+                depends_on=[last],
+                revision=revision,
+            )
+        istioctl = c.asmcli.istioctl_for(cluster.name, revision)
+        tag = self.add(
+            f"{procedure}.tag-default",
+            phase=phase,
+            procedure=procedure,
+            action="tag-default",
+            title=f"point the default revision tag and istiod-default-validator at {revision}",
+            argv=cmd.tag_set_default(istioctl, cluster, revision),
+            objects=("MutatingWebhookConfiguration/istio-revision-tag-default", "ValidatingWebhookConfiguration/istiod-default-validator"),
+            depends_on=[last],
+            revision=revision,
+            istioctl=istioctl,
+            istioctlVersion=c.asmcli.istioctl_version,
+        )
+        verify = self.add(
+            f"{procedure}.verify-webhooks",
+            phase=phase,
+            procedure=procedure,
+            action="verify-webhooks",
+            title=f"prove it: the validator denies an invalid AuthorizationPolicy, a tagged dry-run pod gets a {revision} sidecar",
+            argv=cmd.webhook_verify(cluster, revision),
+            objects=(),
+            depends_on=[tag],
+            revision=revision,
+        )
+        return [verify]
+
+    def delete_webhooks(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
+        mutating, validating = cmd.webhook_configurations(revision)
+        return self.add(
+            f"{procedure}.delete-webhooks.{revision}",
+            phase=phase,
+            procedure=procedure,
+            action="delete-webhooks",
+            title=f"delete {revision}'s webhook configurations ({mutating}, {validating})",
+            argv=cmd.delete_webhooks(self.cluster, revision),
+            objects=(f"MutatingWebhookConfiguration/{mutating}", f"ValidatingWebhookConfiguration/{validating}"),
+            depends_on=depends_on,
+            revision=revision,
+        )
 
 
 def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> str:
@@ -656,6 +730,17 @@ def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> st
             )
         ]
     )
+
+
+def istioctl_version_fact(stdout: str, config: StackConfig, cluster: Cluster, path: str) -> str:
+    """What ``istioctl version --remote=false --short`` printed, against the pinned release."""
+    from .errors import MeshcaError, MeshcaErrors
+
+    got = (stdout or "").strip()
+    want = config.asmcli.istioctl_version
+    if got == want:
+        return got
+    raise MeshcaErrors([MeshcaError("IstioctlVersionMismatch", path, got=got or "nothing", want=want)])
 
 
 def citadel_root_overlay_path(config: StackConfig, cluster: Cluster) -> str:
@@ -757,6 +842,7 @@ class _ClusterRoute:
 
     def finish_distribute_root(self) -> None:
         c, b, phase = self.c, self.b, "distribute-root-done"
+        self.frontier = b.retarget_default_tag(phase, "A5", c.old_revision, c.rev1, self.frontier)
         dels = b.delete_gateways(phase, "A5", c.old_revision, self.frontier, old=True)
         self.old_gateways = []
         svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or self.frontier)
@@ -812,7 +898,8 @@ class _ClusterRoute:
             depends_on=self.frontier,
             require=[MESHCA],
         )
-        svc = b.apply_istiod_service(phase, "B4", c.rev2, [b4])
+        tagged = b.retarget_default_tag(phase, "B4", c.rev1, c.rev2, [b4])
+        svc = b.apply_istiod_service(phase, "B4", c.rev2, tagged)
         # B3 upgraded the canary in place: no listed gateway is left on REV1 (an unlisted one
         # fails this gate rather than being deleted by a label selector).
         self.frontier = b.remove_control_plane(phase, "B4", c.rev1, [svc])

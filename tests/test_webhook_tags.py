@@ -8,8 +8,8 @@ Sources (transcribed, never computed by meshca):
   RFC 6902 4.3 requires a value for ``replace``).
 - asmcli 1.19.10-asm.9+config1 ``asmcli/asmcli`` lines 4241-4242
   (``ISTIO_FOLDER_NAME="istio-${RELEASE}"``, ``ISTIOCTL_REL_PATH="${ISTIO_FOLDER_NAME}/bin/istioctl"``)
-  and 4103 (``ln -s "${ISTIOCTL_REL_PATH}" .`` in the output dir): ``<outputDir>/istioctl``;
-  ``RELEASE="${MAJOR}.${MINOR}.${POINT}-asm.${REV}"`` (line 4226): 1.19.10-asm.9.
+  , 4431 (``pushd "$OUTPUT_DIR"``) and 4103 (``ln -s "${ISTIOCTL_REL_PATH}" .`` in the output dir): ``<outputDir>/istioctl``;
+  ``RELEASE="${MAJOR}.${MINOR}.${POINT}-asm.${REV}"`` (line 4227): 1.19.10-asm.9.
 - istio 1.19.10 ``pkg/version/cobra.go`` line 100: ``istioctl version --remote=false --short``
   prints the client version alone (``%s\\n``).
 - istio 1.19.10 ``istioctl/pkg/tag/generate.go`` 93-160 (``Generate``: the tag needs the
@@ -46,7 +46,6 @@ from meshca.sim.start import MeshShape, build_mesh
 from harness import ROOT
 
 F10 = "issue 9 finding 10: webhooks and revision tags are not managed"
-pytestmark = pytest.mark.xfail(strict=True, reason=F10)
 
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
@@ -218,3 +217,44 @@ def test_verify_webhooks_proves_validation_and_injection_and_fails_before_the_ta
     k = ("kubectl", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context)
     denied = em.run((*k, "create", "--dry-run=server", "-f", "-", "-o", "json"), yaml.safe_dump(ap))
     assert denied.rc == 1 and 'admission webhook "validation.istio.io" denied the request' in denied.stderr
+
+
+def test_verify_reports_a_validator_that_accepts_the_invalid_policy():
+    """Without any default validator the CUSTOM policy is accepted: MCA0342."""
+    cfg, mesh, em, cluster = world("upgrade")
+    del cluster.objects[("ValidatingWebhookConfiguration", "", "istiod-default-validator")]
+    r = em.run(("meshca", "webhooks", "verify", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", OLD))
+    assert r.rc == 2
+    assert "MCA0342 AuthorizationPolicy istio-system/meshca-webhook-probe: the default validating webhook did not deny an invalid AuthorizationPolicy (accepted)" in r.stderr
+
+
+def test_an_unreadable_namespace_list_is_named():
+    import subprocess
+
+    from meshca import webhooks
+
+    class Broken:
+        def run(self, *args, stdin=None, timeout=120):
+            return subprocess.CompletedProcess(args, 1, "", "The connection to the server 10.0.0.1 was refused - did you specify the right host or port?\n")
+
+    with pytest.raises(MeshcaErrors) as err:
+        webhooks.strays(Broken(), {"istio.io/rev": OLD}, [])
+    [line] = err.value.lines()
+    assert "MCA0344 namespaces: kubectl get namespaces failed: The connection to the server 10.0.0.1 was refused" in line
+
+
+def test_the_program_refuses_another_istioctl_in_preview():
+    """The tag steps' istioctl is probed when the program runs (preview included): another
+    version stops it with MCA0340 before any step; the pinned one reaches the tag Command."""
+    from harness import run_program
+
+    c = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    done_a = next(p for p in planmod.route(c) if p.phase == "distribute-root-done")
+    overrides = {"phase": done_a.phase, "namespaces": done_a.namespace_map}
+    bad = run_program("dev", overrides, preview=True, istioctl_version="1.19.9-asm.1\n")
+    assert "MCA0340 asm-out/dev-1/asm-11910-9-distribute-root/istioctl: istioctl reports 1.19.9-asm.1" in str(bad.error)
+    good = run_program("dev", overrides, preview=True)
+    assert good.error is None
+    tag = good.named("dev-1.A5.tag-default")
+    assert tag.inputs["create"] == f"asm-out/dev-1/{REV1}/istioctl {DEV_G} tag set default --revision {REV1} --overwrite"
+    assert tag.inputs["environment"]["MESHCA_ISTIOCTL_VERSION"] == "1.19.10-asm.9"

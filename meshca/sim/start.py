@@ -86,6 +86,22 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
             aliases = base_aliases(fleet) if switches["citadel-keeps-base-aliases"] else ()
             istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=aliases, fleet_domain=f"{fleet}.svc.id.goog")
             cluster.add_istiod(istiod, installed_state=f"installed-state-{old}")
+            # The `default` revision tag of a CSM 1.16 mesh serves istio-injection=enabled and
+            # istio.io/rev=default, and its istiod-default-validator validates unlabelled
+            # Istio config: both call Service istiod-OLD (procedure.md "What the guide leaves
+            # out"; istio 1.16.7 manifests/charts/base/templates/default.yaml line 21,
+            # `name: istiod-{{ .Values.defaultRevision }}`).
+            service = {"service": {"name": f"istiod-{old}", "namespace": SYSTEM_NS}}
+            cluster.objects[("MutatingWebhookConfiguration", "", "istio-revision-tag-default")] = {
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "istio-revision-tag-default", "labels": {"istio.io/rev": old, "istio.io/tag": "default"}},
+                "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "clientConfig": service}],
+            }
+            cluster.objects[("ValidatingWebhookConfiguration", "", "istiod-default-validator")] = {
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "istiod-default-validator", "labels": {"app": "istiod", "istio.io/rev": old}},
+                "webhooks": [{"name": "validation.istio.io", "clientConfig": service}],
+            }
         for g in config.gateways:
             if not g.on(cl.name):
                 continue
