@@ -31,7 +31,7 @@ from .trust_gate import TrustGate, TrustGateArgs
 
 TYPE = "meshca:index:ClusterMigration"
 NAMESPACE_ACTIONS = ("label", "restart")
-GATEWAY_ACTIONS = ("gateway", "delete-gateway")
+GATEWAY_ACTIONS = ("gateway", "gateway-ready", "delete-gateway")
 CA_ACTIONS = ("backup-ca-secret", "delete-ca-secrets", "restart-control-plane")
 REVISION_ACTIONS = ("verify-asmcli", "write-overlay", "install", "apply-istiod-service", "delete-istiod", "delete-installed-state", "drop-root")
 # The default revision tag and the webhooks (issue 9 finding 10): rendered with the revision

@@ -249,3 +249,21 @@ def webhook_strays(cluster: Cluster, labels: dict[str, str], namespaces: list[st
 
 def webhook_verify(cluster: Cluster, revision: str) -> tuple[str, ...]:
     return (MESHCA, "webhooks", "verify", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", revision)
+
+
+# --------------------------------------------------------------- the canary gateway (finding 9)
+
+
+def gateway_clone(cluster: Cluster, namespace: str, source: str, service: str, name: str, revision: str) -> tuple[str, ...]:
+    return (
+        MESHCA, "gateway", "clone", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        "--namespace", namespace, "--deployment", source, "--service", service, "--name", name, "--revision", revision,
+    )
+
+
+def gateway_ready(cluster: Cluster, namespace: str, deployment: str, service: str, name: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
+    return (
+        MESHCA, "gateway", "ready", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        "--namespace", namespace, "--deployment", deployment, "--service", service, "--name", name, "--revision", revision,
+        "--timeout", f"{timeout_seconds}s",
+    )

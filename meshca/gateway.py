@@ -165,27 +165,47 @@ def _get(kube, *args: str, optional: bool = False) -> dict | None:
 def live_objects(kube, namespace: str, deployment: str) -> tuple[dict, dict | None, dict | None]:
     dep = _get(kube, "deployment", deployment, "-n", namespace)
     hpas = _get(kube, "horizontalpodautoscaler", "-n", namespace)["items"]
-    hpa = next((h for h in hpas if (h["spec"].get("scaleTargetRef") or {}).get("name") == deployment), None)
+    hpa = next((h for h in hpas if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == deployment), None)
     labels = dep["spec"]["template"]["metadata"].get("labels") or {}
     pdbs = _get(kube, "poddisruptionbudget", "-n", namespace)["items"]
-    pdb = next((p for p in pdbs if all(labels.get(k) == v for k, v in ((p["spec"].get("selector") or {}).get("matchLabels") or {}).items())), None)
+    selects = lambda p: ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}  # noqa: E731
+    pdb = next((p for p in pdbs if selects(p) and all(labels.get(k) == v for k, v in selects(p).items())), None)
     return dep, hpa, pdb
 
 
-def cmd_clone(args: argparse.Namespace) -> int:
-    kube = Kube(args.kubeconfig, args.context)
-    dep, hpa, pdb = live_objects(kube, args.namespace, args.deployment)
-    service = _get(kube, "service", args.service, "-n", args.namespace)
-    objs = clone_objects(dep, hpa, pdb, name=args.name, revision=args.revision)
-    selector = (service.get("spec") or {}).get("selector") or {}
+def clone(kube, namespace: str, deployment: str, service: str, name: str, revision: str) -> str:
+    """Read the live objects, refuse a Service that would not select the clone, apply it."""
+    dep, hpa, pdb = live_objects(kube, namespace, deployment)
+    svc = _get(kube, "service", service, "-n", namespace)
+    objs = clone_objects(dep, hpa, pdb, name=name, revision=revision)
+    selector = (svc.get("spec") or {}).get("selector") or {}
     pod_labels = objs[0]["spec"]["template"]["metadata"]["labels"]
     if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
-        raise MeshcaErrors([MeshcaError("ServiceMissesCanary", f"Service {args.namespace}/{args.service}", selector=json.dumps(selector, sort_keys=True), deployment=args.deployment)])
+        raise MeshcaErrors([MeshcaError("ServiceMissesCanary", f"Service {namespace}/{service}", selector=json.dumps(selector, sort_keys=True), deployment=deployment)])
     text = yaml.safe_dump_all(objs, sort_keys=False)
     proc = kube.run("apply", "--server-side", "--field-manager", "meshca", "-f", "-", stdin=text)
     if proc.returncode != 0:
-        raise MeshcaErrors([MeshcaError("GatewayReadFailed", f"Deployment {args.namespace}/{args.name}", what="apply --server-side", reason=(proc.stderr.strip() or "no output")[:200])])
-    print(proc.stdout.strip())
+        raise MeshcaErrors([MeshcaError("GatewayReadFailed", f"Deployment {namespace}/{name}", what="apply --server-side", reason=(proc.stderr.strip() or "no output")[:200])])
+    return proc.stdout.strip()
+
+
+def ready_check(kube, namespace: str, deployment: str, service: str, name: str, revision: str) -> tuple[list[str], int]:
+    """(ready canary pods behind the Service, how many are needed), read once."""
+    old = _get(kube, "deployment", deployment, "-n", namespace, optional=True)
+    hpas = _get(kube, "horizontalpodautoscaler", "-n", namespace)["items"]
+    hpa = next((h for h in hpas if ((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name") in (name, deployment)), None)
+    need = replicas_needed(old, hpa)
+    slices = _get(kube, "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}")["items"]
+    pods = _get(kube, "pods", "-n", namespace)["items"]
+    return ready_canary_pods(slices, pods, name=name, revision=revision), need
+
+
+def not_serving(namespace: str, service: str, name: str, revision: str, ready: list[str], need: int) -> MeshcaError:
+    return MeshcaError("CanaryNotServing", f"Service {namespace}/{service}", ready=len(ready), need=need, revision=revision, name=name, namespace=namespace)
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    print(clone(Kube(args.kubeconfig, args.context), args.namespace, args.deployment, args.service, args.name, args.revision))
     return 0
 
 
@@ -193,18 +213,12 @@ def cmd_ready(args: argparse.Namespace) -> int:
     kube = Kube(args.kubeconfig, args.context)
     deadline = time.monotonic() + args.timeout
     while True:
-        old = _get(kube, "deployment", args.deployment, "-n", args.namespace, optional=True)
-        hpas = _get(kube, "horizontalpodautoscaler", "-n", args.namespace)["items"]
-        hpa = next((h for h in hpas if (h["spec"].get("scaleTargetRef") or {}).get("name") in (args.name, args.deployment)), None)
-        need = replicas_needed(old, hpa)
-        slices = _get(kube, "endpointslices", "-n", args.namespace, "-l", f"kubernetes.io/service-name={args.service}")["items"]
-        pods = _get(kube, "pods", "-n", args.namespace)["items"]
-        ready = ready_canary_pods(slices, pods, name=args.name, revision=args.revision)
+        ready, need = ready_check(kube, args.namespace, args.deployment, args.service, args.name, args.revision)
         if len(ready) >= need:
             print(f"Service {args.namespace}/{args.service}: {len(ready)} ready {args.revision} canary endpoints (need {need})")
             return 0
         if time.monotonic() >= deadline:
-            raise MeshcaErrors([MeshcaError("CanaryNotServing", f"Service {args.namespace}/{args.service}", ready=len(ready), need=need, revision=args.revision, name=args.name, namespace=args.namespace)])
+            raise MeshcaErrors([not_serving(args.namespace, args.service, args.name, args.revision, ready, need)])
         time.sleep(min(args.poll, max(0.0, deadline - time.monotonic())))
 
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
 from . import commands as cmd
 from .config import PHASES, Cluster, Gateway, StackConfig
@@ -246,41 +245,6 @@ def canary_name(gateway: Gateway, config: StackConfig) -> str:
 
 def gateway_selector(gateway: Gateway, revision: str) -> str:
     return f"app={gateway.labels['app']},istio.io/rev={revision}"
-
-
-def canary_manifest(config: StackConfig, gateway: Gateway, revision: str) -> dict[str, Any]:
-    """The canary gateway Deployment (Istio gateway injection), selected by the old Service.
-
-    Its selector adds a name label so it never adopts the old gateway's pods; its revision
-    label lives only in metadata and the pod template, so the in-place upgrade of phase B
-    changes it without touching the (immutable) selector.
-    """
-    name = canary_name(gateway, config)
-    selector = {**gateway.labels, "meshca.io/gateway": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": gateway.namespace,
-            "labels": {**gateway.labels, "istio.io/rev": revision, "app.kubernetes.io/managed-by": "meshca"},
-        },
-        "spec": {
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {
-                    "annotations": {"inject.istio.io/templates": "gateway"},
-                    "labels": {**selector, "istio.io/rev": revision, "sidecar.istio.io/inject": "true"},
-                },
-                "spec": {
-                    # Same service account as the old gateway: same SPIFFE identity, so
-                    # authorization policies naming the gateway keep matching.
-                    "serviceAccountName": gateway.service_account,
-                    "containers": [{"name": "istio-proxy", "image": "auto"}],
-                },
-            },
-        },
-    }
 
 
 class _Builder:
@@ -516,24 +480,45 @@ class _Builder:
         return [g for g in self.config.gateways if g.on(self.cluster.name)]
 
     def gateway_apply(self, phase: str, procedure: str, gateway: Gateway, revision: str, depends_on: Iterable[str], verb: str) -> str:
-        manifest = canary_manifest(self.config, gateway, revision)
-        name = manifest["metadata"]["name"]
+        """The canary as a clone (issue 9 finding 9): A4 clones the live gateway's Deployment,
+        HPA and PDB (``meshca gateway clone``, 1.19 gateway-injection form); B3/B5 re-clone the
+        canary itself onto another revision (same name and selector: in place)."""
+        name = canary_name(gateway, self.config)
+        source = gateway.deployment if procedure == "A4" else name
         return self.add(
             f"{procedure}.gateway.{gateway.namespace}.{gateway.deployment}",
             phase=phase,
             procedure=procedure,
             action="gateway",
-            title=f"{verb} gateway {gateway.namespace}/{name} on {revision}, behind Service {gateway.service}",
-            argv=cmd.apply_stdin(self.cluster),
-            objects=(f"Deployment/{gateway.namespace}/{name}",),
+            title=f"{verb} gateway {gateway.namespace}/{name} on {revision} (a clone of {source}), behind Service {gateway.service}",
+            argv=cmd.gateway_clone(self.cluster, gateway.namespace, source, gateway.service, name, revision),
+            objects=(f"Deployment/{gateway.namespace}/{name}", f"HorizontalPodAutoscaler/{gateway.namespace}/{name}", f"PodDisruptionBudget/{gateway.namespace}/{name}"),
             depends_on=depends_on,
-            stdin=yaml.safe_dump(manifest, sort_keys=False),
             gateway=f"{gateway.namespace}/{gateway.deployment}",
             service=gateway.service,
             namespace=gateway.namespace,
             deployment=name,
+            source=source,
             revision=revision,
-            manifest=manifest,
+        )
+
+    def gateway_ready(self, phase: str, procedure: str, gateway: Gateway, revision: str, depends_on: Iterable[str]) -> str:
+        """Before A5 deletes anything: the Service's EndpointSlices hold enough ready canary pods
+        injected by ``revision`` (``meshca gateway ready``)."""
+        name = canary_name(gateway, self.config)
+        return self.add(
+            f"{procedure}.gateway-ready.{gateway.namespace}.{gateway.deployment}",
+            phase=phase,
+            procedure=procedure,
+            action="gateway-ready",
+            title=f"Service {gateway.namespace}/{gateway.service} serves from at least as many ready {revision} canary pods as the old gateway",
+            argv=cmd.gateway_ready(self.cluster, gateway.namespace, gateway.deployment, gateway.service, name, revision, self.config.gates.timeout_seconds),
+            objects=(f"EndpointSlice/{gateway.namespace}/*",),
+            depends_on=depends_on,
+            gateway=f"{gateway.namespace}/{gateway.deployment}",
+            namespace=gateway.namespace,
+            deployment=name,
+            revision=revision,
         )
 
     def delete_gateways(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str], old: bool) -> list[str]:
@@ -782,6 +767,8 @@ class _ClusterRoute:
         ids = []
         for g in self.gateways:
             ids.append(self.b.gateway_apply(phase, procedure, g, revision, depends_on, verb))
+            if procedure == "A4":
+                ids[-1] = self.b.gateway_ready(phase, procedure, g, revision, [ids[-1]])
             self.canaries[f"{g.namespace}/{canary_name(g, self.c)}"] = revision
         return ids
 

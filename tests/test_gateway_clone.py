@@ -177,7 +177,6 @@ def test_ready_needs_max_of_old_ready_replicas_and_hpa_min_canary_pods_injected_
     assert not_ready == []
 
 
-@pytest.mark.xfail(strict=True, reason=F9 + " (the plan still applies the stub; meshca gateway clone/ready exist but no step runs them)")
 def test_a4_clones_the_live_gateway_and_a5_waits_until_the_canary_serves():
     from harness import ROOT
     from meshca import plan as planmod

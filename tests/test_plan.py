@@ -172,7 +172,7 @@ def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
     # the old gateway goes only after the default tag moved and was proven (A5.verify-webhooks,
     # which follows the A3 gate and the A4 canary)
     assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == ("A5.verify-webhooks", "A3.gate.root-cert")
-    assert set(cp.step("A5.injection-labels").depends_on) == {"A3.gate.root-cert", "A4.gateway.istio-system.istio-ingressgateway"}
+    assert set(cp.step("A5.injection-labels").depends_on) == {"A3.gate.root-cert", "A4.gateway-ready.istio-system.istio-ingressgateway"}
 
 
 def test_upgrade_finish_deletes_the_labelled_old_revision():
@@ -235,16 +235,31 @@ def test_phase_c_backs_up_then_deletes_then_restarts():
 
 
 def test_gateway_upgrade_in_place_changes_revision_labels_never_the_selector():
-    a = at("dev", "distribute-root-done").clusters[0].step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    b = at("dev", "mesh-ca-done").clusters[0].step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    assert a["metadata"]["name"] == b["metadata"]["name"] == f"istio-ingressgateway-{REV1}"
-    assert a["spec"]["selector"] == b["spec"]["selector"] == {
+    """A4 clones the listed gateway; B3 re-clones the canary itself onto REV2 under the same
+    name, so the (immutable) selector stays and only the revision labels change."""
+    from meshca.gateway import clone_objects
+
+    a = at("dev", "distribute-root-done").clusters[0].step("A4.gateway.istio-system.istio-ingressgateway")
+    b = at("dev", "mesh-ca-done").clusters[0].step("B3.gateway.istio-system.istio-ingressgateway")
+    assert a.params["deployment"] == b.params["deployment"] == f"istio-ingressgateway-{REV1}"
+    assert (a.params["source"], b.params["source"]) == ("istio-ingressgateway", f"istio-ingressgateway-{REV1}")
+    live = {
+        "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": {"app": "istio-ingressgateway"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
+            "template": {"metadata": {"labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
+                         "spec": {"serviceAccountName": "istio-ingressgateway-service-account", "containers": [{"name": "istio-proxy", "image": "proxyv2"}]}},
+        },
+    }
+    [ca] = clone_objects(live, None, None, name=a.params["deployment"], revision=REV1)
+    [cb] = clone_objects(ca, None, None, name=b.params["deployment"], revision=REV2)
+    assert ca["spec"]["selector"] == cb["spec"]["selector"] == {
         "matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway", "meshca.io/gateway": f"istio-ingressgateway-{REV1}"}
     }
-    assert a["metadata"]["labels"]["istio.io/rev"] == REV1 and b["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert a["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV1
-    assert b["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert a["spec"]["template"]["spec"]["serviceAccountName"] == "istio-ingressgateway-service-account"
+    assert ca["metadata"]["labels"]["istio.io/rev"] == REV1 and cb["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert ca["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV1
+    assert cb["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert cb["spec"]["template"]["spec"]["serviceAccountName"] == "istio-ingressgateway-service-account"
 
 
 def selector_matches(selector: str, labels: dict) -> bool:
@@ -253,12 +268,12 @@ def selector_matches(selector: str, labels: dict) -> bool:
 
 def test_retired_gateways_are_named_and_never_the_serving_canary():
     a = at("dev", "distribute-root-done").clusters[0]
-    canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["deployment"]
     a5 = a.step("A5.delete-gateway.istio-system.istio-ingressgateway")
-    assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a['metadata']['name']}"
+    assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a}"
     up = at("csm116", "distribute-root-done", cacerts={"data-1": "matching", "data-2": "matching"}).cluster("data-1")
-    up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    assert up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["deployment"] == "istio-ingressgateway" != up_canary["metadata"]["name"]
+    up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["deployment"]
+    assert up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["deployment"] == "istio-ingressgateway" != up_canary
     # B4 deletes no gateway: B3 upgraded the canary in place
     assert not [s for s in at("dev", "mesh-ca-done").clusters[0].steps if s.action == "delete-gateway" and s.procedure == "B4"]
 

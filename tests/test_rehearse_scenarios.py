@@ -196,7 +196,7 @@ class OCluster:
             # istio.io/rev=default namespaces, which no moved namespace carries any more.
             assert a in (
                 "gate", "verify-asmcli", "apply-istiod-service", "delete-installed-state", "backup-ca-secret",
-                "check-injection-labels", "empty-injector", "tag-default", "verify-webhooks", "delete-webhooks",
+                "check-injection-labels", "empty-injector", "tag-default", "verify-webhooks", "delete-webhooks", "gateway-ready",
             ), a
 
     def gate(self, step) -> bool:

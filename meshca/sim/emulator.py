@@ -101,6 +101,8 @@ KINDS = {
     "mutatingwebhookconfiguration": "MutatingWebhookConfiguration", "mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
     "validatingwebhookconfiguration": "ValidatingWebhookConfiguration", "validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 CLUSTER_SCOPED = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
@@ -196,6 +198,15 @@ class Emulator:
                     ] = val
             elif a == "--overwrite":
                 opts["overwrite"] = val in (None, "true")
+            elif a == "--server-side":
+                opts["server_side"] = val in (None, "true")
+            elif a == "--field-manager":
+                if val is None:
+                    if i + 1 >= len(args):
+                        raise _Unknown("kubectl flag --field-manager has no value")
+                    val = args[i + 1]
+                    i += 1
+                opts["field_manager"] = val
             elif a == "--dry-run":
                 if val not in ("server", "client", "none"):
                     raise _Unknown(f"--dry-run={val}")
@@ -316,6 +327,8 @@ class Emulator:
         return True
 
     def _apply(self, cluster: Cluster, rest: list[str], opts: dict, stdin: str | None) -> Result:
+        if opts.get("server_side") and opts.get("field_manager") is None:
+            raise _Unknown("kubectl apply --server-side without --field-manager (meshca always names itself)")
         if rest or not opts["filename"]:
             raise _Unknown("kubectl apply: expected '-f -' or '-f FILE'")
         if opts["filename"] == "-":
@@ -386,6 +399,9 @@ class Emulator:
         return f"{doc['kind'].lower()}.apps/{name} configured"
 
     def _get(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        kind = KINDS.get(rest[0].lower()) if rest and "/" not in rest[0] else None
+        if kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "EndpointSlice", "Pod"):
+            return self._get_gateway_view(cluster, kind, rest[1:], opts)
         if len(rest) == 1 and KINDS.get(rest[0].lower()) == "Namespace":
             if opts["output"] != "json":
                 raise _Unknown("kubectl get namespaces: only -o json is emulated")
@@ -430,6 +446,75 @@ class Emulator:
         if obj is None:
             return None
         return {"apiVersion": "v1", **json.loads(json.dumps(obj))}
+
+    def _get_gateway_view(self, cluster: Cluster, kind: str, names: list[str], opts: dict) -> Result:
+        """What ``meshca gateway clone|ready`` reads (issue 9 finding 9), as the API server
+        answers ``-o json``: one Deployment or Service by name, or the List of a namespace's
+        HPAs, PDBs, pods, or the EndpointSlices of one Service (``-l kubernetes.io/service-name=S``:
+        one slice of its selected pods, ``conditions.ready`` for running ones, ``targetRef`` Pod;
+        discovery.k8s.io/v1)."""
+        from .source import pod_json
+
+        if opts["output"] != "json":
+            raise _Unknown(f"kubectl get {kind} -o {opts['output'] or '(table)'} is not emulated (json only)")
+        ns = opts["namespace"] or "default"
+        if kind in ("Deployment", "Service"):
+            if len(names) != 1 or opts["selector"]:
+                raise _Unknown(f"kubectl get {kind}: one name is emulated")
+            doc = self._deployment_json(cluster, ns, names[0]) if kind == "Deployment" else cluster.objects.get(("Service", ns, names[0]))
+            if doc is None:
+                return fail(f'Error from server (NotFound): {kind.lower()}s "{names[0]}" not found', not_found=True)
+            return Result(0, json.dumps({"apiVersion": "v1", **doc}))
+        if names:
+            raise _Unknown(f"kubectl get {kind} NAME is not emulated (lists only)")
+        if kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+            items = [d for (k, n, _), d in sorted(cluster.objects.items()) if k == kind and n == ns and d.get("spec")]
+        elif kind == "Pod":
+            items = [pod_json(cluster, p) for w in sorted(cluster.workloads.values(), key=lambda w: w.name) if w.namespace == ns for p in w.pods]
+        else:
+            sel = _selector(opts["selector"] or "")
+            service = cluster.objects.get(("Service", ns, sel.get("kubernetes.io/service-name", "")))
+            if set(sel) != {"kubernetes.io/service-name"}:
+                raise _Unknown("kubectl get endpointslices: only -l kubernetes.io/service-name=NAME is emulated")
+            items = []
+            if service is not None:
+                selector = (service.get("spec") or {}).get("selector") or {}
+                pods = [pod_json(cluster, p) for w in sorted(cluster.workloads.values(), key=lambda w: w.name) if w.namespace == ns for p in w.pods]
+                chosen = [p for p in pods if selector and _matches(p["metadata"]["labels"], selector)]
+                items = [{
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": f"{sel['kubernetes.io/service-name']}-sim", "namespace": ns, "labels": dict(sel)},
+                    "endpoints": [
+                        {"addresses": [f"10.0.0.{i + 1}"], "conditions": {"ready": p["status"]["phase"] == "Running"}, "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns}}
+                        for i, p in enumerate(chosen)
+                    ],
+                }]
+        return Result(0, json.dumps({"apiVersion": "v1", "kind": "List", "items": json.loads(json.dumps(items))}))
+
+    @staticmethod
+    def _deployment_json(cluster: Cluster, ns: str, name: str) -> dict | None:
+        """A Deployment as the API server returns it; the starting point's gateways are rendered
+        as their charts write them (Istio on GKE 1.6: an explicit proxyv2 image and the old
+        istiod's CA_ADDR; 1.16: the gateway-injection form)."""
+        from .source import workload_json
+
+        w = cluster.workloads.get((ns, name))
+        if w is None or w.kind != "Deployment":
+            return None
+        if w.manifest is not None:
+            doc = json.loads(json.dumps(w.manifest))
+        else:
+            doc = workload_json(w)
+            doc["spec"]["replicas"] = w.replicas
+            proxy = {"name": "istio-proxy", "image": "auto"}
+            if w.bound_revision is not None:
+                proxy = {
+                    "name": "istio-proxy", "image": "gke.gcr.io/istio/proxyv2:1.6.14-gke.4", "args": ["proxy", "router"],
+                    "env": [{"name": "CA_ADDR", "value": f"{'istiod' if w.bound_revision == 'default' else 'istiod-' + w.bound_revision}.{SYSTEM_NS}.svc:15012"}],
+                }
+            doc["spec"]["template"]["spec"] = {"serviceAccountName": w.service_account, "containers": [proxy] if w.gateway else [{"name": "app", "image": f"example/{w.name}:1"}]}
+        doc["status"] = {"replicas": len(w.pods), "readyReplicas": len(w.pods)}
+        return doc
 
     def _get_configmap(self, cluster: Cluster, ns: str, name: str, output: str, opts: dict) -> Result:
         doc = self._configmap_doc(cluster, ns, name)
@@ -807,6 +892,8 @@ class Emulator:
             return self._meshconfig(args)
         if args[0] == "webhooks":
             return self._webhooks(args)
+        if args[0] == "gateway":
+            return self._gateway(args)
         raise _Unknown(f"meshca {args[0]} is not emulated")
 
     def _meshconfig(self, args: list[str]) -> Result:
@@ -865,6 +952,32 @@ class Emulator:
         if errors:
             return Result(2, stderr="\n".join(e.line() for e in errors), cluster=cluster)
         return Result(0, ok, cluster=cluster)
+
+    def _gateway(self, args: list[str]) -> Result:
+        """``meshca gateway clone|ready`` (meshca/gateway.py's functions, kubectl through this
+        emulator). ``ready`` reads once: simulated rollouts are done when ``apply`` returns."""
+        from .. import gateway
+        from ..cli import _Parser
+        from ..errors import MeshcaErrors
+
+        parser = _Parser(prog="meshca")
+        gateway.register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+        try:
+            ns = parser.parse_args(args)
+            if not ns.context:
+                raise _Unknown("meshca gateway without --context would act on the kubeconfig's current context")
+            kube = _EmulatedKube(self, ns.kubeconfig, ns.context)
+            cluster = self.mesh.cluster_for(ns.kubeconfig, ns.context).name
+            if ns.gateway_command == "clone":
+                return Result(0, gateway.clone(kube, ns.namespace, ns.deployment, ns.service, ns.name, ns.revision), cluster=cluster)
+            ready, need = gateway.ready_check(kube, ns.namespace, ns.deployment, ns.service, ns.name, ns.revision)
+            if len(ready) < need:
+                return Result(2, stderr=gateway.not_serving(ns.namespace, ns.service, ns.name, ns.revision, ready, need).line(), cluster=cluster)
+            return Result(0, f"{len(ready)} ready {ns.revision} canary endpoints (need {need})", cluster=cluster)
+        except (MeshcaErrors, MeshcaError) as exc:
+            if isinstance(exc, MeshcaError) and exc.name == "RehearseUnknownCommand":
+                raise
+            return Result(2, stderr="\n".join(exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()]))
 
     def _meshconfig_run(self, ns, scratch: Path, shown: dict[str, str]) -> Result:
         import io

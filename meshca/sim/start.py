@@ -133,6 +133,16 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
                 )
             cluster.namespaces.setdefault(g.namespace, Namespace(g.namespace, {}))
             cluster.objects[("Service", g.namespace, g.service)] = {"kind": "Service", "metadata": {"name": g.service, "namespace": g.namespace}, "spec": {"selector": dict(labels)}}
+            # Both charts give the gateway an HPA and a PDB (Istio 1.6.14 gateways/istio-ingress
+            # templates/autoscale.yaml and poddisruptionbudget.yaml): the canary clones them.
+            cluster.objects[("HorizontalPodAutoscaler", g.namespace, g.deployment)] = {
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": g.deployment, "namespace": g.namespace},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": g.deployment}, "minReplicas": 1, "maxReplicas": 5},
+            }
+            cluster.objects[("PodDisruptionBudget", g.namespace, g.deployment)] = {
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": g.deployment, "namespace": g.namespace},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(labels)}},
+            }
             cluster.add_workload(w)
         for ns in config.namespaces:
             labels = {**ns.labels, **({"istio-injection": "enabled"} if migrate else {"istio.io/rev": old})}
