@@ -279,3 +279,62 @@ def test_ready_waits_for_enough_canary_endpoints(monkeypatch, capsys):
     assert f"MCA0345 Service istio-system/istio-ingressgateway: 2 ready {REV1} canary endpoints of 3 needed" in capsys.readouterr().err
     enough = FakeKube(live(slices=[slice_of(old + canary)], pods=old + canary))
     assert run_cli(monkeypatch, enough, "ready", *ARGS, "--timeout", "0s") == 0
+
+
+# ----------------------------------------------------------------------------- on the simulated mesh
+
+
+def sim_world():
+    from meshca.sim import switches as sw
+    from meshca.sim.builtin import builtin_config
+    from meshca.sim.emulator import Emulator
+    from meshca.sim.start import MeshShape, build_mesh
+
+    cfg = builtin_config(clusters=1, namespaces=2, batch_size=1, use_case="migrate")
+    mesh = build_mesh(cfg, sw.resolve({}), MeshShape(workloads=1))
+    return cfg, mesh, Emulator(mesh, asmcli_path=cfg.asmcli.path), next(iter(mesh.clusters.values()))
+
+
+def run_until(cfg, em, stop: str):
+    from meshca import plan as planmod
+
+    p = planmod.build(cfg.at("distribute-root-done", False, {n.name: cfg.rev1 for n in cfg.namespaces}), {c.name: planmod.CACERTS_ABSENT for c in cfg.clusters})
+    steps = p.clusters[0].steps
+    for s in steps:
+        if s.id == stop:
+            return s, steps
+        if not s.is_gate:
+            r = em.run(s.argv, s.stdin, subject=s.id)
+            assert r.ok, (s.id, r.stderr)
+    raise AssertionError(stop)
+
+
+def test_on_the_simulated_mesh_the_clone_serves_with_the_old_gateways_hpa_and_pdb():
+    from meshca.sim.mesh import SYSTEM_NS
+
+    cfg, mesh, em, cluster = sim_world()
+    cluster.workloads[(SYSTEM_NS, "istio-ingressgateway")].replicas = 2
+    cluster.rollout(cluster.workloads[(SYSTEM_NS, "istio-ingressgateway")])
+    clone, steps = run_until(cfg, em, "A4.gateway.istio-system.istio-ingressgateway")
+    assert em.run(clone.argv, subject=clone.id).ok
+    name = f"istio-ingressgateway-{cfg.rev1}"
+    canary = cluster.workloads[(SYSTEM_NS, name)]
+    assert canary.replicas == 2 and {p.revision for p in canary.pods} == {cfg.rev1}
+    assert cluster.objects[("HorizontalPodAutoscaler", SYSTEM_NS, name)]["spec"]["scaleTargetRef"]["name"] == name
+    assert cluster.objects[("PodDisruptionBudget", SYSTEM_NS, name)]["spec"]["selector"]["matchLabels"]["meshca.io/gateway"] == name
+    ready = next(s for s in steps if s.id == "A4.gateway-ready.istio-system.istio-ingressgateway")
+    assert em.run(ready.argv, subject=ready.id).ok
+
+
+def test_on_the_simulated_mesh_an_uninjected_canary_holds_a5_back():
+    """istio-injection=disabled on the gateway namespace (istio#37482) leaves the clone without
+    a REV1 proxy: the ready check refuses, so A5 deletes nothing."""
+    from meshca.sim.mesh import SYSTEM_NS
+
+    cfg, mesh, em, cluster = sim_world()
+    cluster.namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
+    clone, steps = run_until(cfg, em, "A4.gateway.istio-system.istio-ingressgateway")
+    assert em.run(clone.argv, subject=clone.id).ok
+    ready = next(s for s in steps if s.id == "A4.gateway-ready.istio-system.istio-ingressgateway")
+    r = em.run(ready.argv, subject=ready.id)
+    assert r.rc == 2 and f"MCA0345 Service istio-system/istio-ingressgateway: 0 ready {cfg.rev1} canary endpoints of 1 needed" in r.stderr
