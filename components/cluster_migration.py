@@ -32,9 +32,12 @@ from .trust_gate import TrustGate, TrustGateArgs
 
 TYPE = "meshca:index:ClusterMigration"
 NAMESPACE_ACTIONS = ("label", "restart")
-GATEWAY_ACTIONS = ("gateway", "delete-gateway")
+GATEWAY_ACTIONS = ("gateway", "gateway-ready", "delete-gateway")
 CA_ACTIONS = ("backup-ca-secret", "delete-ca-secrets", "restart-control-plane")
 REVISION_ACTIONS = ("verify-asmcli", "write-overlay", "install", "preflight", "apply-istiod-service", "delete-istiod", "delete-installed-state", "drop-root")
+# The default revision tag and the webhooks (issue 9 finding 10): rendered with the revision
+# they serve (the tag's target) or retire (delete-webhooks).
+WEBHOOK_ACTIONS = ("check-injection-labels", "empty-injector", "tag-default", "verify-webhooks", "delete-webhooks")
 
 
 @dataclass
@@ -62,6 +65,12 @@ def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
     return result.stdout.apply(lambda out: planmod.cacerts_fact(out or "", config, cluster))
 
 
+def probe_istioctl(config: StackConfig, cluster, path: str) -> pulumi.Output[str]:
+    """At preview and up: the istioctl the tag steps run reports the pinned release (MCA0340)."""
+    result = command.local.run_output(command=shlex.join(cmd.istioctl_version(path)), logging=command.local.Logging.NONE)
+    return result.stdout.apply(lambda out: planmod.istioctl_version_fact(out or "", config, cluster, path))
+
+
 @dataclass
 class StepGroups:
     """A cluster's steps by the component that renders them (plan order kept)."""
@@ -76,7 +85,7 @@ class StepGroups:
 def group_steps(steps: Sequence[Step]) -> StepGroups:
     groups = StepGroups()
     for step in steps:
-        if step.action in REVISION_ACTIONS:
+        if step.action in REVISION_ACTIONS or step.action in WEBHOOK_ACTIONS:
             groups.revisions.setdefault(_revision_of(step, steps), []).append(step)
         elif step.action in NAMESPACE_ACTIONS:
             groups.namespaces.setdefault(step.params["namespace"], []).append(step)
@@ -130,10 +139,11 @@ class ClusterMigration(pulumi.ComponentResource):
         role = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
         needs_probe = any(s.action == "install" and s.params["ca"] == "citadel" for s in cp.steps)
         cacerts = probe_cacerts(config, cluster) if needs_probe else None
+        istioctl = {s.id: probe_istioctl(config, cluster, s.params["istioctl"]) for s in cp.steps if s.action == "tag-default"}
         for revision, steps in groups.revisions.items():
             ControlPlaneRevision(
                 f"{cluster.name}.{revision}",
-                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], steps, graph, cacerts, facts=control_plane_facts(config, cp, steps)),
+                ControlPlaneRevisionArgs(config, cluster.name, revision, role[revision], steps, graph, cacerts, istioctl=istioctl, facts=control_plane_facts(config, cp, steps)),
                 child,
             )
         for ns, steps in groups.namespaces.items():

@@ -45,6 +45,8 @@ class ControlPlaneRevisionArgs:
     """For a citadel install: what the cacerts probe found (absent | matching)."""
     facts: Mapping[str, Any] | None = None
     """Typed facts the policy pack judges this component on, before its steps (components/policy_facts.py)."""
+    istioctl: dict | None = None
+    """Per tag-default step id: the version its istioctl reported (probed at preview, MCA0340)."""
 
 
 class ControlPlaneRevision(pulumi.ComponentResource):
@@ -81,6 +83,9 @@ class ControlPlaneRevision(pulumi.ComponentResource):
                     # version must not re-run the install; reinstall with `pulumi up --replace`.
                     ignore_create_changes=True,
                 )
+            elif step.action == "tag-default" and args.istioctl and step.id in args.istioctl:
+                # The probe's fact is an input: a wrong istioctl stops preview before any step.
+                resource = step_command(step, parent=self, depends_on=deps, environment={"MESHCA_ISTIOCTL_VERSION": args.istioctl[step.id]})
             else:
                 resource = step_command(step, parent=self, depends_on=deps)
             args.graph.done(step, resource)

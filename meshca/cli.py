@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "meshca.restart",  # restart (the restart step's helper)
     "meshca.preflight",  # preflight (a step's preconditions on the cluster)
     "meshca.meshconfig",  # overlay / mesh-config (REV2's explicit Citadel root)
+    "meshca.webhooks",  # webhooks strays / verify (the default revision tag, A5 and B4)
+    "meshca.gateway",  # gateway clone / ready (the canary gateway, A4 and before A5)
     "meshca.trust.cli",  # check (the trust gates)
     "meshca.sim.cli",  # rehearse (the simulated mesh)
     "meshca.promote",  # promote (copy a finished position to the next stack)

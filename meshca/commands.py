@@ -206,3 +206,74 @@ def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str
 
 def check(cluster: Cluster, kind: str, *flags: str) -> tuple[str, ...]:
     return (MESHCA, "check", kind, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *flags, "--json")
+
+
+# --------------------------------------------------------------- revision tags and webhooks
+# Issue 9 finding 10; sources in tests/test_webhook_tags.py.
+
+# migrate-to-asm's set_default_tag empties the 1.6 injector's webhooks (its patch has no
+# "value"; RFC 6902 4.3 requires one for "replace", so the empty list is explicit here).
+EMPTY_WEBHOOKS_PATCH = '[{"op": "replace", "path": "/webhooks", "value": []}]'
+
+
+def webhook_configurations(revision: str) -> tuple[str, str]:
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) a revision's install made.
+
+    Istio 1.6 (revision ``default``, Istio on GKE): ``istio-sidecar-injector`` and the base
+    chart's ``istiod-istio-system``; 1.16/1.19 (istio-discovery chart): ``istio-sidecar-injector-REV``
+    and ``istio-validator-REV-istio-system``.
+    """
+    if revision == "default":
+        return ("istio-sidecar-injector", f"istiod-{SYSTEM_NS}")
+    return (f"istio-sidecar-injector-{revision}", f"istio-validator-{revision}-{SYSTEM_NS}")
+
+
+def istioctl_version(istioctl: str) -> tuple[str, ...]:
+    """istio 1.19 pkg/version/cobra.go: ``--short`` without the control plane prints the version alone."""
+    return (istioctl, "version", "--remote=false", "--short")
+
+
+def tag_set_default(istioctl: str, cluster: Cluster, revision: str) -> tuple[str, ...]:
+    return (istioctl, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "tag", "set", "default", "--revision", revision, "--overwrite")
+
+
+def empty_injector(cluster: Cluster, name: str = "istio-sidecar-injector") -> tuple[str, ...]:
+    return kubectl(cluster, "patch", "mutatingwebhookconfiguration", name, "--type", "json", "-p", EMPTY_WEBHOOKS_PATCH)
+
+
+def delete_webhooks(cluster: Cluster, revision: str) -> tuple[str, ...]:
+    mutating, validating = webhook_configurations(revision)
+    return kubectl(
+        cluster, "delete", f"mutatingwebhookconfiguration/{mutating}", f"validatingwebhookconfiguration/{validating}", IGNORE_NOT_FOUND
+    )
+
+
+def webhook_strays(cluster: Cluster, labels: dict[str, str], namespaces: list[str]) -> tuple[str, ...]:
+    argv = [MESHCA, "webhooks", "strays", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context]
+    for k, v in labels.items():
+        argv += ["--label", f"{k}={v}"]
+    for ns in namespaces:
+        argv += ["--namespace", ns]
+    return tuple(argv)
+
+
+def webhook_verify(cluster: Cluster, revision: str) -> tuple[str, ...]:
+    return (MESHCA, "webhooks", "verify", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", revision)
+
+
+# --------------------------------------------------------------- the canary gateway (finding 9)
+
+
+def gateway_clone(cluster: Cluster, namespace: str, source: str, service: str, name: str, revision: str) -> tuple[str, ...]:
+    return (
+        MESHCA, "gateway", "clone", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        "--namespace", namespace, "--deployment", source, "--service", service, "--name", name, "--revision", revision,
+    )
+
+
+def gateway_ready(cluster: Cluster, namespace: str, deployment: str, service: str, name: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
+    return (
+        MESHCA, "gateway", "ready", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        "--namespace", namespace, "--deployment", deployment, "--service", service, "--name", name, "--revision", revision,
+        "--timeout", f"{timeout_seconds}s",
+    )

@@ -63,6 +63,7 @@ SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "asmcliPath": ("str", "./asmcli"),
     "asmcliVersion": ("str", "1.19.10-asm.9+config1"),
     "outputDir": ("str", "asm-out/{cluster}/{revision}"),
+    "istioctlPath": ("str", ""),
     "customOverlays": ("list[str]", []),
     "extraOptions": ("list[str]", []),
     "batchSize": ("int", 1),
@@ -144,6 +145,19 @@ class Asmcli:
 
     def output_dir_for(self, cluster: str, revision: str) -> str:
         return self.output_dir.format(cluster=cluster, revision=revision)
+
+    istioctl_path: str = ""  # meshca:istioctlPath; "" = the istioctl asmcli leaves in the output dir
+
+    def istioctl_for(self, cluster: str, revision: str) -> str:
+        """asmcli 1.19.10-asm.9+config1 (asmcli/asmcli lines 4241-4242, 4431 pushd "$OUTPUT_DIR", 4103) links
+        ``istioctl`` -> ``istio-${RELEASE}/bin/istioctl`` in its output dir."""
+        return self.istioctl_path or f"{self.output_dir_for(cluster, revision)}/istioctl"
+
+    @property
+    def istioctl_version(self) -> str:
+        """What that istioctl reports: asmcli's RELEASE, its version without ``+configN``
+        (asmcli/asmcli line 4227, ``RELEASE="${MAJOR}.${MINOR}.${POINT}-asm.${REV}"``)."""
+        return self.version.split("+", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -706,6 +720,7 @@ def validate(
             output_dir=values["outputDir"],
             custom_overlays=overlays,
             extra_options=tuple(values.get("extraOptions") or ()),
+            istioctl_path=values["istioctlPath"],
         ),
         ca_files=ca_files,
         namespaces=tuple(namespaces),

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
 from . import commands as cmd
 from .config import PHASES, Cluster, Gateway, StackConfig
@@ -247,41 +246,6 @@ def canary_name(gateway: Gateway, config: StackConfig) -> str:
 
 def gateway_selector(gateway: Gateway, revision: str) -> str:
     return f"app={gateway.labels['app']},istio.io/rev={revision}"
-
-
-def canary_manifest(config: StackConfig, gateway: Gateway, revision: str) -> dict[str, Any]:
-    """The canary gateway Deployment (Istio gateway injection), selected by the old Service.
-
-    Its selector adds a name label so it never adopts the old gateway's pods; its revision
-    label lives only in metadata and the pod template, so the in-place upgrade of phase B
-    changes it without touching the (immutable) selector.
-    """
-    name = canary_name(gateway, config)
-    selector = {**gateway.labels, "meshca.io/gateway": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": gateway.namespace,
-            "labels": {**gateway.labels, "istio.io/rev": revision, "app.kubernetes.io/managed-by": "meshca"},
-        },
-        "spec": {
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {
-                    "annotations": {"inject.istio.io/templates": "gateway"},
-                    "labels": {**selector, "istio.io/rev": revision, "sidecar.istio.io/inject": "true"},
-                },
-                "spec": {
-                    # Same service account as the old gateway: same SPIFFE identity, so
-                    # authorization policies naming the gateway keep matching.
-                    "serviceAccountName": gateway.service_account,
-                    "containers": [{"name": "istio-proxy", "image": "auto"}],
-                },
-            },
-        },
-    }
 
 
 def istiod_service_manifest(revision: str) -> dict[str, Any]:
@@ -542,39 +506,57 @@ class _Builder:
         return [g for g in self.config.gateways if g.on(self.cluster.name)]
 
     def gateway_apply(self, phase: str, procedure: str, gateway: Gateway, revision: str, depends_on: Iterable[str], verb: str) -> str:
-        manifest = canary_manifest(self.config, gateway, revision)
-        name = manifest["metadata"]["name"]
+        """The canary as a clone (issue 9 finding 9): A4 clones the live gateway's Deployment,
+        HPA and PDB (``meshca gateway clone``, 1.19 gateway-injection form); B3/B5 re-clone the
+        canary itself onto another revision (same name and selector: in place)."""
+        name = canary_name(gateway, self.config)
+        source = gateway.deployment if procedure == "A4" else name
         return self.add(
             f"{procedure}.gateway.{gateway.namespace}.{gateway.deployment}",
             phase=phase,
             procedure=procedure,
             action="gateway",
-            title=f"{verb} gateway {gateway.namespace}/{name} on {revision}, behind Service {gateway.service}",
-            argv=cmd.apply_stdin(self.cluster),
-            objects=(f"Deployment/{gateway.namespace}/{name}",),
+            title=f"{verb} gateway {gateway.namespace}/{name} on {revision} (a clone of {source}), behind Service {gateway.service}",
+            argv=cmd.gateway_clone(self.cluster, gateway.namespace, source, gateway.service, name, revision),
+            objects=(f"Deployment/{gateway.namespace}/{name}", f"HorizontalPodAutoscaler/{gateway.namespace}/{name}", f"PodDisruptionBudget/{gateway.namespace}/{name}"),
             depends_on=depends_on,
-            stdin=yaml.safe_dump(manifest, sort_keys=False),
             gateway=f"{gateway.namespace}/{gateway.deployment}",
             service=gateway.service,
             namespace=gateway.namespace,
             deployment=name,
+            source=source,
             revision=revision,
-            manifest=manifest,
+        )
+
+    def gateway_ready(self, phase: str, procedure: str, gateway: Gateway, revision: str, depends_on: Iterable[str]) -> str:
+        """Before A5 deletes anything: the Service's EndpointSlices hold enough ready canary pods
+        injected by ``revision`` (``meshca gateway ready``)."""
+        name = canary_name(gateway, self.config)
+        return self.add(
+            f"{procedure}.gateway-ready.{gateway.namespace}.{gateway.deployment}",
+            phase=phase,
+            procedure=procedure,
+            action="gateway-ready",
+            title=f"Service {gateway.namespace}/{gateway.service} serves from at least as many ready {revision} canary pods as the old gateway",
+            argv=cmd.gateway_ready(self.cluster, gateway.namespace, gateway.deployment, gateway.service, name, revision, self.config.gates.timeout_seconds),
+            objects=(f"EndpointSlice/{gateway.namespace}/*",),
+            depends_on=depends_on,
+            gateway=f"{gateway.namespace}/{gateway.deployment}",
+            namespace=gateway.namespace,
+            deployment=name,
+            revision=revision,
         )
 
     def delete_gateways(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str], old: bool) -> list[str]:
         """Delete the gateways of ``revision`` (the original Deployments when ``old`` on migrate)."""
         ids = []
         for g in self.gateways():
-            if old and self.config.use_case == "migrate":
-                argv = cmd.delete_deployment(self.cluster, g.namespace, g.deployment)
-                objects = (f"Deployment/{g.namespace}/{g.deployment}",)
-                match = {"deployment": g.deployment}
-            else:
-                selector = gateway_selector(g, revision)
-                argv = cmd.delete_deployments_by_label(self.cluster, g.namespace, selector)
-                objects = (f"Deployment/{g.namespace}/[{selector}]",)
-                match = {"selector": selector}
+            # By name, never by an app/rev label selector (issue 9 finding 11): a selector
+            # also matches gateways nobody listed, and misses one labelled only on its pods.
+            name = g.deployment if old else canary_name(g, self.config)
+            argv = cmd.delete_deployment(self.cluster, g.namespace, name)
+            objects = (f"Deployment/{g.namespace}/{name}",)
+            match = {"deployment": name}
             ids.append(
                 self.add(
                     f"{procedure}.delete-gateway.{g.namespace}.{g.deployment}",
@@ -624,7 +606,7 @@ class _Builder:
             revision=revision,
             names=names,
         )
-        return [delete, state]
+        return [delete, state, self.delete_webhooks(phase, procedure, revision, [state])]
 
     def apply_istiod_service(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
         manifest = istiod_service_manifest(revision)
@@ -661,14 +643,83 @@ class _Builder:
         )
 
     def retiring_old_gateways(self) -> list[dict]:
-        c = self.config
-        out = []
-        for g in self.gateways():
-            if c.use_case == "migrate":
-                out.append({"namespace": g.namespace, "deployment": g.deployment})
-            else:
-                out.append({"namespace": g.namespace, "selector": gateway_selector(g, c.old_revision)})
-        return out
+        """The Deployments A5 deletes, by name: their pods are exempted by owner (ReplicaSet
+        ``NAME-<pod-template-hash>``), never by labels another gateway may share."""
+        return [{"namespace": g.namespace, "deployment": g.deployment} for g in self.gateways()]
+
+    # -- revision tags and webhooks (issue 9 finding 10) -----------------------------------
+
+    def retarget_default_tag(self, phase: str, procedure: str, old: str, revision: str, depends_on: Iterable[str]) -> list[str]:
+        """Before a finish deletes anything: no unmanaged namespace still selects ``old``; in
+        migrate the 1.6 injector emptied (migrate-to-asm ``set_default_tag``); the ``default``
+        tag (and ``istiod-default-validator``) moved to ``revision``; both proven by dry-runs."""
+        c, cluster = self.config, self.cluster
+        labels = injection_labels(c, old)
+        strays = self.add(
+            f"{procedure}.injection-labels",
+            phase=phase,
+            procedure=procedure,
+            action="check-injection-labels",
+            title=f"no namespace outside meshca:namespaces still carries {', '.join(f'{k}={v}' for k, v in labels.items())}",
+            argv=cmd.webhook_strays(cluster, labels, [n.name for n in c.namespaces]),
+            objects=("Namespace/*",),
+            depends_on=depends_on,
+            revision=revision,
+            labels=labels,
+        )
+        last = strays
+        if c.use_case == "migrate" and old == "default":
+            last = self.add(
+                f"{procedure}.empty-injector",
+                phase=phase,
+                procedure=procedure,
+                action="empty-injector",
+                title="empty the Istio 1.6 injector's webhooks (istio-sidecar-injector), as migrate-to-asm does",
+                argv=cmd.empty_injector(cluster),
+                objects=("MutatingWebhookConfiguration/istio-sidecar-injector",),
+                depends_on=[last],
+                revision=revision,
+            )
+        istioctl = c.asmcli.istioctl_for(cluster.name, revision)
+        tag = self.add(
+            f"{procedure}.tag-default",
+            phase=phase,
+            procedure=procedure,
+            action="tag-default",
+            title=f"point the default revision tag and istiod-default-validator at {revision}",
+            argv=cmd.tag_set_default(istioctl, cluster, revision),
+            objects=("MutatingWebhookConfiguration/istio-revision-tag-default", "ValidatingWebhookConfiguration/istiod-default-validator"),
+            depends_on=[last],
+            revision=revision,
+            istioctl=istioctl,
+            istioctlVersion=c.asmcli.istioctl_version,
+        )
+        verify = self.add(
+            f"{procedure}.verify-webhooks",
+            phase=phase,
+            procedure=procedure,
+            action="verify-webhooks",
+            title=f"prove it: the validator denies an invalid AuthorizationPolicy, a tagged dry-run pod gets a {revision} sidecar",
+            argv=cmd.webhook_verify(cluster, revision),
+            objects=(),
+            depends_on=[tag],
+            revision=revision,
+        )
+        return [verify]
+
+    def delete_webhooks(self, phase: str, procedure: str, revision: str, depends_on: Iterable[str]) -> str:
+        mutating, validating = cmd.webhook_configurations(revision)
+        return self.add(
+            f"{procedure}.delete-webhooks.{revision}",
+            phase=phase,
+            procedure=procedure,
+            action="delete-webhooks",
+            title=f"delete {revision}'s webhook configurations ({mutating}, {validating})",
+            argv=cmd.delete_webhooks(self.cluster, revision),
+            objects=(f"MutatingWebhookConfiguration/{mutating}", f"ValidatingWebhookConfiguration/{validating}"),
+            depends_on=depends_on,
+            revision=revision,
+        )
 
 
 def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> str:
@@ -711,6 +762,17 @@ def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> st
     )
 
 
+def istioctl_version_fact(stdout: str, config: StackConfig, cluster: Cluster, path: str) -> str:
+    """What ``istioctl version --remote=false --short`` printed, against the pinned release."""
+    from .errors import MeshcaError, MeshcaErrors
+
+    got = (stdout or "").strip()
+    want = config.asmcli.istioctl_version
+    if got == want:
+        return got
+    raise MeshcaErrors([MeshcaError("IstioctlVersionMismatch", path, got=got or "nothing", want=want)])
+
+
 def citadel_root_overlay_path(config: StackConfig, cluster: Cluster) -> str:
     """Beside REV2's asmcli output dir (asmcli owns the dir itself)."""
     return f"{config.asmcli.output_dir_for(cluster.name, config.rev2)}.citadel-root.yaml"
@@ -750,6 +812,8 @@ class _ClusterRoute:
         ids = []
         for g in self.gateways:
             ids.append(self.b.gateway_apply(phase, procedure, g, revision, depends_on, verb))
+            if procedure == "A4":
+                ids[-1] = self.b.gateway_ready(phase, procedure, g, revision, [ids[-1]])
             self.canaries[f"{g.namespace}/{canary_name(g, self.c)}"] = revision
         return ids
 
@@ -760,8 +824,7 @@ class _ClusterRoute:
         else:
             first = self.b.delete_gateways(phase, procedure, new, self.frontier, old=False)
         back = self.b.moves(phase, procedure, moved, new, old, first or self.frontier, changes)
-        if downgrade:
-            back = self.b.delete_gateways(phase, procedure, new, back, old=False) or back
+        # B5: the canary was downgraded in place, so no listed gateway is left on ``new``.
         self.b.remove_control_plane(phase, procedure, new, back)
         self.control_planes.remove(new)
         self.pod_revisions = self.all_on(old)
@@ -813,9 +876,10 @@ class _ClusterRoute:
     def finish_distribute_root(self) -> None:
         c, b, phase = self.c, self.b, "distribute-root-done"
         pre = b.preflight(phase, "A5", c.rev1, self.frontier, no_operator=True)
-        dels = b.delete_gateways(phase, "A5", c.old_revision, [pre], old=True)
+        self.frontier = b.retarget_default_tag(phase, "A5", c.old_revision, c.rev1, [pre])
+        dels = b.delete_gateways(phase, "A5", c.old_revision, self.frontier, old=True)
         self.old_gateways = []
-        svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or [pre])
+        svc = b.apply_istiod_service(phase, "A5", c.rev1, dels or self.frontier)
         self.frontier = b.remove_control_plane(phase, "A5", c.old_revision, [svc], keep_service=c.use_case == "migrate")
         self.control_planes.remove(c.old_revision)
 
@@ -868,12 +932,13 @@ class _ClusterRoute:
             certifies=self.all_on(c.rev2),
             depends_on=self.frontier,
             require=[MESHCA],
-            retiring=[{"namespace": g.namespace, "selector": gateway_selector(g, c.rev1)} for g in self.gateways],
         )
         pre = b.preflight(phase, "B4", c.rev2, [b4], no_operator=True)
-        svc = b.apply_istiod_service(phase, "B4", c.rev2, [pre])
-        dels = b.delete_gateways(phase, "B4", c.rev1, [svc], old=False)
-        self.frontier = b.remove_control_plane(phase, "B4", c.rev1, dels or [svc])
+        tagged = b.retarget_default_tag(phase, "B4", c.rev1, c.rev2, [pre])
+        svc = b.apply_istiod_service(phase, "B4", c.rev2, tagged)
+        # B3 upgraded the canary in place: no listed gateway is left on REV1 (an unlisted one
+        # fails this gate rather than being deleted by a label selector).
+        self.frontier = b.remove_control_plane(phase, "B4", c.rev1, [svc])
         self.control_planes.remove(c.rev1)
 
     # -- phase C: remove the old root ----------------------------------------------------------

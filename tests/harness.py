@@ -135,6 +135,7 @@ class MeshMocks(pulumi.runtime.Mocks):
         self.stack_outputs = dict(stack_outputs or {})
         self.gate_passed = gate_passed
         self.calls: list[tuple[str, dict]] = []
+        self.istioctl_version = "1.19.10-asm.9\n"  # what the pinned asmcli's istioctl prints
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outs = dict(args.inputs)
@@ -157,6 +158,8 @@ class MeshMocks(pulumi.runtime.Mocks):
         self.calls.append((args.token, dict(args.args)))
         if args.token == "command:local:run":
             command = args.args.get("command", "")
+            if command.endswith("istioctl version --remote=false --short"):
+                return {"stdout": self.istioctl_version, "stderr": ""}
             for context, stdout in self.cacerts.items():
                 if f"--context {context} " in command:
                     return {"stdout": stdout, "stderr": ""}
@@ -208,6 +211,7 @@ def run_program(
     gate_passed: bool = True,
     preview: bool = False,
     secret_keys: Iterable[str] = (),
+    istioctl_version: str = "1.19.10-asm.9\n",
 ) -> Result:
     """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks.
 
@@ -221,6 +225,7 @@ def run_program(
         # Tests about something else: the upstream stack already stands where this one goes.
         stack_outputs[upstream] = upstream_at_same_position(values)
     mocks = MeshMocks(cacerts, stack_outputs, gate_passed, preview)
+    mocks.istioctl_version = istioctl_version
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)

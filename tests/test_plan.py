@@ -46,6 +46,11 @@ def line(step) -> str:
     return shlex.join(step.argv)
 
 
+# The default tag and webhook steps of A5/B4 and the removals (issue 9 finding 10) are pinned
+# in test_webhook_tags.py; the guide's own commands are pinned here.
+TAG_ACTIONS = ("check-injection-labels", "empty-injector", "tag-default", "verify-webhooks", "delete-webhooks")
+
+
 def test_rev1_install_is_the_guides_command_with_context_and_prompt_answered():
     p = at("dev", "distribute-root")
     step = p.clusters[0].step(f"A1.install.{REV1}")
@@ -155,7 +160,7 @@ def test_batches_move_one_after_another():
 
 def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
     cp = at("dev", "distribute-root-done").clusters[0]
-    a5 = [s for s in cp.steps if s.procedure == "A5"]
+    a5 = [s for s in cp.steps if s.procedure == "A5" and s.action not in TAG_ACTIONS]
     assert [line(s) for s in a5] == [
         # issue 9 finding 13: a pre-flight refuses a running in-cluster operator; the istiod
         # Service is the kpt package's, on stdin, not a local asm-out/ file
@@ -167,16 +172,20 @@ def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
     ]
     # The Service is re-targeted before the old Deployment goes, and never deleted after.
     assert cp.step("A5.delete-istiod.default").depends_on[0] == "A5.apply-istiod-service"
-    assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == ("A5.preflight", "A3.gate.root-cert")
-    assert cp.step("A5.preflight").depends_on == ("A3.gate.root-cert", "A4.gateway.istio-system.istio-ingressgateway")
+    # the old gateway goes only after the default tag moved and was proven (A5.verify-webhooks);
+    # the tag moves only after the pre-flight, which follows the A3 gate and the A4 canary serving
+    assert cp.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on == ("A5.verify-webhooks", "A3.gate.root-cert")
+    assert cp.step("A5.preflight").depends_on == ("A3.gate.root-cert", "A4.gateway-ready.istio-system.istio-ingressgateway")
+    assert set(cp.step("A5.injection-labels").depends_on) == {"A5.preflight", "A3.gate.root-cert"}
 
 
 def test_upgrade_finish_deletes_the_labelled_old_revision():
     cp = at("csm116", "distribute-root-done", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING}).cluster("data-1")
-    a5 = [line(s) for s in cp.steps if s.procedure == "A5"]
+    a5 = [line(s) for s in cp.steps if s.procedure == "A5" and s.action not in TAG_ACTIONS]
     assert a5 == [
         f"meshca preflight --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1 --revision {REV1} --no-operator",
-        f"{DATA1_K} delete deploy -l app=istio-ingressgateway,istio.io/rev=asm-1169-3 -n istio-system --ignore-not-found=true",
+        # by name, not the guide's `-l app=istio-ingressgateway,istio.io/rev=OLD` (issue 9 finding 11)
+        f"{DATA1_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
         f"{DATA1_K} apply -f -",
         f"{DATA1_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-asm-1169-3 -n istio-system --ignore-not-found=true",
         f"{DATA1_K} delete IstioOperator installed-state-asm-1169-3 -n istio-system --ignore-not-found=true",
@@ -185,8 +194,8 @@ def test_upgrade_finish_deletes_the_labelled_old_revision():
 
 def test_rollback_of_phase_a_is_the_guides_a6_for_both_use_cases():
     cp = at("dev", "distribute-root", rollback=True, moved={"frontend": REV1, "cart": REV1, "checkout": REV1}).clusters[0]
-    a6 = [line(s) for s in cp.steps if s.procedure == "A6"]
-    assert a6[0] == f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV1} -n istio-system --ignore-not-found=true"
+    a6 = [line(s) for s in cp.steps if s.procedure == "A6" and s.action not in TAG_ACTIONS]
+    assert a6[0] == f"{DEV_K} delete deploy/istio-ingressgateway-{REV1} -n istio-system --ignore-not-found=true"
     assert f"{DEV_K} label namespace frontend istio.io/rev- istio-injection=enabled --overwrite" in a6
     assert a6[-2:] == [
         f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV1} -n istio-system --ignore-not-found=true",
@@ -202,11 +211,11 @@ def test_rollback_of_phase_a_is_the_guides_a6_for_both_use_cases():
 def test_rollback_of_phase_b_downgrades_the_gateway_in_place_then_removes_rev2():
     moved = {"frontend": REV2, "cart": REV2}
     cp = at("dev", "mesh-ca", rollback=True, moved=moved).clusters[0]
-    b5 = [s for s in cp.steps if s.procedure == "B5"]
+    b5 = [s for s in cp.steps if s.procedure == "B5" and s.action not in TAG_ACTIONS]
     assert b5[0].action == "gateway" and b5[0].params["revision"] == REV1
     assert f"{DEV_K} label namespace frontend istio.io/rev={REV1} --overwrite" in [line(s) for s in b5]
-    assert [line(s) for s in b5[-3:]] == [
-        f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV2} -n istio-system --ignore-not-found=true",
+    # no gateway deletion: the only listed gateway was downgraded in place (issue 9 finding 11)
+    assert [line(s) for s in b5[-2:]] == [
         f"{DEV_K} delete Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod-{REV2} -n istio-system --ignore-not-found=true",
         f"{DEV_K} delete IstioOperator installed-state-{REV2} -n istio-system --ignore-not-found=true",
     ]
@@ -231,34 +240,47 @@ def test_phase_c_backs_up_then_deletes_then_restarts():
 
 
 def test_gateway_upgrade_in_place_changes_revision_labels_never_the_selector():
-    a = at("dev", "distribute-root-done").clusters[0].step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    b = at("dev", "mesh-ca-done").clusters[0].step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    assert a["metadata"]["name"] == b["metadata"]["name"] == f"istio-ingressgateway-{REV1}"
-    assert a["spec"]["selector"] == b["spec"]["selector"] == {
+    """A4 clones the listed gateway; B3 re-clones the canary itself onto REV2 under the same
+    name, so the (immutable) selector stays and only the revision labels change."""
+    from meshca.gateway import clone_objects
+
+    a = at("dev", "distribute-root-done").clusters[0].step("A4.gateway.istio-system.istio-ingressgateway")
+    b = at("dev", "mesh-ca-done").clusters[0].step("B3.gateway.istio-system.istio-ingressgateway")
+    assert a.params["deployment"] == b.params["deployment"] == f"istio-ingressgateway-{REV1}"
+    assert (a.params["source"], b.params["source"]) == ("istio-ingressgateway", f"istio-ingressgateway-{REV1}")
+    live = {
+        "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": {"app": "istio-ingressgateway"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
+            "template": {"metadata": {"labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
+                         "spec": {"serviceAccountName": "istio-ingressgateway-service-account", "containers": [{"name": "istio-proxy", "image": "proxyv2"}]}},
+        },
+    }
+    [ca] = clone_objects(live, None, None, name=a.params["deployment"], revision=REV1)
+    [cb] = clone_objects(ca, None, None, name=b.params["deployment"], revision=REV2)
+    assert ca["spec"]["selector"] == cb["spec"]["selector"] == {
         "matchLabels": {"app": "istio-ingressgateway", "istio": "ingressgateway", "meshca.io/gateway": f"istio-ingressgateway-{REV1}"}
     }
-    assert a["metadata"]["labels"]["istio.io/rev"] == REV1 and b["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert a["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV1
-    assert b["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert a["spec"]["template"]["spec"]["serviceAccountName"] == "istio-ingressgateway-service-account"
+    assert ca["metadata"]["labels"]["istio.io/rev"] == REV1 and cb["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert ca["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV1
+    assert cb["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
+    assert cb["spec"]["template"]["spec"]["serviceAccountName"] == "istio-ingressgateway-service-account"
 
 
 def selector_matches(selector: str, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in (kv.split("=", 1) for kv in selector.split(",")))
 
 
-def test_retired_gateway_selectors_match_nothing_still_serving():
-    cp = at("dev", "mesh-ca-done").clusters[0]
-    canary = cp.step("B3.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    b4 = cp.step("B4.delete-gateway.istio-system.istio-ingressgateway")
-    assert not selector_matches(b4.params["selector"], canary["metadata"]["labels"])
+def test_retired_gateways_are_named_and_never_the_serving_canary():
     a = at("dev", "distribute-root-done").clusters[0]
-    canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
+    canary_a = a.step("A4.gateway.istio-system.istio-ingressgateway").params["deployment"]
     a5 = a.step("A5.delete-gateway.istio-system.istio-ingressgateway")
-    assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a['metadata']['name']}"
+    assert a5.argv[a5.argv.index("delete") + 1] == "deploy/istio-ingressgateway" != f"deploy/{canary_a}"
     up = at("csm116", "distribute-root-done", cacerts={"data-1": "matching", "data-2": "matching"}).cluster("data-1")
-    up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["manifest"]
-    assert not selector_matches(up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["selector"], up_canary["metadata"]["labels"])
+    up_canary = up.step("A4.gateway.istio-system.istio-ingressgateway").params["deployment"]
+    assert up.step("A5.delete-gateway.istio-system.istio-ingressgateway").params["deployment"] == "istio-ingressgateway" != up_canary
+    # B4 deletes no gateway: B3 upgraded the canary in place
+    assert not [s for s in at("dev", "mesh-ca-done").clusters[0].steps if s.action == "delete-gateway" and s.procedure == "B4"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "csm116"])

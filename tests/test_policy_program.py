@@ -140,8 +140,9 @@ def test_program_label_patch_for_removed_revision_is_refused():
 def test_program_gateway_left_on_a_removed_revision_is_refused():
     config, (position,) = positions("dev", 12)  # mesh-ca-done: REV1 removed
     specs = preview("dev", overrides_at(config, position))[0]
-    canary = next(s for s in specs if s.type == "kubernetes:apps/v1:Deployment")
-    canary.props["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] = REV1
+    # the canary is a cloned Deployment (Commands, issue 9 finding 9): its component states the revision
+    canary = next(s for s in specs if s.type == "meshca:index:GatewayRevision")
+    canary.props["revision"] = REV1
     codes = {line.split()[1] for line in reported(T.analyze_stack(T.servicer(), specs))}
     assert codes == {"MCA0623"}
 

@@ -166,31 +166,33 @@ def test_deletions_wait_for_their_gates_and_the_old_service_stays():
     assert delete_istiod.inputs["create"] == f"{DEV_K} delete Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod -n istio-system --ignore-not-found=true"
     waits_for = result.depends_on_transitively(delete_istiod)
     assert {"dev-1.A5.apply-istiod-service", "dev-1.A5.delete-gateway.istio-system.istio-ingressgateway", "dev-1.A3.gate.root-cert"} <= waits_for
-    assert "dev-1.gateway.istio-system.istio-ingressgateway-asm-11910-9-distribute-root" in waits_for
+    # the canary was cloned and serves (issue 9 finding 9) before the old gateway goes
+    assert {"dev-1.A4.gateway.istio-system.istio-ingressgateway", "dev-1.A4.gateway-ready.istio-system.istio-ingressgateway"} <= waits_for
     state = result.command("dev-1", "A5.delete-installed-state.default")
     assert result.by_urn()[delete_istiod.urn].name in result.depends_on_transitively(state)
     assert all("delete" not in r.inputs for r in result.commands())  # destroy never runs a delete script
 
 
-def test_canary_gateway_is_retained_and_upgraded_in_place():
+def test_canary_gateway_is_cloned_then_recloned_in_place():
+    """The canary is `meshca gateway clone` Commands (issue 9 finding 9): A4 clones the live
+    gateway, B3 re-clones the canary onto REV2 under the same name (so its immutable selector
+    stays); no delete script, so neither destroy nor a later phase removes it."""
     _, positions = route_of("dev")
-    done_a = next(p for p in positions if p.phase == "distribute-root-done")
     done_b = next(p for p in positions if p.phase == "mesh-ca-done")
-    a = run_program("dev", overrides_for(done_a))
     b = run_program("dev", overrides_for(done_b))
-    [da] = a.of_type("kubernetes:apps/v1:Deployment")
-    [db] = b.of_type("kubernetes:apps/v1:Deployment")
-    assert da.name == db.name  # the same resource: updated in place, never replaced
-    assert da.retain_on_delete and db.retain_on_delete
-    assert da.inputs["spec"]["selector"] == db.inputs["spec"]["selector"]
-    assert da.inputs["metadata"]["labels"]["istio.io/rev"] == REV1
-    assert db.inputs["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert db.inputs["spec"]["template"]["metadata"]["labels"]["istio.io/rev"] == REV2
-    assert da.inputs["spec"]["template"]["metadata"]["annotations"] == {"inject.istio.io/templates": "gateway"}
-    rollback = run_program("dev", {"phase": "distribute-root", "rollback": True, "namespaces": done_a.namespace_map})
-    assert rollback.error is None and not rollback.of_type("kubernetes:apps/v1:Deployment")
+    assert b.error is None and not b.of_type("kubernetes:apps/v1:Deployment")
+    flags = "--namespace istio-system --deployment {src} --service istio-ingressgateway --name istio-ingressgateway-" + REV1
+    g = "--kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+    assert b.command("dev-1", "A4.gateway.istio-system.istio-ingressgateway").inputs["create"] == (
+        f"meshca gateway clone {g} {flags.format(src='istio-ingressgateway')} --revision {REV1}"
+    )
+    assert b.command("dev-1", "B3.gateway.istio-system.istio-ingressgateway").inputs["create"] == (
+        f"meshca gateway clone {g} {flags.format(src='istio-ingressgateway-' + REV1)} --revision {REV2}"
+    )
+    rollback = run_program("dev", {"phase": "distribute-root", "rollback": True, "namespaces": next(p for p in positions if p.phase == "distribute-root-done").namespace_map})
+    assert rollback.error is None
     assert rollback.command("dev-1", "A6.delete-gateway.istio-system.istio-ingressgateway").inputs["create"] == (
-        f"{DEV_K} delete deploy -l app=istio-ingressgateway,istio.io/rev={REV1} -n istio-system --ignore-not-found=true"
+        f"{DEV_K} delete deploy/istio-ingressgateway-{REV1} -n istio-system --ignore-not-found=true"
     )
 
 

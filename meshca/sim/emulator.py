@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..certs import fingerprint, load_certs, verify_path
 from ..config import DNS1123
 from ..errors import MeshcaError
-from .mesh import CANONICAL_KEYS, SYSTEM_NS, Cluster, Istiod, Mesh, SimError, Workload
+from .mesh import CANONICAL_KEYS, NEVER_MATCH, SYSTEM_NS, Cluster, Istiod, Mesh, SimError, Workload
 from .start import base_aliases
 
 ASMCLI_VERSION = "1.19.10-asm.9+config1"
@@ -99,9 +99,17 @@ KINDS = {
     "configmap": "ConfigMap", "configmaps": "ConfigMap", "cm": "ConfigMap",
     "istiooperator": "IstioOperator", "istiooperators": "IstioOperator", "iop": "IstioOperator",
     "mutatingwebhookconfiguration": "MutatingWebhookConfiguration", "mutatingwebhookconfigurations": "MutatingWebhookConfiguration",
+    "validatingwebhookconfiguration": "ValidatingWebhookConfiguration", "validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
     "namespace": "Namespace", "namespaces": "Namespace", "ns": "Namespace",
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+CLUSTER_SCOPED = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+ISTIOCTL_VERSION = ASMCLI_VERSION.split("+", 1)[0]  # asmcli/asmcli line 4227: RELEASE, istio-${RELEASE}/bin/istioctl
+# security.istio.io AuthorizationPolicy spec.action: the CRD's OpenAPI enum (istio 1.19.10
+# manifests/charts/base/crds/crd-all.gen.yaml line 6380), checked by the API server itself.
+AUTHZ_ACTIONS = ("ALLOW", "DENY", "AUDIT", "CUSTOM")
 
 
 @dataclass
@@ -150,6 +158,8 @@ class Emulator:
                 return self._asmcli(list(argv[1:]), stdin)
             if tool == "meshca":
                 return self._meshca(list(argv[1:]))
+            if tool == "istioctl":
+                return self._istioctl(argv[0], list(argv[1:]))
             raise _Unknown(f"no emulation for program '{argv[0]}'")
         except _Unknown as exc:
             raise MeshcaError("RehearseUnknownCommand", subject, argv=" ".join(argv)[:300], why=exc.why) from None
@@ -159,7 +169,7 @@ class Emulator:
     # ------------------------------------------------------------------------ kubectl
 
     def _kubectl(self, args: list[str], stdin: str | None) -> Result:
-        opts: dict[str, Any] = {"namespace": None, "selector": None, "filename": None, "output": None, "overwrite": False, "ignore": False, "type": None, "patch": None}
+        opts: dict[str, Any] = {"namespace": None, "selector": None, "filename": None, "output": None, "overwrite": False, "ignore": False, "type": None, "patch": None, "dry_run": None}
         words: list[str] = []
         kubeconfig = context = None
         i = 0
@@ -188,6 +198,19 @@ class Emulator:
                     ] = val
             elif a == "--overwrite":
                 opts["overwrite"] = val in (None, "true")
+            elif a == "--server-side":
+                opts["server_side"] = val in (None, "true")
+            elif a == "--field-manager":
+                if val is None:
+                    if i + 1 >= len(args):
+                        raise _Unknown("kubectl flag --field-manager has no value")
+                    val = args[i + 1]
+                    i += 1
+                opts["field_manager"] = val
+            elif a == "--dry-run":
+                if val not in ("server", "client", "none"):
+                    raise _Unknown(f"--dry-run={val}")
+                opts["dry_run"] = val
             elif a == "--ignore-not-found":
                 if val not in (None, "true", "false"):
                     raise _Unknown(f"--ignore-not-found={val}")
@@ -210,6 +233,7 @@ class Emulator:
             "get": self._get,
             "rollout": self._rollout,
             "patch": self._patch,
+            "create": self._create,
         }.get(verb)
         if handler is None:
             raise _Unknown(f"kubectl {verb} is not emulated")
@@ -290,7 +314,7 @@ class Emulator:
             return cluster.delete_workload(ns, name)
         if kind == "Namespace":
             raise _Unknown("deleting namespaces is not emulated (meshca never does it)")
-        key = (kind, "" if kind == "MutatingWebhookConfiguration" else ns, name)
+        key = (kind, "" if kind in CLUSTER_SCOPED else ns, name)
         if key not in cluster.objects:
             return False
         del cluster.objects[key]
@@ -303,6 +327,8 @@ class Emulator:
         return True
 
     def _apply(self, cluster: Cluster, rest: list[str], opts: dict, stdin: str | None) -> Result:
+        if opts.get("server_side") and opts.get("field_manager") is None:
+            raise _Unknown("kubectl apply --server-side without --field-manager (meshca always names itself)")
         if rest or not opts["filename"]:
             raise _Unknown("kubectl apply: expected '-f -' or '-f FILE'")
         if opts["filename"] == "-":
@@ -373,6 +399,17 @@ class Emulator:
         return f"{doc['kind'].lower()}.apps/{name} configured"
 
     def _get(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
+        kind = KINDS.get(rest[0].lower()) if rest and "/" not in rest[0] else None
+        if kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "EndpointSlice", "Pod"):
+            return self._get_gateway_view(cluster, kind, rest[1:], opts)
+        if len(rest) == 1 and KINDS.get(rest[0].lower()) == "Namespace":
+            if opts["output"] != "json":
+                raise _Unknown("kubectl get namespaces: only -o json is emulated")
+            items = [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n, **ns.labels}}}
+                for n, ns in sorted(cluster.namespaces.items())
+            ]
+            return Result(0, json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
         if len(rest) == 2 and "/" not in rest[0]:
             rest = [f"{rest[0]}/{rest[1]}"]  # `get secret NAME` == `get secret/NAME`
         if len(rest) != 1 or "/" not in rest[0]:
@@ -410,6 +447,75 @@ class Emulator:
             return None
         return {"apiVersion": "v1", **json.loads(json.dumps(obj))}
 
+    def _get_gateway_view(self, cluster: Cluster, kind: str, names: list[str], opts: dict) -> Result:
+        """What ``meshca gateway clone|ready`` reads (issue 9 finding 9), as the API server
+        answers ``-o json``: one Deployment or Service by name, or the List of a namespace's
+        HPAs, PDBs, pods, or the EndpointSlices of one Service (``-l kubernetes.io/service-name=S``:
+        one slice of its selected pods, ``conditions.ready`` for running ones, ``targetRef`` Pod;
+        discovery.k8s.io/v1)."""
+        from .source import pod_json
+
+        if opts["output"] != "json":
+            raise _Unknown(f"kubectl get {kind} -o {opts['output'] or '(table)'} is not emulated (json only)")
+        ns = opts["namespace"] or "default"
+        if kind in ("Deployment", "Service"):
+            if len(names) != 1 or opts["selector"]:
+                raise _Unknown(f"kubectl get {kind}: one name is emulated")
+            doc = self._deployment_json(cluster, ns, names[0]) if kind == "Deployment" else cluster.objects.get(("Service", ns, names[0]))
+            if doc is None:
+                return fail(f'Error from server (NotFound): {kind.lower()}s "{names[0]}" not found', not_found=True)
+            return Result(0, json.dumps({"apiVersion": "v1", **doc}))
+        if names:
+            raise _Unknown(f"kubectl get {kind} NAME is not emulated (lists only)")
+        if kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+            items = [d for (k, n, _), d in sorted(cluster.objects.items()) if k == kind and n == ns and d.get("spec")]
+        elif kind == "Pod":
+            items = [pod_json(cluster, p) for w in sorted(cluster.workloads.values(), key=lambda w: w.name) if w.namespace == ns for p in w.pods]
+        else:
+            sel = _selector(opts["selector"] or "")
+            service = cluster.objects.get(("Service", ns, sel.get("kubernetes.io/service-name", "")))
+            if set(sel) != {"kubernetes.io/service-name"}:
+                raise _Unknown("kubectl get endpointslices: only -l kubernetes.io/service-name=NAME is emulated")
+            items = []
+            if service is not None:
+                selector = (service.get("spec") or {}).get("selector") or {}
+                pods = [pod_json(cluster, p) for w in sorted(cluster.workloads.values(), key=lambda w: w.name) if w.namespace == ns for p in w.pods]
+                chosen = [p for p in pods if selector and _matches(p["metadata"]["labels"], selector)]
+                items = [{
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": f"{sel['kubernetes.io/service-name']}-sim", "namespace": ns, "labels": dict(sel)},
+                    "endpoints": [
+                        {"addresses": [f"10.0.0.{i + 1}"], "conditions": {"ready": p["status"]["phase"] == "Running"}, "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": ns}}
+                        for i, p in enumerate(chosen)
+                    ],
+                }]
+        return Result(0, json.dumps({"apiVersion": "v1", "kind": "List", "items": json.loads(json.dumps(items))}))
+
+    @staticmethod
+    def _deployment_json(cluster: Cluster, ns: str, name: str) -> dict | None:
+        """A Deployment as the API server returns it; the starting point's gateways are rendered
+        as their charts write them (Istio on GKE 1.6: an explicit proxyv2 image and the old
+        istiod's CA_ADDR; 1.16: the gateway-injection form)."""
+        from .source import workload_json
+
+        w = cluster.workloads.get((ns, name))
+        if w is None or w.kind != "Deployment":
+            return None
+        if w.manifest is not None:
+            doc = json.loads(json.dumps(w.manifest))
+        else:
+            doc = workload_json(w)
+            doc["spec"]["replicas"] = w.replicas
+            proxy = {"name": "istio-proxy", "image": "auto"}
+            if w.bound_revision is not None:
+                proxy = {
+                    "name": "istio-proxy", "image": "gke.gcr.io/istio/proxyv2:1.6.14-gke.4", "args": ["proxy", "router"],
+                    "env": [{"name": "CA_ADDR", "value": f"{'istiod' if w.bound_revision == 'default' else 'istiod-' + w.bound_revision}.{SYSTEM_NS}.svc:15012"}],
+                }
+            doc["spec"]["template"]["spec"] = {"serviceAccountName": w.service_account, "containers": [proxy] if w.gateway else [{"name": "app", "image": f"example/{w.name}:1"}]}
+        doc["status"] = {"replicas": len(w.pods), "readyReplicas": len(w.pods)}
+        return doc
+
     def _get_configmap(self, cluster: Cluster, ns: str, name: str, output: str, opts: dict) -> Result:
         doc = self._configmap_doc(cluster, ns, name)
         if doc is None:
@@ -424,6 +530,8 @@ class Emulator:
         """``kubectl patch configmap NAME -n NS --type merge -p JSON`` (a JSON merge patch)."""
         if len(rest) == 1 and "/" in rest[0]:
             rest = rest[0].split("/", 1)
+        if len(rest) == 2 and KINDS.get(rest[0].lower()) == "MutatingWebhookConfiguration":
+            return self._patch_webhooks(cluster, rest[1], opts)
         if len(rest) != 2 or KINDS.get(rest[0].lower()) != "ConfigMap":
             raise _Unknown("kubectl patch: only 'patch configmap NAME' is emulated")
         if opts["type"] != "merge":
@@ -449,6 +557,164 @@ class Emulator:
         cluster.objects[key] = after
         cluster.log(f"ConfigMap {ns}/{name} patched (istiod reads it at its next start)")
         return Result(0, f"configmap/{name} patched")
+
+    def _patch_webhooks(self, cluster: Cluster, name: str, opts: dict) -> Result:
+        """``kubectl patch mutatingwebhookconfiguration NAME --type json -p '[{"op": "replace",
+        "path": "/webhooks", "value": [...]}]'`` (migrate-to-asm ``set_default_tag``); RFC 6902:
+        ``replace``/``add`` need a ``value``, ``replace`` an existing member."""
+        if opts["type"] != "json":
+            raise _Unknown(f"kubectl patch mutatingwebhookconfiguration --type {opts['type'] or '(strategic)'} is not emulated (json only)")
+        try:
+            ops = json.loads(opts["patch"] or "")
+        except ValueError as exc:
+            return fail(f"error: unable to parse \"{(opts['patch'] or '')[:60]}\": {exc}")
+        key = ("MutatingWebhookConfiguration", "", name)
+        if key not in cluster.objects:
+            return fail(f'Error from server (NotFound): mutatingwebhookconfigurations.admissionregistration.k8s.io "{name}" not found', not_found=True)
+        doc = json.loads(json.dumps(cluster.objects[key]))
+        for op in ops if isinstance(ops, list) else [None]:
+            if not isinstance(op, dict) or op.get("path") != "/webhooks" or op.get("op") not in ("replace", "add"):
+                raise _Unknown(f"JSON patch operation {op!r} is not emulated (replace/add /webhooks only)")
+            if "value" not in op:
+                return fail(f'The request is invalid: the server rejected our request due to an error in our request: missing value for op "{op["op"]}"')
+            doc["webhooks"] = op["value"]
+        cluster.objects[key] = doc
+        cluster.log(f"MutatingWebhookConfiguration {name}: {len(doc.get('webhooks') or [])} webhooks")
+        return Result(0, f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{name} patched")
+
+    def _create(self, cluster: Cluster, rest: list[str], opts: dict, stdin: str | None) -> Result:
+        """``kubectl create --dry-run=server -f - -o json``: admission runs, nothing is stored.
+
+        A Pod goes through the injector that selects it (``Cluster.injection_revision``); Istio
+        config through the validating webhooks that select it (the default validator for
+        objects without ``istio.io/rev``, ``istio-validator-REV`` for ``istio.io/rev=REV``),
+        which deny an AuthorizationPolicy ``action: CUSTOM`` without ``rules`` (istio 1.19.10
+        ``pkg/config/validation/validation.go`` lines 1998-2001); an unreachable one fails the
+        request (failurePolicy Fail).
+        """
+        if rest or opts["filename"] != "-" or opts["dry_run"] != "server" or opts["output"] != "json":
+            raise _Unknown("kubectl create: only 'create --dry-run=server -f - -o json' is emulated")
+        docs = [d for d in yaml.safe_load_all(stdin or "") if d]
+        if len(docs) != 1 or not isinstance(docs[0], dict):
+            raise _Unknown("kubectl create --dry-run: one object on stdin")
+        doc = docs[0]
+        meta = doc.get("metadata") or {}
+        ns = meta.get("namespace") or opts["namespace"] or "default"
+        if ns not in cluster.namespaces:
+            return fail(f'Error from server (NotFound): error when creating "STDIN": namespaces "{ns}" not found', not_found=True)
+        if doc.get("kind") == "Pod":
+            return self._dry_run_pod(cluster, doc, ns)
+        if doc.get("kind") == "AuthorizationPolicy":
+            return self._dry_run_istio_config(cluster, doc, ns)
+        raise _Unknown(f"kubectl create --dry-run of kind {doc.get('kind')} is not emulated")
+
+    def _dry_run_pod(self, cluster: Cluster, doc: dict, ns: str) -> Result:
+        meta = doc.get("metadata") or {}
+        probe = Workload(
+            kind="Pod", namespace=ns, name=meta.get("name") or "pod", labels=dict(meta.get("labels") or {}),
+            template_labels=dict(meta.get("labels") or {}), template_annotations=dict(meta.get("annotations") or {}),
+            service_account=(doc.get("spec") or {}).get("serviceAccountName") or "default",
+        )
+        try:
+            revision = cluster.injection_revision(probe)
+        except SimError as exc:
+            return fail(f'Error from server (InternalError): error when creating "STDIN": {exc}')
+        out = json.loads(json.dumps(doc))
+        if revision is not None:
+            # what the 1.19 injector writes (istio-proxy, the revision annotations)
+            out["spec"]["containers"] = [*out["spec"].get("containers", []), {"name": "istio-proxy", "image": "auto", "args": ["proxy", "sidecar"]}]
+            out["metadata"].setdefault("annotations", {}).update(
+                {"istio.io/rev": revision, "sidecar.istio.io/status": json.dumps({"revision": revision, "containers": ["istio-proxy"]})}
+            )
+        return Result(0, json.dumps(out))
+
+    def _dry_run_istio_config(self, cluster: Cluster, doc: dict, ns: str) -> Result:
+        name = (doc.get("metadata") or {}).get("name") or "x"
+        spec = doc.get("spec") or {}
+        action = spec.get("action", "ALLOW")
+        if action not in AUTHZ_ACTIONS:
+            return fail(
+                f'The AuthorizationPolicy "{name}" is invalid: spec.action: Unsupported value: "{action}": '
+                f'supported values: {", ".join(repr(a).replace(chr(39), chr(34)) for a in AUTHZ_ACTIONS)}'
+            )
+        rev = ((doc.get("metadata") or {}).get("labels") or {}).get("istio.io/rev")
+        for (kind, _, vname), vwc in sorted(cluster.objects.items()):
+            if kind != "ValidatingWebhookConfiguration":
+                continue
+            served = ((vwc.get("metadata") or {}).get("labels") or {}).get("istio.io/rev")
+            default_validator = vname in ("istiod-default-validator", f"istiod-{SYSTEM_NS}")
+            if not (default_validator and rev in (None, "default")) and not (not default_validator and rev is not None and rev == served):
+                continue
+            for hook in vwc.get("webhooks") or ():
+                service = hook["clientConfig"]["service"]["name"]
+                serving = cluster.service_revision(service)
+                if serving is None or serving not in cluster.istiods or not cluster.istiods[serving].ready:
+                    return fail(
+                        f'Error from server (InternalError): error when creating "STDIN": Internal error occurred: '
+                        f'failed calling webhook "{hook["name"]}": failed to call webhook: Post "https://{service}.{SYSTEM_NS}.svc:443/validate": '
+                        + (f'service "{service}" not found' if serving is None else "no endpoints available")
+                    )
+                if action == "CUSTOM" and not spec.get("rules"):
+                    return fail(
+                        f'Error from server: error when creating "STDIN": admission webhook "{hook["name"]}" denied the request: '
+                        "configuration is invalid: CUSTOM action without `rules` is meaningless as it will never be triggered, "
+                        "add an empty rule `{}` if you want it be triggered for every request"
+                    )
+        return Result(0, json.dumps(doc))
+
+    # ------------------------------------------------------------------------ istioctl
+
+    def _istioctl(self, path: str, args: list[str]) -> Result:
+        """``istioctl version --remote=false --short`` and ``istioctl --kubeconfig K --context C
+        tag set default --revision R --overwrite`` (istio 1.19.10 istioctl/pkg/tag: ``Generate``
+        and ``setTag``). The binary is the one asmcli linked into an output dir (or a project file)."""
+        if not (self.mesh.wrote(path) or self.mesh.file_exists(path)):
+            return fail(f"{path}: No such file or directory", 127)
+        if args == ["version", "--remote=false", "--short"]:
+            return Result(0, ISTIOCTL_VERSION + "\n")
+        flags = _flags([a for a in args if a not in ("tag", "set", "default")], {"--kubeconfig", "--context", "--revision"}, {"--overwrite"})
+        if [a for a in args if a in ("tag", "set", "default")] != ["tag", "set", "default"] or not _last(flags, "--revision"):
+            raise _Unknown(f"istioctl {' '.join(args[:3])} is not emulated (tag set default --revision R only)")
+        if not _last(flags, "--context"):
+            raise _Unknown("istioctl without --context would act on the kubeconfig's current context")
+        cluster = self.mesh.cluster_for(_last(flags, "--kubeconfig"), _last(flags, "--context"))
+        revision = _last(flags, "--revision")
+        webhooks = {n: d for (k, _, n), d in cluster.objects.items() if k == "MutatingWebhookConfiguration"}
+        labels = lambda d: (d.get("metadata") or {}).get("labels") or {}  # noqa: E731
+        canonical = [d for d in webhooks.values() if labels(d).get("istio.io/rev") == revision and "istio.io/tag" not in labels(d)]
+        if not canonical:
+            return fail(f'Error: cannot modify tag: cannot find MutatingWebhookConfiguration with revision "{revision}"')
+        if len(canonical) > 1:
+            return fail(f'Error: cannot modify tag: found multiple canonical webhooks with revision "{revision}"')
+        if any(labels(d).get("istio.io/tag") == "default" for d in webhooks.values()) and "--overwrite" not in flags:
+            return fail('Error: revision tag "default" already exists, and --overwrite is false')
+        # DeactivateIstioInjectionWebhook: the istio.io/rev=default injector selects nothing.
+        for d in webhooks.values():
+            if labels(d).get("istio.io/rev") == "default" and "istio.io/tag" not in labels(d):
+                for hook in d.get("webhooks") or ():
+                    hook["namespaceSelector"] = {"matchLabels": dict(NEVER_MATCH)}
+                    hook["objectSelector"] = {"matchLabels": dict(NEVER_MATCH)}
+        # DeleteDeprecatedValidator: app=istiod validators whose name lacks "validator".
+        for key in [k for k, d in cluster.objects.items() if k[0] == "ValidatingWebhookConfiguration" and labels(d).get("app") == "istiod" and "validator" not in k[2]]:
+            del cluster.objects[key]
+        service = canonical[0]["webhooks"][0]["clientConfig"] if canonical[0].get("webhooks") else {"service": {"name": f"istiod-{revision}", "namespace": SYSTEM_NS}}
+        cluster.objects[("MutatingWebhookConfiguration", "", "istio-revision-tag-default")] = {
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-revision-tag-default", "labels": {"istio.io/rev": revision, "istio.io/tag": "default"}},
+            "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "clientConfig": json.loads(json.dumps(service))}],
+        }
+        cluster.objects[("ValidatingWebhookConfiguration", "", "istiod-default-validator")] = {
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "istiod-default-validator", "labels": {"app": "istiod", "istio.io/rev": revision}},
+            "webhooks": [{"name": "validation.istio.io", "clientConfig": json.loads(json.dumps(service))}],
+        }
+        cluster.log(f"revision tag default -> {revision} (istio-revision-tag-default, istiod-default-validator)")
+        return Result(
+            0,
+            f'Revision tag "default" created, referencing control plane revision "{revision}". To enable injection using this\n'
+            "revision tag, use 'kubectl label namespace <NAMESPACE> istio.io/rev=default'\n",
+            cluster=cluster.name,
+        )
 
     def _rollout(self, cluster: Cluster, rest: list[str], opts: dict, stdin) -> Result:
         if len(rest) != 2 or rest[0] != "restart" or KINDS.get(rest[1].lower()) != "Deployment":
@@ -552,6 +818,8 @@ class Emulator:
         cluster.add_istiod(istiod, installed_state=f"installed-state-{revision}")
         out_dir = one("output_dir").rstrip("/")
         self.mesh.write_file(f"{out_dir}/asm/istio/istiod-service.yaml", _istiod_service(revision).encode())
+        # asmcli/asmcli line 4103: `ln -s istio-${RELEASE}/bin/istioctl .` in the output dir
+        self.mesh.write_file(f"{out_dir}/istioctl", f"istioctl {ISTIOCTL_VERSION}\n".encode())
         cluster.log(f"asmcli {sub}: istiod {revision} {'updated' if existed else 'installed'} (--ca {ca}, trustDomain {istiod.trust_domain})")
         return Result(0, f"asmcli: Successfully installed ASM.\nkubectl label namespace <NAMESPACE> istio-injection- istio.io/rev={revision} --overwrite")
 
@@ -639,6 +907,10 @@ class Emulator:
             return self.check(list(args[1:]))
         if args[0] in ("overlay", "mesh-config"):
             return self._meshconfig(args)
+        if args[0] == "webhooks":
+            return self._webhooks(args)
+        if args[0] == "gateway":
+            return self._gateway(args)
         raise _Unknown(f"meshca {args[0]} is not emulated")
 
     def _meshconfig(self, args: list[str]) -> Result:
@@ -667,6 +939,62 @@ class Emulator:
             for real, given in shown.items():  # meshca runs in the project directory: it names the path as given
                 lines = [line.replace(real, given) for line in lines]
             return Result(2, stderr="\n".join(lines))
+
+    def _webhooks(self, args: list[str]) -> Result:
+        """``meshca webhooks strays|verify``: the real functions (meshca/webhooks.py), their
+        kubectl calls through this emulator; meshca's refusal is its coded lines and exit 2."""
+        from .. import webhooks
+        from ..cli import _Parser
+        from ..errors import MeshcaErrors
+
+        parser = _Parser(prog="meshca")
+        webhooks.register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+        try:
+            ns = parser.parse_args(args)
+            if not ns.context:
+                raise _Unknown("meshca webhooks without --context would act on the kubeconfig's current context")
+            kube = _EmulatedKube(self, ns.kubeconfig, ns.context)
+            cluster = self.mesh.cluster_for(ns.kubeconfig, ns.context).name
+            if ns.webhooks_command == "strays":
+                labels = dict(item.split("=", 1) for item in ns.label)
+                errors = webhooks.strays(kube, labels, list(ns.namespace))
+                ok = "no stray injection label"
+            else:
+                errors = webhooks.check_validation(kube) + webhooks.check_injection(kube, ns.revision)
+                ok = f"validation denied, injection by {ns.revision}"
+        except (MeshcaErrors, MeshcaError) as exc:
+            if isinstance(exc, MeshcaError) and exc.name == "RehearseUnknownCommand":
+                raise
+            return Result(2, stderr="\n".join(exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()]))
+        if errors:
+            return Result(2, stderr="\n".join(e.line() for e in errors), cluster=cluster)
+        return Result(0, ok, cluster=cluster)
+
+    def _gateway(self, args: list[str]) -> Result:
+        """``meshca gateway clone|ready`` (meshca/gateway.py's functions, kubectl through this
+        emulator). ``ready`` reads once: simulated rollouts are done when ``apply`` returns."""
+        from .. import gateway
+        from ..cli import _Parser
+        from ..errors import MeshcaErrors
+
+        parser = _Parser(prog="meshca")
+        gateway.register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+        try:
+            ns = parser.parse_args(args)
+            if not ns.context:
+                raise _Unknown("meshca gateway without --context would act on the kubeconfig's current context")
+            kube = _EmulatedKube(self, ns.kubeconfig, ns.context)
+            cluster = self.mesh.cluster_for(ns.kubeconfig, ns.context).name
+            if ns.gateway_command == "clone":
+                return Result(0, gateway.clone(kube, ns.namespace, ns.deployment, ns.service, ns.name, ns.revision), cluster=cluster)
+            ready, need = gateway.ready_check(kube, ns.namespace, ns.deployment, ns.service, ns.name, ns.revision)
+            if len(ready) < need:
+                return Result(2, stderr=gateway.not_serving(ns.namespace, ns.service, ns.name, ns.revision, ready, need).line(), cluster=cluster)
+            return Result(0, f"{len(ready)} ready {ns.revision} canary endpoints (need {need})", cluster=cluster)
+        except (MeshcaErrors, MeshcaError) as exc:
+            if isinstance(exc, MeshcaError) and exc.name == "RehearseUnknownCommand":
+                raise
+            return Result(2, stderr="\n".join(exc.lines() if isinstance(exc, MeshcaErrors) else [exc.line()]))
 
     def _meshconfig_run(self, ns, scratch: Path, shown: dict[str, str]) -> Result:
         import io
@@ -784,6 +1112,21 @@ class _EmulatedKubectl:
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         argv = self.real.argv(*args)
         result = self.emulator.run(argv, subject=" ".join(argv[:8]))
+        return subprocess.CompletedProcess(argv, result.rc, result.stdout, result.stderr)
+
+
+class _EmulatedKube:
+    """meshca.webhooks.Kube whose ``run`` (stdin included) goes through the emulator."""
+
+    def __init__(self, emulator: "Emulator", kubeconfig: str | None, context: str | None) -> None:
+        from ..webhooks import Kube
+
+        self.emulator = emulator
+        self.real = Kube(kubeconfig, context)
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        argv = self.real.argv(*args)
+        result = self.emulator.run(argv, stdin, subject=" ".join(argv[:8]))
         return subprocess.CompletedProcess(argv, result.rc, result.stdout, result.stderr)
 
 

@@ -54,6 +54,7 @@ MIGRATION_OPTIONS = ("ca-migration-citadel", "ca-migration-meshca")
 # with the registered signer (the stack's intermediate, or a generated root), held in memory.
 KEY_PLACEHOLDER = b"meshca rehearsal: the signing key is held in memory by the simulated mesh\n"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+NEVER_MATCH = {"istio.io/deactivated": "never-match"}  # istio 1.19.10 istioctl/pkg/util/common.go
 
 
 class SimError(Exception):
@@ -287,7 +288,7 @@ class Cluster:
         if objects:
             for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
                 self.objects[(kind, SYSTEM_NS, name)] = {"kind": kind, "metadata": {"name": name, "namespace": SYSTEM_NS, "labels": labels}}
-            self.objects[("MutatingWebhookConfiguration", "", istiod.webhook)] = {"kind": "MutatingWebhookConfiguration", "metadata": {"name": istiod.webhook, "labels": labels}}
+            self.put_webhooks(istiod)
             if installed_state:
                 self.objects[("IstioOperator", SYSTEM_NS, installed_state)] = {"kind": "IstioOperator", "metadata": {"name": installed_state, "namespace": SYSTEM_NS}}
         self.istiods[istiod.revision] = istiod
@@ -297,6 +298,66 @@ class Cluster:
             "data": {"mesh": yaml.safe_dump(istiod.mesh_config(), sort_keys=False)},
         }
         self.start_istiod(istiod.revision)
+
+    def put_webhooks(self, istiod: Istiod) -> None:
+        """The revision's injector and validator as its chart writes them (issue 9 finding 10).
+
+        Istio 1.6 (``default``): ``istio-sidecar-injector`` (label ``istio.io/rev: default``,
+        webhook ``namespace.sidecar-injector.istio.io``) and the base chart's ``istiod-istio-system``
+        (label ``app: istiod``, webhook ``validation.istio.io``), both calling Service ``istiod``
+        (istio 1.6.14 ``manifests/charts/base/templates/validatingwebhookconfiguration.yaml``);
+        1.16/1.19: ``istio-sidecar-injector-REV`` and ``istio-validator-REV-istio-system``
+        (``rev.validation.istio.io``, objects labelled ``istio.io/rev=REV``), calling
+        ``istiod-REV`` (istio 1.19.10 istio-discovery ``mutatingwebhook.yaml`` line 39,
+        ``validatingwebhookconfiguration.yaml`` lines 5-21).
+        """
+        from ..commands import webhook_configurations
+
+        mutating, validating = webhook_configurations(istiod.revision)
+        service = {"service": {"name": istiod.deployment, "namespace": SYSTEM_NS}}
+        labels = {"app": "sidecar-injector", "istio.io/rev": istiod.revision}
+        default = istiod.revision == "default"
+        self.objects[("MutatingWebhookConfiguration", "", mutating)] = {
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": mutating, "labels": labels},
+            "webhooks": [{"name": f"{'' if default else 'rev.'}namespace.sidecar-injector.istio.io", "clientConfig": service}],
+        }
+        self.objects[("ValidatingWebhookConfiguration", "", validating)] = {
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": validating, "labels": {"app": "istiod", "istio.io/rev": istiod.revision}},
+            "webhooks": [{"name": "validation.istio.io" if default else "rev.validation.istio.io", "clientConfig": service}],
+        }
+
+    def service_revision(self, name: str) -> str | None:
+        """The istiod revision behind Service ``name`` (its selector), None when it is gone."""
+        svc = self.objects.get(("Service", SYSTEM_NS, name))
+        if svc is None:
+            return None
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        return selector.get("istio.io/rev") or (svc.get("metadata") or {}).get("labels", {}).get("istio.io/rev")
+
+    def injector_for(self, target: str) -> tuple[str, str, str | None] | None:
+        """(configuration, Service, revision behind it) of the injector that selects pods
+        meant for ``target`` (a revision or a tag), or None when no webhook selects them.
+
+        A revision tag's configuration (label ``istio.io/tag``, istio 1.19.10
+        ``revision-tags.yaml``) serves the tag name; a revision's own injector serves its
+        ``istio.io/rev``. A webhook deactivated by ``istioctl tag set default`` (namespace
+        selector ``istio.io/deactivated: never-match``, istio 1.19.10
+        ``istioctl/pkg/util/common.go`` NeverMatch) or emptied selects nothing.
+        """
+        for (kind, _, name), doc in sorted(self.objects.items()):
+            if kind != "MutatingWebhookConfiguration":
+                continue
+            labels = (doc.get("metadata") or {}).get("labels") or {}
+            tag = labels.get("istio.io/tag")
+            if not (tag == target or (tag is None and labels.get("istio.io/rev") == target)):
+                continue
+            active = [w for w in doc.get("webhooks") or () if (w.get("namespaceSelector") or {}).get("matchLabels") != NEVER_MATCH]
+            if active:
+                service = active[0]["clientConfig"]["service"]["name"]
+                return name, service, self.service_revision(service)
+        return None
 
     def configured_roots(self, istiod: Istiod) -> tuple[x509.Certificate, ...] | None:
         """``caCertificates`` of the revision's ConfigMap (``istio-REV``, key ``mesh``) as istiod
@@ -420,15 +481,17 @@ class Cluster:
             target = "default"
         else:
             return None
-        hook = "istio-sidecar-injector" if target == "default" else f"istio-sidecar-injector-{target}"
-        if ("MutatingWebhookConfiguration", "", hook) not in self.objects:
+        found = self.injector_for(target)
+        if found is None:
             return None  # no webhook selects the pod: it starts without a sidecar
-        if target not in self.istiods:
+        hook, service, serving = found
+        if serving is None or serving not in self.istiods:
             # The webhook is there but its istiod is gone: failurePolicy Fail rejects the pod.
-            raise SimError(f"Internal error occurred: failed calling webhook {hook}: istiod {target} is not running")
-        if not self.istiods[target].ready:
-            raise SimError(f"Internal error occurred: failed calling webhook {hook}: no endpoints available for service istiod-{target}")
-        return target
+            why = f'service "{service}" not found' if serving is None else f"istiod {serving} is not running"
+            raise SimError(f"Internal error occurred: failed calling webhook {hook}: {why}")
+        if not self.istiods[serving].ready:
+            raise SimError(f"Internal error occurred: failed calling webhook {hook}: no endpoints available for service {service}")
+        return serving
 
     def _certify(self, pod: Pod, istiod: Istiod) -> None:
         signer = istiod.workload_signer(self.mesh.meshca)

@@ -88,6 +88,22 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
             # CSM 1.15/1.16: the revision is recorded in sidecar.istio.io/status only (pod_json)
             istiod = Istiod(revision=old, ca="citadel", options=(), trust_domain="cluster.local", aliases=aliases, fleet_domain=f"{fleet}.svc.id.goog", version="1.16")
             cluster.add_istiod(istiod, installed_state=f"installed-state-{old}")
+            # The `default` revision tag of a CSM 1.16 mesh serves istio-injection=enabled and
+            # istio.io/rev=default, and its istiod-default-validator validates unlabelled
+            # Istio config: both call Service istiod-OLD (procedure.md "What the guide leaves
+            # out"; istio 1.16.7 manifests/charts/base/templates/default.yaml line 21,
+            # `name: istiod-{{ .Values.defaultRevision }}`).
+            service = {"service": {"name": f"istiod-{old}", "namespace": SYSTEM_NS}}
+            cluster.objects[("MutatingWebhookConfiguration", "", "istio-revision-tag-default")] = {
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "istio-revision-tag-default", "labels": {"istio.io/rev": old, "istio.io/tag": "default"}},
+                "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "clientConfig": service}],
+            }
+            cluster.objects[("ValidatingWebhookConfiguration", "", "istiod-default-validator")] = {
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "istiod-default-validator", "labels": {"app": "istiod", "istio.io/rev": old}},
+                "webhooks": [{"name": "validation.istio.io", "clientConfig": service}],
+            }
         for g in config.gateways:
             if not g.on(cl.name):
                 continue
@@ -119,6 +135,16 @@ def build_mesh(config: StackConfig, switches: Mapping[str, Any], shape: MeshShap
                 )
             cluster.namespaces.setdefault(g.namespace, Namespace(g.namespace, {}))
             cluster.objects[("Service", g.namespace, g.service)] = {"kind": "Service", "metadata": {"name": g.service, "namespace": g.namespace}, "spec": {"selector": dict(labels)}}
+            # Both charts give the gateway an HPA and a PDB (Istio 1.6.14 gateways/istio-ingress
+            # templates/autoscale.yaml and poddisruptionbudget.yaml): the canary clones them.
+            cluster.objects[("HorizontalPodAutoscaler", g.namespace, g.deployment)] = {
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": g.deployment, "namespace": g.namespace},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": g.deployment}, "minReplicas": 1, "maxReplicas": 5},
+            }
+            cluster.objects[("PodDisruptionBudget", g.namespace, g.deployment)] = {
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": g.deployment, "namespace": g.namespace},
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(labels)}},
+            }
             cluster.add_workload(w)
         for ns in config.namespaces:
             labels = {**ns.labels, **({"istio-injection": "enabled"} if migrate else {"istio.io/rev": old})}
