@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
 
+import yaml
 
 from . import commands as cmd
 from .config import PHASES, Cluster, Gateway, StackConfig

@@ -295,7 +295,7 @@ def sim_world():
     return cfg, mesh, Emulator(mesh, asmcli_path=cfg.asmcli.path), next(iter(mesh.clusters.values()))
 
 
-def run_until(cfg, em, stop: str):
+def run_until(cfg, em, stop: str, skip: tuple[str, ...] = ()):
     from meshca import plan as planmod
 
     p = planmod.build(cfg.at("distribute-root-done", False, {n.name: cfg.rev1 for n in cfg.namespaces}), {c.name: planmod.CACERTS_ABSENT for c in cfg.clusters})
@@ -303,6 +303,8 @@ def run_until(cfg, em, stop: str):
     for s in steps:
         if s.id == stop:
             return s, steps
+        if s.id in skip:
+            continue
         if not s.is_gate:
             r = em.run(s.argv, s.stdin, subject=s.id)
             assert r.ok, (s.id, r.stderr)
@@ -333,7 +335,14 @@ def test_on_the_simulated_mesh_an_uninjected_canary_holds_a5_back():
 
     cfg, mesh, em, cluster = sim_world()
     cluster.namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
-    clone, steps = run_until(cfg, em, "A4.gateway.istio-system.istio-ingressgateway")
+    # A4's pre-flight refuses the label first (issue 9 finding 13, MCA0854) ...
+    pre, _ = run_until(cfg, em, "A4.preflight")
+    refused = em.run(pre.argv, pre.stdin, subject=pre.id)
+    assert refused.rc == 2 and "MCA0854 namespace/istio-system: " in refused.stderr
+    # ... and without it the ready check still holds A5 back (defence in depth)
+    cfg, mesh, em, cluster = sim_world()
+    cluster.namespaces[SYSTEM_NS].labels["istio-injection"] = "disabled"
+    clone, steps = run_until(cfg, em, "A4.gateway.istio-system.istio-ingressgateway", skip=("A4.preflight",))
     assert em.run(clone.argv, subject=clone.id).ok
     ready = next(s for s in steps if s.id == "A4.gateway-ready.istio-system.istio-ingressgateway")
     r = em.run(ready.argv, subject=ready.id)

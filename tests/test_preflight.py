@@ -90,13 +90,14 @@ def test_pre_flight_steps_come_before_the_steps_that_need_them():
     a5 = at("dev", "distribute-root-done")
     pre = a5.step("A5.preflight")
     assert " ".join(pre.argv) == f"meshca preflight {DEV} --revision {REV1} --no-operator"
-    assert "A5.preflight" in a5.step("A5.delete-gateway.istio-system.istio-ingressgateway").depends_on
+    # the pre-flight comes first in A5: the default tag moves after it, the deletions after the tag
+    assert "A5.preflight" in a5.step("A5.injection-labels").depends_on
     b3 = at("dev", "mesh-ca")
     assert " ".join(b3.step("B3.preflight").argv) == f"meshca preflight {DEV} --revision {REV2} --gateway-namespace istio-system"
     assert "B3.preflight" in b3.step("B3.gateway.istio-system.istio-ingressgateway").depends_on
     b4 = at("dev", "mesh-ca-done")
     assert " ".join(b4.step("B4.preflight").argv) == f"meshca preflight {DEV} --revision {REV2} --no-operator"
-    assert "B4.preflight" in b4.step("B4.apply-istiod-service").depends_on
+    assert "B4.preflight" in b4.step("B4.injection-labels").depends_on
 
 
 # ----------------------------------------------------------------------------- meshca preflight
