@@ -1,0 +1,76 @@
+"""Issue 9, findings 2-6 and 8 (provider parts): the program against the real tools.
+
+Every expectation here is transcribed from the cited source (file and line), never computed by
+meshca code. The Commands are run the way pulumi-command v1.2.1 runs them:
+provider/pkg/provider/local/commandOutputs.go `run`: ``/bin/sh -c <create>`` (lines 42-50),
+``cmd.Dir`` = ``dir`` or the provider's working directory (lines 73-80), ``cmd.Env`` =
+``os.Environ()`` plus ``environment`` (lines 82-87), ``stdin`` fed when set (lines 97-99).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meshca import plan as planmod
+from meshca.config import load_stack_file
+
+from harness import ROOT
+
+# anthos-service-mesh-packages@1.19.10-asm.9+config1 asmcli/asmcli:774-780 (version_message):
+#   VER="${MAJOR}.${MINOR}.${POINT}-asm.${REV}+config${CONFIG_VER}"; echo "${VER}"
+# printed by `asmcli --version` (asmcli/asmcli:752-753 and 762-764), then `exit` (status 0).
+PINNED = "1.19.10-asm.9+config1"
+OTHER = "1.20.8-asm.3+config2"
+
+
+def _fake_asmcli(directory: Path, version: str) -> Path:
+    path = directory / f"asmcli-{version}"
+    path.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{version}"; exit 0; fi\nexit 3\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def _sh(create: str, cwd: Path, env: dict | None = None, path_extra: str | None = None) -> subprocess.CompletedProcess:
+    """pulumi-command's run(): /bin/sh -c CREATE in the working directory, inherited environment
+    plus the Command's ``environment``."""
+    full = dict(os.environ)
+    if path_extra:
+        full["PATH"] = path_extra + os.pathsep + full.get("PATH", "")
+    full.update(env or {})
+    return subprocess.run(["/bin/sh", "-c", create], cwd=cwd, env=full, capture_output=True, text=True, timeout=120)
+
+
+# ----------------------------------------------------------------------------- finding 4
+
+
+def _verify_step(asmcli_path: str):
+    c = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    c = dataclasses.replace(c, asmcli=dataclasses.replace(c.asmcli, path=asmcli_path))
+    c = c.at("distribute-root", False, {n.name: c.old_revision for n in c.namespaces})
+    return planmod.build(c).clusters[0].step("A1.verify-asmcli")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 4: the asmcli --version step compares nothing")
+def test_finding4_verify_asmcli_passes_the_pinned_version_and_fails_on_any_other(tmp_path):
+    # Run from the project directory with meshca's own venv on PATH (finding 6 makes the
+    # argv project-relative; this test is about the comparison only).
+    bindir = str(Path(sys.executable).parent)
+    pinned = _fake_asmcli(tmp_path, PINNED)
+    other = _fake_asmcli(tmp_path, OTHER)
+    ok = _sh(shlex.join(_verify_step(str(pinned)).argv), ROOT, path_extra=bindir)
+    assert ok.returncode == 0, ok.stderr
+    bad = _sh(shlex.join(_verify_step(str(other)).argv), ROOT, path_extra=bindir)
+    assert bad.returncode != 0
+    assert f"asmcli --version printed {OTHER}" in bad.stderr and PINNED in bad.stderr
+    assert "MCA0910 " in bad.stderr
+    # a tool that does not run at all is its own problem
+    missing = _sh(shlex.join(_verify_step(str(tmp_path / "no-such-asmcli")).argv), ROOT, path_extra=bindir)
+    assert missing.returncode != 0 and "MCA0911 " in missing.stderr
