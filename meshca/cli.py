@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "meshca.sim.cli",  # rehearse (the simulated mesh)
     "meshca.promote",  # promote (copy a finished position to the next stack)
     "meshca.certs_cli",  # certs verify (pre-flight of the four CA files)
+    "meshca.toolversion",  # tool-version (the verify-asmcli step)
 ]
 
 

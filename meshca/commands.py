@@ -30,7 +30,8 @@ def kubectl(cluster: Cluster, *args: str) -> tuple[str, ...]:
 
 
 def asmcli_version(asmcli: Asmcli) -> tuple[str, ...]:
-    return (asmcli.path, "--version")
+    """``asmcli --version`` compared with the pinned version (meshca/toolversion.py)."""
+    return (MESHCA, "tool-version", "--expect", asmcli.version, "--", asmcli.path, "--version")
 
 
 def asmcli_install(

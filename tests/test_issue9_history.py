@@ -32,7 +32,8 @@ OTHER = "1.20.8-asm.3+config2"
 
 
 def _fake_asmcli(directory: Path, version: str) -> Path:
-    path = directory / f"asmcli-{version}"
+    (directory / version).mkdir()
+    path = directory / version / "asmcli"
     path.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{version}"; exit 0; fi\nexit 3\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
@@ -58,7 +59,6 @@ def _verify_step(asmcli_path: str):
     return planmod.build(c).clusters[0].step("A1.verify-asmcli")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 4: the asmcli --version step compares nothing")
 def test_finding4_verify_asmcli_passes_the_pinned_version_and_fails_on_any_other(tmp_path):
     # Run from the project directory with meshca's own venv on PATH (finding 6 makes the
     # argv project-relative; this test is about the comparison only).

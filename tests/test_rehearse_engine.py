@@ -75,7 +75,7 @@ def test_steps_rerun_only_when_their_command_or_gate_inputs_change():
     assert r._changed(gate, dataclasses.replace(gate, params={**gate.params, "namespaceDigest": "other"}))
     assert not r._changed(gate, dataclasses.replace(gate, title="renamed"))
     verify = steps["A1.verify-asmcli"]
-    assert r._changed(verify, dataclasses.replace(verify, argv=("./other-asmcli", "--version")))
+    assert r._changed(verify, dataclasses.replace(verify, argv=("meshca", "tool-version", "--expect", "x", "--", "./other-asmcli", "--version")))
 
 
 def test_verdicts_are_deterministic():
