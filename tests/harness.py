@@ -182,6 +182,7 @@ def run_program(
     gate_passed: bool = True,
     preview: bool = False,
     secret_keys: Iterable[str] = (),
+    organization: str = ORG,
 ) -> Result:
     """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks.
 
@@ -197,7 +198,7 @@ def run_program(
     mocks = MeshMocks(cacerts, stack_outputs, gate_passed)
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=organization)
     pulumi.runtime.set_all_config(values, list(secret_keys))
     captured: dict[str, Any] = {}
 

@@ -74,3 +74,59 @@ def test_finding4_verify_asmcli_passes_the_pinned_version_and_fails_on_any_other
     # a tool that does not run at all is its own problem
     missing = _sh(shlex.join(_verify_step(str(tmp_path / "no-such-asmcli")).argv), ROOT, path_extra=bindir)
     assert missing.returncode != 0 and "MCA0911 " in missing.stderr
+
+
+# ----------------------------------------------------------------------------- finding 5
+
+# pulumi/pulumi pkg/backend/diy/store.go:168-174 (ParseReference of the file backend):
+#     if org == "" { org = "organization" }
+#     if org != "organization" { return nil, errors.New("organization name must be 'organization'") }
+# and pkg/backend/diy/backend.go:185-187: Organization() is always "organization", which is what
+# the program sees as pulumi.get_organization() on the file backend.
+DIY_ORG = "organization"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: shipped upstreamStack names fail on the file backend")
+def test_finding5_shipped_upstream_stacks_parse_on_the_file_backend():
+    import yaml
+
+    named = {}
+    for path in sorted(ROOT.glob("Pulumi.*.yaml")):
+        upstream = (yaml.safe_load(path.read_text()).get("config") or {}).get("meshca:upstreamStack")
+        if upstream:
+            named[path.name] = upstream
+    assert named, "staging and prod name their upstream"
+    for name, upstream in named.items():
+        parts = upstream.split("/")
+        assert len(parts) == 3 and parts[0] == DIY_ORG and parts[1] == "meshca", (name, upstream)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: upstreamStack's form is not validated")
+@pytest.mark.parametrize("value", ["acme/meshca/dev/x", "acme//dev", "acme/other-project/dev", "organization/meshca/staging"])
+def test_finding5_upstream_stack_form_is_one_coded_line(value, tmp_path):
+    from meshca.errors import MeshcaErrors
+
+    text = (ROOT / "Pulumi.staging.yaml").read_text()
+    import re
+
+    text = re.sub(r"meshca:upstreamStack: .*", f"meshca:upstreamStack: {value}", text)
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.staging.yaml").write_text(text.replace("samples/", str(ROOT / "samples") + "/").replace("overlays/", str(ROOT / "overlays") + "/"))
+    with pytest.raises(MeshcaErrors) as exc:
+        load_stack_file(tmp_path / "Pulumi.staging.yaml")
+    lines = exc.value.lines()
+    assert len(lines) == 1 and "MCA0159 meshca:upstreamStack: " in lines[0], lines
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: another organization on the file backend reaches the engine")
+def test_finding5_file_backend_refuses_another_organization_before_the_reference(monkeypatch):
+    import pulumi
+
+    from harness import run_program
+
+    logged: list[str] = []
+    monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: logged.append(msg))
+    result = run_program("staging", {"phase": "distribute-root", "upstreamStack": "acme/meshca/dev"}, organization=DIY_ORG)
+    assert result.error is not None
+    assert any("MCA0719 meshca:upstreamStack acme/meshca/dev: " in line for line in logged), logged
+    assert not [r for r in result.resources if r.type == "pulumi:pulumi:StackReference"]
