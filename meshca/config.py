@@ -435,6 +435,30 @@ def _str_field(obj: dict, key: str, subject: str, errors: list[MeshcaError], req
     return value
 
 
+_PULUMI_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def upstream_stack_problem(value: str, stack: str, project_dir: Path) -> str:
+    """What is wrong with the form of ``meshca:upstreamStack`` ("" = nothing).
+
+    The form is ORG/PROJECT/STACK, the fully qualified name every backend parses (the file
+    backend's only organization is ``organization``: pulumi/pulumi
+    pkg/backend/diy/store.go:168-174; the program checks that against the backend it runs on),
+    PROJECT this project (the upstream is the same program one environment earlier)."""
+    parts = value.split("/")
+    if len(parts) != 3 or not all(_PULUMI_NAME.match(p) for p in parts):
+        return "not ORG/PROJECT/STACK (three names of letters, digits, '_', '.', '-')"
+    try:
+        project = (_read_yaml(project_dir / "Pulumi.yaml") or {}).get("name") or "meshca"
+    except MeshcaErrors:
+        project = "meshca"
+    if parts[1] != project:
+        return f"project '{parts[1]}' is not this project '{project}'"
+    if parts[2] == stack:
+        return "names this stack itself"
+    return ""
+
+
 def _expand(path: str) -> str:
     return os.path.expanduser(path)
 
@@ -661,6 +685,12 @@ def validate(
     for i, overlay in enumerate(overlays):
         if not (project_dir / _expand(overlay)).exists():
             errors.append(MeshcaError("OverlayFileMissing", overlay))
+
+    upstream = values.get("upstreamStack")
+    if isinstance(upstream, str) and upstream:
+        problem = upstream_stack_problem(upstream, stack, project_dir)
+        if problem:
+            errors.append(MeshcaError("UpstreamStackForm", f"{NS}:upstreamStack", value=upstream, problem=problem))
 
     # Phase and namespace map -------------------------------------------------------------
     phase = values.get("phase")

@@ -86,7 +86,6 @@ def test_finding4_verify_asmcli_passes_the_pinned_version_and_fails_on_any_other
 DIY_ORG = "organization"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: shipped upstreamStack names fail on the file backend")
 def test_finding5_shipped_upstream_stacks_parse_on_the_file_backend():
     import yaml
 
@@ -101,7 +100,6 @@ def test_finding5_shipped_upstream_stacks_parse_on_the_file_backend():
         assert len(parts) == 3 and parts[0] == DIY_ORG and parts[1] == "meshca", (name, upstream)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: upstreamStack's form is not validated")
 @pytest.mark.parametrize("value", ["acme/meshca/dev/x", "acme//dev", "acme/other-project/dev", "organization/meshca/staging"])
 def test_finding5_upstream_stack_form_is_one_coded_line(value, tmp_path):
     from meshca.errors import MeshcaErrors
@@ -118,7 +116,6 @@ def test_finding5_upstream_stack_form_is_one_coded_line(value, tmp_path):
     assert len(lines) == 1 and "MCA0159 meshca:upstreamStack: " in lines[0], lines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 5: another organization on the file backend reaches the engine")
 def test_finding5_file_backend_refuses_another_organization_before_the_reference(monkeypatch):
     import pulumi
 

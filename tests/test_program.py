@@ -270,9 +270,9 @@ def test_a_stack_may_not_run_ahead_of_its_upstream():
     first = {"frontend", "cart", "checkout"}
     moved = {n: (REV1 if n in first else "default") for n in names}
     dev_batch_1 = _outputs("distribute-root", {n: ("rev1" if n in first else "old") for n in names})
-    ok = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_batch_1})
+    ok = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"organization/meshca/dev": dev_batch_1})
     assert ok.error is None and ok.commands()
     dev_not_started = _outputs("baseline", {n: "old" for n in names})
-    ahead = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_not_started})
-    assert "would run ahead of acme/meshca/dev" in str(ahead.error)
+    ahead = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"organization/meshca/dev": dev_not_started})
+    assert "would run ahead of organization/meshca/dev" in str(ahead.error)
     assert not ahead.commands() and not ahead.of_type(GATE)  # not one step registered
