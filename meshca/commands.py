@@ -16,7 +16,12 @@ ISTIOD_KINDS = "Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
 # control plane's deletion leaves it out (the guide deletes it after applying it, which
 # leaves the default validation webhook without a backend).
 ISTIOD_KINDS_KEEP_SERVICE = "Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
-MESHCA = "meshca"
+# The meshca of the project's own virtualenv, relative to the project directory (where
+# pulumi-command runs every Command: provider/pkg/provider/local/commandOutputs.go, cmd.Dir =
+# os.Getwd() of the provider, which the engine starts in the project directory). `make test`
+# and `pulumi install` (Pulumi.yaml: virtualenv .venv; requirements.txt: -e .) create it, so
+# Commands never depend on an activated venv or on a machine-specific path.
+MESHCA = ".venv/bin/meshca"
 PULUMI_PREREQUISITE_FLAGS = [
     "--enable_gcp_iam_roles",
     "--enable_cluster_roles",

@@ -153,7 +153,6 @@ def _all_steps(stack: str = "dev"):
             yield from cp.steps
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 6: PulumiPolicy.yaml names no virtualenv")
 def test_finding6_policy_pack_runs_in_the_projects_venv():
     import yaml
 
@@ -169,13 +168,11 @@ def test_finding6_policy_pack_runs_in_the_projects_venv():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 6: pulumi install installs nothing (no requirements.txt)")
 def test_finding6_pulumi_install_installs_the_project():
     lines = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()]
     assert "-e ." in lines or "." in lines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 6: Commands run meshca from the CLI's PATH")
 def test_finding6_every_command_runs_a_project_relative_tool(tmp_path):
     c = load_stack_file(ROOT / "Pulumi.dev.yaml")
     for step in _all_steps():

@@ -73,7 +73,7 @@ def test_rev2_install_has_no_certificate_flag_and_the_real_option_name():
     )
     overlay = p.clusters[0].step("B1.citadel-root-overlay")
     assert line(overlay) == (
-        "meshca overlay citadel-root --root-cert samples/certs/root-cert.pem"
+        ".venv/bin/meshca overlay citadel-root --root-cert samples/certs/root-cert.pem"
         " --output asm-out/dev-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
     )
     assert overlay.id in step.depends_on
@@ -136,7 +136,7 @@ def test_namespace_moves_are_the_guides_label_commands_and_a_full_restart():
     cp = p.clusters[0]
     assert line(cp.step("A2.label.frontend")) == f"{DEV_K} label namespace frontend istio.io/rev={REV1} istio-injection- --overwrite"
     assert line(cp.step("A2.restart.frontend")) == (
-        "meshca restart --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca restart --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
         f" --namespace frontend --revision {REV1} --timeout 600s"
     )
     assert cp.step("A2.restart.frontend").depends_on[0] == "A2.label.frontend"
@@ -219,7 +219,7 @@ def test_phase_c_backs_up_then_deletes_then_restarts():
         f"{DEV_K} get secret/cacerts -n istio-system -o yaml",
         f"{DEV_K} get secret/istio-ca-secret -n istio-system -o yaml",
         f"{DEV_K} delete secret cacerts istio-ca-secret -n istio-system --ignore-not-found",
-        "meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
         f" --revision {REV2} --root-cert samples/certs/root-cert.pem",
         f"{DEV_K} rollout restart deployment -n istio-system",
     ]
@@ -278,12 +278,12 @@ def test_gates_pin_the_check_flags_and_certify_a_fixed_map():
     c = config("dev")
     cp = at("dev", "old-root-removed").clusters[0]
     assert line(cp.step("C4.gate.old-root-absent")) == (
-        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
         " --source kube --require MESHCA --forbid CITADEL --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )
     a3 = at("dev", "distribute-root", moved={n.name: REV1 for n in c.namespaces}).clusters[0].step("A3.gate.root-cert")
     assert line(a3) == (
-        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
         " --source kube --require CITADEL,MESHCA --retiring-deployment istio-system/istio-ingressgateway"
         " --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )

@@ -209,7 +209,7 @@ def test_phase_c_backs_up_before_deleting_and_restarts_after():
     assert restart.inputs["create"] == f"{DEV_K} rollout restart deployment -n istio-system"
     drop = result.command("dev-1", "C2.drop-citadel-root")
     assert drop.inputs["create"] == (
-        "meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
         f" --revision {REV2} --root-cert samples/certs/root-cert.pem"
     )
     assert deletion.urn in drop.dependencies and drop.urn in restart.dependencies

@@ -238,7 +238,7 @@ def test_drop_root_edits_the_configmap_and_bundles_follow_at_the_next_istiod_sta
     moved = pods(mesh, "frontend")[0]
     assert root_fp(moved.bundle) == {meshca, citadel}
     drop = steps["C2.drop-citadel-root"]
-    assert drop.argv[:3] == ("meshca", "mesh-config", "drop-root")
+    assert drop.argv[:3] == (".venv/bin/meshca", "mesh-config", "drop-root")
     first = run(em, drop)
     assert first.ok and "dropped the Citadel root" in first.stdout, first.stderr
     assert mesh_roots(c, cfg.rev2) == set()

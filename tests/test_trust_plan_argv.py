@@ -40,7 +40,7 @@ def test_every_gate_argv_parses_and_every_gate_input_checks(stack, monkeypatch):
     steps = gate_steps(stack)
     kinds = set()
     for config, cluster, step in steps:
-        assert step.argv[:2] == ("meshca", "check")
+        assert step.argv[:2] == (".venv/bin/meshca", "check")
         args = parser.parse_args(list(step.argv[1:]))  # a usage error raises MeshcaErrors
         validate_args(args)
         assert args.check == step.params["check"] and args.json
