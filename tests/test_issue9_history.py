@@ -188,3 +188,146 @@ def test_finding6_every_command_runs_a_project_relative_tool(tmp_path):
     step = _verify_step(str(pinned))
     done = subprocess.run(["/bin/sh", "-c", shlex.join(step.argv)], cwd=ROOT, env=plain, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# ----------------------------------------------------------------------------- finding 2
+
+# pulumi-command v1.2.1 provider/pkg/provider/local/commandController.go:79-83 (Update):
+#     // Use Create command if Update is unspecified.
+#     cmd := news.Create
+#     if news.Update != nil { cmd = news.Update }
+# and the engine calls Update whenever a non-ignored input differs (pulumi/pulumi
+# pkg/resource/deploy/step_generator.go: ignore_changes props are copied from the old state
+# before the diff). So a completed step stays completed only if every input the engine diffs
+# (create, stdin, dir, triggers, environment, ... minus ignore_changes) is byte-identical.
+COMMAND = "command:local:Command"
+GATE = "pulumi-python:dynamic/meshca:TrustGate"
+BASE_COMMIT = "5261f1bde5060430abab91db20e0a23df5941105"  # the program before issue 9's fixes
+
+
+def _all_on(stack: str, role: str) -> dict:
+    c = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+    rev = {"old": c.old_revision, "rev1": c.rev1, "rev2": c.rev2}[role]
+    return {n.name: rev for n in c.namespaces}
+
+
+def _clusters_with_kubeconfig(stack: str, kubeconfig: str) -> list:
+    import yaml
+
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return [{**cl, "kubeconfig": kubeconfig} for cl in doc["meshca:clusters"]]
+
+
+OPERATIONAL = {
+    "restartTimeoutSeconds": 1800,
+    "gateTimeoutSeconds": 3600,
+    "gatePollSeconds": 30,
+    "gateConcurrency": 4,
+    "gateSource": "istioctl",
+    "asmcliPath": "tools/asmcli",
+    "kubeconfig": "~/other-operator/kubeconfig.yaml",
+}
+
+
+def _diffed(resource) -> dict:
+    """The inputs the engine diffs: all but the resource's ignore_changes."""
+    return {k: v for k, v in resource.inputs.items() if k not in set(resource.ignore_changes or ())}
+
+
+def _run_at_end(stack: str, extra: dict):
+    from harness import run_program
+
+    overrides = {"phase": "old-root-removed", "namespaces": _all_on(stack, "rev2"), "upstreamStack": None, **extra}
+    result = run_program(stack, overrides)
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: operational keys re-run completed steps")
+@pytest.mark.parametrize("key", sorted(OPERATIONAL))
+def test_finding2_operational_keys_never_change_what_the_engine_diffs(key):
+    from meshca.providers.trust_gate import TrustGateProvider
+
+    stack = "dev"
+    base = _run_at_end(stack, {})
+    if key == "kubeconfig":
+        changed = _run_at_end(stack, {"clusters": _clusters_with_kubeconfig(stack, OPERATIONAL[key])})
+    else:
+        changed = _run_at_end(stack, {key: OPERATIONAL[key]})
+    before, after = base.by_urn(), changed.by_urn()
+    assert set(before) == set(after)  # stable URNs
+    commands = [u for u, r in before.items() if r.type == COMMAND]
+    assert len(commands) > 40
+    rerun = [u.rsplit("::", 1)[1] for u in commands if _diffed(before[u]) != _diffed(after[u])]
+    assert rerun == [], f"{key}: {len(rerun)} of {len(commands)} Commands would run again: {rerun[:5]}"
+    gates = [u for u, r in before.items() if r.type == GATE]
+    assert gates
+    provider = TrustGateProvider()
+    replaced = [u.rsplit("::", 1)[1] for u in gates if provider.diff("id", before[u].inputs, after[u].inputs).changes]
+    assert replaced == [], f"{key}: gates replaced: {replaced}"
+    home = os.path.expanduser("~")
+    for u in commands:
+        assert home not in json_dump(_diffed(after[u])), u
+
+
+def json_dump(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+_OLD_DUMP = r"""
+import json, sys
+sys.path[:0] = [sys.argv[1] + "/tests", sys.argv[1]]
+from harness import run_program
+out = []
+for overrides in json.loads(sys.argv[2]):
+    r = run_program(overrides.pop("_stack"), overrides)
+    if r.error is not None:
+        raise SystemExit(f"old program failed: {r.error}")
+    out.append({u: {"type": x.type, "inputs": x.inputs} for u, x in r.by_urn().items()})
+print(json.dumps(out, default=str))
+"""
+
+
+def _positions(stack: str):
+    c = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+    return [(p.phase, p.namespace_map) for p in planmod.route(c)]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: upgrading meshca mid-migration re-runs completed steps")
+def test_finding2_upgrading_meshca_mid_route_reruns_nothing(tmp_path):
+    """Walk the first half of dev's route on the previous commit's program, then continue on
+    this one: at the position where the upgrade happens, every Command the old program left in
+    the state diffs equal (or only in ignore_changes) and no gate is replaced."""
+    import json
+
+    from harness import run_program
+    from meshca.providers.trust_gate import TrustGateProvider
+
+    old_tree = tmp_path / "old"
+    old_tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASE_COMMIT], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+    positions = _positions("dev")
+    half = positions[1 : len(positions) // 2 + 1]  # distribute-root ... the middle of the route
+    requests = [{"_stack": "dev", "phase": phase, "namespaces": mapping} for phase, mapping in half]
+    done = subprocess.run(
+        [sys.executable, "-c", _OLD_DUMP, str(old_tree), json.dumps(requests)], capture_output=True, text=True, cwd=old_tree, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    old_states = json.loads(done.stdout.strip().splitlines()[-1])
+    provider = TrustGateProvider()
+    for (phase, mapping), old in zip(half, old_states):
+        new = run_program("dev", {"phase": phase, "namespaces": mapping}).by_urn()
+        for urn, was in old.items():
+            if was["type"] not in (COMMAND, GATE):
+                continue
+            assert urn in new, f"upgrade at {phase}: {urn} would be deleted (no alias)"
+            now = new[urn]
+            if was["type"] == COMMAND:
+                ignored = set(now.ignore_changes or ())
+                diff = {k for k in set(was["inputs"]) | set(now.inputs) if k not in ignored and was["inputs"].get(k) != now.inputs.get(k)}
+                assert not diff, f"upgrade at {phase}: {urn.rsplit('::', 1)[1]} re-runs ({sorted(diff)})"
+            else:
+                assert not provider.diff("id", was["inputs"], now.inputs).changes, f"upgrade at {phase}: gate {urn} replaced"
