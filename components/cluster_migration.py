@@ -57,7 +57,11 @@ def _revision_of(step: Step, steps: Sequence[Step]) -> str:
 
 def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
     """At preview and up: does a cacerts Secret exist, and does it match the CA files?"""
-    result = command.local.run_output(command=shlex.join(cmd.probe_cacerts(cluster)), logging=command.local.Logging.NONE)
+    result = command.local.run_output(
+        command=shlex.join(cmd.probe_cacerts(cluster)),
+        environment={"KUBECONFIG": cluster.kubeconfig},
+        logging=command.local.Logging.NONE,
+    )
     return result.stdout.apply(lambda out: planmod.cacerts_fact(out or "", config, cluster))
 
 

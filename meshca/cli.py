@@ -65,7 +65,11 @@ def load_config_from_args(args: argparse.Namespace):
 
 
 def _shell_line(step) -> str:
-    line = shlex.join(step.argv)
+    from .commands import shell_join
+
+    # The operational environment the Command sets (KUBECONFIG, ...), as a shell prefix.
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env.items())
+    line = (env + " " if env else "") + shell_join(step.argv)
     if step.stdin is None:
         return line
     if step.stdin == "y\n":

@@ -7,6 +7,8 @@ Sources: the guide (procedure.md) with its mistakes corrected, asmcli 1.19.10-as
 
 from __future__ import annotations
 
+import shlex
+
 from .config import Asmcli, Cluster
 
 SYSTEM_NS = "istio-system"
@@ -30,8 +32,20 @@ PULUMI_PREREQUISITE_FLAGS = [
 ]
 
 
+# The kubeconfig is operational (another operator's path, a rotated file): it reaches every
+# Command through its environment (KUBECONFIG), never its argv, so a completed step's create
+# line stays byte-identical when it changes. asmcli has no KUBECONFIG fallback (it only takes
+# --kubeconfig, asmcli/asmcli:3488-3489), so its argv names the variable for the shell.
+KUBECONFIG_REF = "$KUBECONFIG"
+
+
+def shell_join(argv) -> str:
+    """``shlex.join``, but KUBECONFIG_REF stays a shell expansion (``"$KUBECONFIG"``)."""
+    return " ".join('"$KUBECONFIG"' if a == KUBECONFIG_REF else shlex.quote(a) for a in argv)
+
+
 def kubectl(cluster: Cluster, *args: str) -> tuple[str, ...]:
-    return ("kubectl", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *args)
+    return ("kubectl", "--context", cluster.context, *args)
 
 
 def asmcli_version(asmcli: Asmcli) -> tuple[str, ...]:
@@ -66,7 +80,7 @@ def asmcli_install(
         "--fleet_id",
         fleet_project,
         "--kubeconfig",
-        cluster.kubeconfig,
+        KUBECONFIG_REF,
         "--context",
         cluster.context,
         "--output_dir",
@@ -104,7 +118,7 @@ def label_namespace(cluster: Cluster, namespace: str, *changes: str) -> tuple[st
     return kubectl(cluster, "label", "namespace", namespace, *changes, "--overwrite")
 
 
-def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
+def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_seconds: int | None = None) -> tuple[str, ...]:
     """Restart every Deployment, StatefulSet and DaemonSet of a namespace and wait for them.
 
     ``meshca restart`` runs ``kubectl rollout restart KIND/NAME`` and ``kubectl rollout status``
@@ -112,20 +126,9 @@ def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_s
     StatefulSets and DaemonSets), first checks that istiod-REV is ready to inject, and names
     the pods it cannot restart (bare pods, Jobs).
     """
-    return (
-        MESHCA,
-        "restart",
-        "--kubeconfig",
-        cluster.kubeconfig,
-        "--context",
-        cluster.context,
-        "--namespace",
-        namespace,
-        "--revision",
-        revision,
-        "--timeout",
-        f"{timeout_seconds}s",
-    )
+    argv = (MESHCA, "restart", "--context", cluster.context, "--namespace", namespace, "--revision", revision)
+    # The timeout is operational: the plan passes it as MESHCA_RESTART_TIMEOUT (environment).
+    return argv if timeout_seconds is None else (*argv, "--timeout", f"{timeout_seconds}s")
 
 
 def apply_stdin(cluster: Cluster) -> tuple[str, ...]:
@@ -189,8 +192,6 @@ def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str
         MESHCA,
         "mesh-config",
         "drop-root",
-        "--kubeconfig",
-        cluster.kubeconfig,
         "--context",
         cluster.context,
         "--revision",
@@ -201,4 +202,4 @@ def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str
 
 
 def check(cluster: Cluster, kind: str, *flags: str) -> tuple[str, ...]:
-    return (MESHCA, "check", kind, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *flags, "--json")
+    return (MESHCA, "check", kind, "--context", cluster.context, *flags, "--json")

@@ -72,6 +72,10 @@ class Step:
     depends_on: tuple[str, ...] = ()
     stdin: str | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Operational settings the command reads from its environment (KUBECONFIG, timeouts): the
+    # Command's ``environment``, which the engine does not diff (ignore_changes), so changing
+    # them never re-runs a completed step (issue 9 finding 2).
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -86,6 +90,7 @@ class Step:
         }
         if self.stdin is not None:
             out["stdin"] = self.stdin
+        out["env"] = dict(self.env)
         out["params"] = _thaw(self.params)
         return out
 
@@ -304,6 +309,7 @@ class _Builder:
         objects: Iterable[str],
         depends_on: Iterable[str] = (),
         stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
         **params: Any,
     ) -> str:
         assert step_id not in self.ids, step_id
@@ -328,6 +334,7 @@ class _Builder:
                 depends_on=deps,
                 stdin=stdin,
                 params=_freeze(params),
+                env=MappingProxyType({"KUBECONFIG": self.cluster.kubeconfig, **(env or {})}),
             )
         )
         return step_id
@@ -493,7 +500,8 @@ class _Builder:
             procedure=procedure,
             action="restart",
             title=f"restart {namespace} onto {to_rev} and wait for the rollouts",
-            argv=cmd.restart_namespace(self.cluster, namespace, to_rev, c.restart_timeout_seconds),
+            argv=cmd.restart_namespace(self.cluster, namespace, to_rev),
+            env={"MESHCA_RESTART_TIMEOUT": f"{c.restart_timeout_seconds}s"},
             objects=(f"Deployment/{namespace}/*", f"StatefulSet/{namespace}/*", f"DaemonSet/{namespace}/*"),
             depends_on=[label],
             namespace=namespace,

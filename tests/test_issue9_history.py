@@ -243,7 +243,6 @@ def _run_at_end(stack: str, extra: dict):
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: operational keys re-run completed steps")
 @pytest.mark.parametrize("key", sorted(OPERATIONAL))
 def test_finding2_operational_keys_never_change_what_the_engine_diffs(key):
     from meshca.providers.trust_gate import TrustGateProvider
@@ -295,7 +294,6 @@ def _positions(stack: str):
     return [(p.phase, p.namespace_map) for p in planmod.route(c)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: upgrading meshca mid-migration re-runs completed steps")
 def test_finding2_upgrading_meshca_mid_route_reruns_nothing(tmp_path):
     """Walk the first half of dev's route on the previous commit's program, then continue on
     this one: at the position where the upgrade happens, every Command the old program left in

@@ -3,8 +3,9 @@
 A gate has no cloud object behind it: ``create`` IS the check. It polls ``meshca.trust`` until
 the check passes or a deadline ends (bundle pushes and certificate rotation take time, so one
 snapshot is not a verdict), then either fails the step with the offending pods named and the
-coded message, or records ``passed: True`` with the summary. Every input change, including the
-namespace digest and the restart generation, replaces the gate, so it runs again.
+coded message, or records ``passed: True`` with the summary. A change of what it certifies
+(check, lists, namespace digest, restart generation, ...) replaces the gate, so it runs again;
+operational inputs (``OPERATIONAL_INPUTS``) never do.
 
 Importable and side-effect free: the engine unpickles the provider by reference (dill) in a
 ``python -m pulumi.dynamic`` process; clients and sources are built inside ``create``.
@@ -25,7 +26,7 @@ PROVIDER_KEY = "__provider"
 GATE_CHECKS = ("root-of-trust", "root-cert", "workload-cert", "trust-domain")
 SOURCES = ("kube", "istioctl")
 LABELS = ("CITADEL", "MESHCA")
-# Every input, in camelCase as the engine stores it; any change replaces the gate.
+# Every input, in camelCase as the engine stores it.
 INPUTS = (
     "gateId",
     "stack",
@@ -68,6 +69,13 @@ DEFAULTS: dict[str, Any] = {
     "pollSeconds": 10,
     "restartGeneration": 0,
 }
+# How a gate reads the cluster, not what it certifies: changing one never replaces a gate
+# that passed (issue 9 finding 2: a longer timeout or another operator's kubeconfig must not
+# re-run A0/A3/B0 in a later phase, where they can no longer pass). A gate that has not passed
+# yet is never in the state (a failed create records nothing), so the next run uses the new
+# values anyway.
+OPERATIONAL_INPUTS = ("kubeconfig", "source", "concurrency", "timeoutSeconds", "pollSeconds", "citadelRoot", "meshcaRoot", "rootCert")
+IDENTITY_INPUTS = tuple(k for k in INPUTS if k not in OPERATIONAL_INPUTS)
 OUTPUTS = ("passed", "summary", "checkedAt", "rounds")
 PER_POD_TIMEOUT = 30.0
 # A proxy read gets at least this long even under a short deadline: the deadline bounds the
@@ -296,7 +304,7 @@ class TrustGateProvider(ResourceProvider):
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # An unknown (preview) value counts as a change: it may differ once known.
-        changed = [k for k in INPUTS if _unknown(news.get(k)) or olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))]
+        changed = [k for k in IDENTITY_INPUTS if _unknown(news.get(k)) or olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))]
         # Create-before-delete (the default): a gate has no object to clash with, and a
         # delete-before-replace would make the engine consider replacing everything after it.
         return DiffResult(changes=bool(changed), replaces=changed, stables=[] if changed else list(OUTPUTS), delete_before_replace=False)

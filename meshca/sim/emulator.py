@@ -493,7 +493,10 @@ class Emulator:
             return fail("asmcli: [ERROR]: the rehearsal needs --kubeconfig (project/location/name selection is not emulated)", 2)
         if not one("context"):
             return fail("asmcli: [ERROR]: no --context: asmcli would install into the kubeconfig's current context", 2)
-        cluster = self.mesh.cluster_for(one("kubeconfig"), one("context"))
+        # "$KUBECONFIG": the shell expands it from the Command's environment (meshca/commands.py
+        # KUBECONFIG_REF); the rehearsal selects the cluster by its context.
+        kubeconfig = None if one("kubeconfig") == "$KUBECONFIG" else one("kubeconfig")
+        cluster = self.mesh.cluster_for(kubeconfig, one("context"))
         revision = one("revision_name")
         if not revision:
             return fail("asmcli: [ERROR]: the rehearsal needs --revision_name (the default asm-<version> name is not emulated)", 2)
