@@ -329,3 +329,86 @@ def test_finding2_upgrading_meshca_mid_route_reruns_nothing(tmp_path):
                 assert not diff, f"upgrade at {phase}: {urn.rsplit('::', 1)[1]} re-runs ({sorted(diff)})"
             else:
                 assert not provider.diff("id", was["inputs"], now.inputs).changes, f"upgrade at {phase}: gate {urn} replaced"
+
+
+# ----------------------------------------------------------------------------- finding 2: identity
+
+IDENTITY = {
+    "clusters": {"c1": {"project": "p", "location": "us-central1", "context": "gke_p_us-central1_c1"}},
+    "caFiles": {"caCert": "a" * 64, "rootCert": "b" * 64, "certChain": "c" * 64},
+    "install": {"fleetProject": "p", "customOverlays": ["d" * 64], "extraOptions": [], "prerequisites": "asmcli", "rev2CitadelRoot": True},
+}
+
+
+def _with_identity(props: dict, **changes) -> dict:
+    import copy
+
+    ident = copy.deepcopy(IDENTITY)
+    for path, value in changes.items():
+        top, _, rest = path.partition("__")
+        if rest:
+            ident[top][rest] = value
+        else:
+            ident[top] = value
+    return {**props, "identity": ident}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: identity keys may change after they were used")
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"clusters__c1": {"project": "p", "location": "us-east1", "context": "gke_p_us-east1_c1"}}, "identity.clusters.c1"),
+        ({"caFiles__rootCert": "e" * 64}, "identity.caFiles.rootCert"),
+        ({"install__customOverlays": ["f" * 64]}, "identity.install.customOverlays"),
+        ({"install__extraOptions": ["stackdriver"]}, "identity.install.extraOptions"),
+    ],
+)
+def test_finding2_identity_change_after_use_is_refused_by_the_guard(change, field):
+    from test_guard_transitions import OLD, REV1, all_on, check, state
+
+    moved = {**all_on(OLD), "frontend": REV1}
+    olds = _with_identity(state("distribute-root", moved))
+    news = _with_identity(state("distribute-root", moved), **change)
+    failures = check(olds, news)
+    assert any(f"MCA0662 PhaseGuard {field}: " in reason for _, reason in failures), failures
+    # before anything ran (baseline), and from a state the previous program wrote (no identity)
+    assert check(_with_identity(state("baseline", all_on(OLD))), _with_identity(state("distribute-root", all_on(OLD)), **change)) == []
+    assert check(state("distribute-root", moved), _with_identity(state("distribute-root", moved), **change)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: the guard does not see what a step's identity is")
+def test_finding2_the_program_hands_the_guard_its_identity_without_key_material():
+    import json
+
+    from harness import run_program
+
+    result = run_program("dev")
+    guard = result.named("dev.phase-guard")
+    ident = guard.inputs["identity"]
+    assert set(ident) == {"clusters", "caFiles", "install"}
+    assert set(ident["clusters"]) == {"dev-1"} and ident["clusters"]["dev-1"]["context"] == "gke_acme-mesh-dev_us-central1_dev-1"
+    assert set(ident["caFiles"]) == {"caCert", "rootCert", "certChain"}  # never the key
+    assert all(len(v) == 64 for v in ident["caFiles"].values())
+    assert "kubeconfig" not in json.dumps(ident) and "PRIVATE KEY" not in json.dumps(ident)
+
+
+# ----------------------------------------------------------------------------- finding 3
+
+# README (route): "Afterwards set the phase back (`baseline` or `distribute-root-done`)". A6/B5
+# delete istiod-REV; the install Command stays in the state while the phase stays declared, so
+# `distribute-root` (rollback) -> `distribute-root` would relabel to a revision with no istiod.
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 3: returning to the rolled-back phase keeps a deleted install in state")
+def test_finding3_returning_to_the_rolled_back_phase_is_refused_with_the_phase_to_set():
+    from test_guard_transitions import B0, OLD, REV1, REV2, all_on, check, state
+
+    a_moved = {**all_on(OLD), "frontend": REV1}
+    failures = check(state("distribute-root", a_moved, rollback=True), state("distribute-root", all_on(OLD)))
+    assert [r for _, r in failures if "MCA0669 PhaseGuard phase: " in r and "set meshca:phase to baseline" in r], failures
+    b_moved = {**all_on(REV1), "frontend": REV2}
+    failures = check(state("mesh-ca", b_moved, rollback=True, evidence=[B0]), state("mesh-ca", all_on(REV1), evidence=[B0]))
+    assert [r for _, r in failures if "MCA0669 PhaseGuard phase: " in r and "set meshca:phase to distribute-root-done" in r], failures
+    # the documented way back stays open
+    assert check(state("distribute-root", a_moved, rollback=True), state("baseline", all_on(OLD))) == []
+    assert check(state("mesh-ca", b_moved, rollback=True, evidence=[B0]), state("distribute-root-done", all_on(REV1), evidence=[B0])) == []
