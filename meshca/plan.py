@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
@@ -229,6 +231,33 @@ def namespace_digest(stack: str, namespace_map: Mapping[str, str]) -> str:
     """Binds gate evidence to one stack and one namespace-to-revision map."""
     blob = json.dumps({"stack": stack, "namespaces": dict(sorted(namespace_map.items()))}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def identity(config: StackConfig) -> dict[str, Any]:
+    """What the steps of a migration under way are bound to, beside the revision names: the
+    clusters, the CA files' contents (SHA-256 of the three certificate files, never the key)
+    and what every install passes. The transition guard refuses a change after baseline
+    (issue 9 finding 2). Operational keys (timeouts, polls, kubeconfig, tool paths, file
+    locations) are not part of it."""
+
+    def digest(path: Any) -> str:
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return "unreadable"
+
+    files = config.ca_files
+    return {
+        "clusters": {c.name: {"project": c.project, "location": c.location, "context": c.context} for c in config.clusters},
+        "caFiles": {"caCert": digest(files.ca_cert), "rootCert": digest(files.root_cert), "certChain": digest(files.cert_chain)},
+        "install": {
+            "fleetProject": config.fleet_project,
+            "customOverlays": [digest(config.project_dir / os.path.expanduser(o)) for o in config.asmcli.custom_overlays],
+            "extraOptions": list(config.asmcli.extra_options),
+            "prerequisites": config.prerequisites,
+            "rev2CitadelRoot": config.rev2_citadel_root,
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- steps

@@ -353,7 +353,6 @@ def _with_identity(props: dict, **changes) -> dict:
     return {**props, "identity": ident}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: identity keys may change after they were used")
 @pytest.mark.parametrize(
     "change, field",
     [
@@ -376,7 +375,6 @@ def test_finding2_identity_change_after_use_is_refused_by_the_guard(change, fiel
     assert check(state("distribute-root", moved), _with_identity(state("distribute-root", moved), **change)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 2: the guard does not see what a step's identity is")
 def test_finding2_the_program_hands_the_guard_its_identity_without_key_material():
     import json
 
@@ -399,7 +397,6 @@ def test_finding2_the_program_hands_the_guard_its_identity_without_key_material(
 # `distribute-root` (rollback) -> `distribute-root` would relabel to a revision with no istiod.
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 3: returning to the rolled-back phase keeps a deleted install in state")
 def test_finding3_returning_to_the_rolled_back_phase_is_refused_with_the_phase_to_set():
     from test_guard_transitions import B0, OLD, REV1, REV2, all_on, check, state
 
