@@ -409,3 +409,33 @@ def test_finding3_returning_to_the_rolled_back_phase_is_refused_with_the_phase_t
     # the documented way back stays open
     assert check(state("distribute-root", a_moved, rollback=True), state("baseline", all_on(OLD))) == []
     assert check(state("mesh-ca", b_moved, rollback=True, evidence=[B0]), state("distribute-root-done", all_on(REV1), evidence=[B0])) == []
+
+
+# ----------------------------------------------------------------------------- finding 8 (provider parts)
+
+# pulumi 3.272 SDK pulumi/dynamic/dynamic.py:222-231: the default diff is DiffResult() (changes
+# unknown: the engine diffs the inputs itself, any change is an update), :249-257: the default
+# update returns UpdateResult() with no outs, and pulumi/dynamic/__main__.py:142-146 then records
+# outs = {} (plus the provider): every output of the completed step is gone.
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9 finding 8: the CA secret deletion has no diff/update; operational changes wipe outputs")
+def test_finding8_ca_secret_providers_keep_their_outputs_on_operational_changes():
+    from meshca.providers.ca_secrets import CaSecretBackupProvider, CaSecretDeletionProvider
+
+    argv = ["kubectl", "--context", "ctx", "delete", "secret", "cacerts", "istio-ca-secret", "-n", "istio-system", "--ignore-not-found"]
+    backup = {"secret": "cacerts", "file": "backups/dev/c1/cacerts.yaml", "fileSha256": "a" * 64, "getArgv": ["kubectl", "--context", "ctx", "get", "secret/cacerts"]}
+    olds = {"cluster": "c1", "argv": argv, "backups": [backup], "projectDir": "/home/alice/meshca", "verifiedBackups": ["cacerts", "istio-ca-secret"]}
+    news = {"cluster": "c1", "argv": argv, "backups": [backup], "projectDir": "/home/bob/src/meshca", "kubeconfig": "/home/bob/kubeconfig"}
+    deletion = CaSecretDeletionProvider()
+    d = deletion.diff("c1/ca-secrets-deleted", olds, news)
+    assert not d.replaces
+    outs = deletion.update("c1/ca-secrets-deleted", olds, news).outs
+    assert outs and outs["verifiedBackups"] == ["cacerts", "istio-ca-secret"]
+    # the backup: another project dir, kubeconfig or argv form never re-runs it, outputs kept
+    b_olds = {"cluster": "c1", "secret": "cacerts", "file": "backups/dev/c1/cacerts.yaml", "argv": ["kubectl", "--kubeconfig", "k", "--context", "ctx", "get", "secret/cacerts", "-n", "istio-system", "-o", "yaml"], "projectDir": "/a", "present": True, "fileSha256": "b" * 64, "dataSha256": "c" * 64, "keys": ["ca-cert.pem"], "mode": "0600"}
+    b_news = {"cluster": "c1", "secret": "cacerts", "file": "backups/dev/c1/cacerts.yaml", "argv": ["kubectl", "--context", "ctx", "get", "secret/cacerts", "-n", "istio-system", "-o", "yaml"], "projectDir": "/b", "kubeconfig": "k2"}
+    bp = CaSecretBackupProvider()
+    assert not bp.diff("c1/cacerts", b_olds, b_news).replaces
+    kept = bp.update("c1/cacerts", b_olds, b_news).outs
+    assert kept["fileSha256"] == "b" * 64 and kept["present"] is True
