@@ -419,7 +419,6 @@ def test_finding3_returning_to_the_rolled_back_phase_is_refused_with_the_phase_t
 # outs = {} (plus the provider): every output of the completed step is gone.
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 8: the CA secret deletion has no diff/update; operational changes wipe outputs")
 def test_finding8_ca_secret_providers_keep_their_outputs_on_operational_changes():
     from meshca.providers.ca_secrets import CaSecretBackupProvider, CaSecretDeletionProvider
 
