@@ -107,6 +107,9 @@ class ClusterMigration(pulumi.ComponentResource):
             context=cluster.context,
             cluster_identifier=f"{cluster.project}/{cluster.location}/{cluster.name}",
             enable_server_side_apply=True,
+            # Force server-side applies (NamespacePatch takes over labels kubectl set) without
+            # a pulumi.com/patchForce annotation, which would land on the live object.
+            enable_patch_force=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         graph = StepGraph(args.after)

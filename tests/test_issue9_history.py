@@ -447,7 +447,6 @@ def test_finding8_ca_secret_providers_keep_their_outputs_on_operational_changes(
 # every server-side apply without touching the object (await/await.go:1031-1036).
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 8: pulumi.com/patch* annotations land on live Namespaces")
 def test_finding8_namespace_patches_carry_no_pulumi_annotations():
     from harness import run_program
 
