@@ -158,10 +158,13 @@ class ClusterMigration(pulumi.ComponentResource):
         if groups.ca_secrets:
             CaSecrets(f"{cluster.name}.ca-secrets", CaSecretsArgs(cluster.name, groups.ca_secrets, graph, str(config.project_dir)), child)
         gates = {}
+        others = [planmod.build_cluster(config, cl) for cl in config.clusters if cl.name != cluster.name] if groups.gates else []
         for step in groups.gates:
+            args = gate_args(config, cluster, step)
+            args.peers = peer_inputs(config, others, step.id)
             gate = TrustGate(
                 resource_name(step),
-                gate_args(config, cluster, step),
+                args,
                 pulumi.ResourceOptions(parent=self, depends_on=graph.after(step)),
             )
             graph.done(step, gate)
@@ -170,6 +173,20 @@ class ClusterMigration(pulumi.ComponentResource):
         if missing:
             raise AssertionError(f"plan steps without a resource on {cluster.name}: {missing}")
         return gates
+
+
+def peer_inputs(config: StackConfig, others: Sequence[ClusterPlan], step_id: str) -> list[dict]:
+    """The camelCase inputs of gate ``step_id`` on the other clusters (their ``peers`` empty)."""
+    from .trust_gate import _TO_CAMEL
+
+    out = []
+    for cp in others:
+        step = next((s for s in cp.steps if s.id == step_id), None)
+        if step is not None:
+            props = gate_args(config, cp.cluster, step).to_props()
+            props.pop("peers", None)
+            out.append({_TO_CAMEL[k]: v for k, v in props.items()})
+    return out
 
 
 def gate_args(config: StackConfig, cluster, step: Step) -> TrustGateArgs:

@@ -13,8 +13,10 @@ Importable and side-effect free: the engine unpickles the provider by reference 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -75,6 +77,8 @@ DEFAULTS: dict[str, Any] = {
 # yet is never in the state (a failed create records nothing), so the next run uses the new
 # values anyway.
 OPERATIONAL_INPUTS = ("kubeconfig", "source", "concurrency", "timeoutSeconds", "pollSeconds", "citadelRoot", "meshcaRoot", "rootCert")
+# ``peers`` (the same gate on the other clusters, polled together: see run_gang) is not in
+# INPUTS: never diffed, never copied to the outputs.
 IDENTITY_INPUTS = tuple(k for k in INPUTS if k not in OPERATIONAL_INPUTS)
 OUTPUTS = ("passed", "summary", "checkedAt", "rounds")
 PER_POD_TIMEOUT = 30.0
@@ -295,11 +299,79 @@ def _outputs(ins: dict[str, Any], summary: dict, rounds: int) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- gang polling
+#
+# The dynamic provider host serves every dynamic resource of a run with 4 gRPC workers
+# (pulumi/dynamic/__main__.py: futures.ThreadPoolExecutor(max_workers=4)), and a gate's create
+# holds its worker while it polls: with 5+ clusters, the gates of the 5th cluster would not
+# even start until a gate of the first four passed (issue 9 finding 8). So the first create of
+# a gate step starts polling the same gate of every cluster (its ``peers`` input) on threads
+# of this process, and every create then waits for its own cluster's poll: the gates of all
+# clusters poll together. A pass found before a peer's own create arrives is sound: each
+# gate certifies what its dependencies make true (both roots after the restarts, Mesh CA
+# certificates, the old root gone), which does not hold before they ran. A peer poll that
+# failed (its deadline ran out before the peer's dependencies finished) is polled again from
+# the peer's own create.
+_GANG_LOCK = threading.Lock()
+_GANG: dict[tuple, "concurrent.futures.Future"] = {}
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future":
+    """fn(*args) on a daemon thread: a peer's poll that nobody consumes (its gate is not
+    created in this run) never keeps the provider process alive."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits for the gate
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="meshca-gate", daemon=True).start()
+    return future
+
+
+def _gang_key(ins: dict[str, Any]) -> tuple:
+    return tuple(str(ins.get(k)) for k in ("stack", "gateId", "cluster", "namespaceDigest", "restartGeneration"))
+
+
+def _gang_start(ins: dict[str, Any], fresh: bool = False) -> "concurrent.futures.Future":
+    key = _gang_key(ins)
+    with _GANG_LOCK:
+        future = _GANG.get(key)
+        if future is None or (fresh and future.done() and future.exception() is not None):
+            future = _in_background(run_gate, ins)
+            _GANG[key] = future
+        return future
+
+
+def run_gang(props: dict[str, Any]) -> dict[str, Any]:
+    """This gate's outputs; meanwhile the same gate of every peer cluster polls too."""
+    own = {**DEFAULTS, **{k: v for k, v in props.items() if k not in (PROVIDER_KEY, "peers")}}
+    peers = [p for p in (props.get("peers") or []) if isinstance(p, dict) and not _unknown(p)]
+    key = _gang_key(own)
+    started_by_peer = key in _GANG
+    future = _gang_start(own)
+    for peer in peers:
+        _gang_start({**DEFAULTS, **{k: v for k, v in peer.items() if k != "peers"}})
+    try:
+        try:
+            return future.result()
+        except TrustGateFailed:
+            if not started_by_peer:
+                raise
+            # A peer started this poll before this cluster's steps were done: poll again now.
+            return _gang_start(own, fresh=True).result()
+    finally:
+        with _GANG_LOCK:  # consumed: another create of the same gate polls afresh
+            _GANG.pop(key, None)
+
+
 class TrustGateProvider(ResourceProvider):
     """Dynamic provider of ``meshca:TrustGate`` (see the module docstring)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {**DEFAULTS, **news}
+        inputs = {**DEFAULTS, "peers": [], **news}
         return CheckResult(inputs, validate_inputs(inputs))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -310,7 +382,7 @@ class TrustGateProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=changed, stables=[] if changed else list(OUTPUTS), delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = run_gate(props)
+        outs = run_gang(props)
         gate_id = f"{props.get('cluster')}/{props.get('gateId')}/{uuid.uuid4().hex[:12]}"
         return CreateResult(gate_id, outs)
 
