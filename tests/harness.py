@@ -39,6 +39,7 @@ class Registered:
     protect: bool
     ignore_changes: list[str]
     outputs: dict = field(default_factory=dict)
+    import_id: str = ""
 
 
 @dataclass
@@ -102,6 +103,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     protect=bool(request.protect),
                     ignore_changes=list(request.ignoreChanges),
+                    import_id=request.importId,
                     outputs=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
                 )
             )
