@@ -101,6 +101,9 @@ EXAMPLES = {
     "caFiles": "meshca:caFiles: {caCert: certs/ca-cert.pem, caKey: certs/ca-key.pem, rootCert: certs/root-cert.pem, certChain: certs/cert-chain.pem}",
 }
 CLUSTER_FIELDS = ("name", "project", "location", "kubeconfig", "context")
+# fleetMembership: the id of the cluster's existing fleet membership (prerequisites: pulumi
+# imports it instead of creating one, which fails for a registered cluster).
+CLUSTER_OPTIONAL_FIELDS = ("fleetMembership",)
 CA_FIELDS = {"caCert": "ca_cert", "caKey": "ca_key", "rootCert": "root_cert", "certChain": "cert_chain"}
 GATEWAY_FIELDS = ("namespace", "deployment", "service", "labels", "serviceAccount", "clusters")
 
@@ -112,6 +115,7 @@ class Cluster:
     location: str
     kubeconfig: str
     context: str
+    fleet_membership: str = ""  # an existing fleet membership id: imported, not created
 
 
 @dataclass(frozen=True)
@@ -541,11 +545,12 @@ def validate(
             if not isinstance(item, dict):
                 errors.append(MeshcaError("WrongConfigType", subject, expected="a mapping", got=_type_name(item), example=EXAMPLES["clusters"]))
                 continue
-            for extra in sorted(set(item) - set(CLUSTER_FIELDS)):
-                errors.append(MeshcaError("UnknownConfigKey", f"{subject}.{extra}", hint=f" (cluster fields: {', '.join(CLUSTER_FIELDS)})"))
+            for extra in sorted(set(item) - set(CLUSTER_FIELDS) - set(CLUSTER_OPTIONAL_FIELDS)):
+                errors.append(MeshcaError("UnknownConfigKey", f"{subject}.{extra}", hint=f" (cluster fields: {', '.join(CLUSTER_FIELDS + CLUSTER_OPTIONAL_FIELDS)})"))
             fields = {f: _str_field(item, f, subject, errors) for f in CLUSTER_FIELDS}
+            membership = _str_field(item, "fleetMembership", subject, errors, required=False) or ""
             if all(fields.values()):
-                clusters.append(Cluster(fields["name"], fields["project"], fields["location"], _expand(fields["kubeconfig"]), fields["context"]))
+                clusters.append(Cluster(fields["name"], fields["project"], fields["location"], _expand(fields["kubeconfig"]), fields["context"], membership))
         for attr in ("name", "context"):
             counts: dict[str, int] = {}
             for c in clusters:

@@ -520,7 +520,6 @@ def test_finding8_gates_of_six_clusters_poll_together(monkeypatch):
 # cluster the fleet already has fails (the id exists), so a registered cluster is imported.
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 finding 8: memberships of registered clusters are created, not imported")
 def test_finding8_registered_clusters_membership_is_imported():
     import yaml
 
