@@ -65,11 +65,16 @@ def load_config_from_args(args: argparse.Namespace):
 
 
 def _shell_line(step) -> str:
-    from .commands import shell_join
+    from .commands import KUBECONFIG_REF, shell_join
 
-    # The operational environment the Command sets (KUBECONFIG, ...), as a shell prefix.
+    # The operational environment the Command sets (KUBECONFIG, ...), as a shell prefix; a
+    # subshell with export where the argv itself expands $KUBECONFIG (a prefix assignment is
+    # not visible to the expansions of its own command line).
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env.items())
-    line = (env + " " if env else "") + shell_join(step.argv)
+    if env and KUBECONFIG_REF in step.argv:
+        line = f"(export {env}; {shell_join(step.argv)})"
+    else:
+        line = (env + " " if env else "") + shell_join(step.argv)
     if step.stdin is None:
         return line
     if step.stdin == "y\n":

@@ -536,3 +536,19 @@ def test_finding8_registered_clusters_membership_is_imported():
     assert members[f"{first}.membership"].import_id == f"projects/{fleet}/locations/global/memberships/{first}"
     assert members[f"{first}.membership"].inputs["membershipId"] == first
     assert members[f"{second}.membership"].import_id == ""  # not registered yet: created
+
+
+def test_finding2_the_install_gets_the_kubeconfig_from_its_environment(tmp_path):
+    """asmcli only takes --kubeconfig (asmcli/asmcli:3488-3489, KUBECONFIG_SUPPLIED): the
+    create line names "$KUBECONFIG", which /bin/sh expands from the Command's environment."""
+    from meshca.commands import shell_join
+
+    fake = tmp_path / "asmcli"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    c = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    c = dataclasses.replace(c, asmcli=dataclasses.replace(c.asmcli, path=str(fake)))
+    step = planmod.build(c.at("distribute-root", False, {n.name: c.old_revision for n in c.namespaces})).clusters[0].step(f"A1.install.{c.rev1}")
+    done = _sh(shell_join(step.argv), tmp_path, env=dict(step.env))
+    args = done.stdout.splitlines()
+    assert args[args.index("--kubeconfig") + 1] == "kubeconfigs/dev.yaml"
