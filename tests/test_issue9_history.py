@@ -197,7 +197,7 @@ def test_finding6_every_command_runs_a_project_relative_tool(tmp_path):
 #     cmd := news.Create
 #     if news.Update != nil { cmd = news.Update }
 # and the engine calls Update whenever a non-ignored input differs (pulumi/pulumi
-# pkg/resource/deploy/step_generator.go: ignore_changes props are copied from the old state
+# pkg/resource/deploy/step_generator.go:1267 and :3074-3076 processIgnoreChanges: ignore_changes props are copied from the old state
 # before the diff). So a completed step stays completed only if every input the engine diffs
 # (create, stdin, dir, triggers, environment, ... minus ignore_changes) is byte-identical.
 COMMAND = "command:local:Command"
