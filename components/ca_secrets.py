@@ -48,7 +48,7 @@ class CaSecretBackup(_SnakeCase, pulumi.dynamic.Resource, module="meshca", name=
     file_sha256: pulumi.Output[str]
     data_sha256: pulumi.Output[str]
 
-    def __init__(self, name: str, *, cluster: str, secret: str, file: str, argv: Sequence[str], project_dir: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, cluster: str, secret: str, file: str, argv: Sequence[str], project_dir: str, kubeconfig: str = "", opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(
             CaSecretBackupProvider(),
             name,
@@ -58,6 +58,7 @@ class CaSecretBackup(_SnakeCase, pulumi.dynamic.Resource, module="meshca", name=
                 "file": file,
                 "argv": list(argv),
                 "project_dir": project_dir,
+                "kubeconfig": kubeconfig,
                 "present": None,
                 "keys": None,
                 "data_sha256": None,
@@ -73,11 +74,11 @@ class CaSecretDeletion(_SnakeCase, pulumi.dynamic.Resource, module="meshca", nam
 
     verified_backups: pulumi.Output[list]
 
-    def __init__(self, name: str, *, cluster: str, argv: Sequence[str], backups: Sequence[pulumi.Input[dict]], project_dir: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, cluster: str, argv: Sequence[str], backups: Sequence[pulumi.Input[dict]], project_dir: str, kubeconfig: str = "", opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(
             CaSecretDeletionProvider(),
             name,
-            {"cluster": cluster, "argv": list(argv), "backups": list(backups), "project_dir": project_dir, "verified_backups": None},
+            {"cluster": cluster, "argv": list(argv), "backups": list(backups), "project_dir": project_dir, "kubeconfig": kubeconfig, "verified_backups": None},
             opts,
         )
 
@@ -116,6 +117,7 @@ class CaSecrets(pulumi.ComponentResource):
                     file=step.params["file"],
                     argv=step.argv,
                     project_dir=args.project_dir,
+                    kubeconfig=step.env.get("KUBECONFIG", ""),
                     opts=child,
                 )
                 backups[step.id] = resource
@@ -135,6 +137,7 @@ class CaSecrets(pulumi.ComponentResource):
                         for b in step.params["backups"]
                     ],
                     project_dir=args.project_dir,
+                    kubeconfig=step.env.get("KUBECONFIG", ""),
                     opts=child,
                 )
             else:

@@ -61,7 +61,11 @@ def _revision_of(step: Step, steps: Sequence[Step]) -> str:
 
 def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
     """At preview and up: does a cacerts Secret exist, and does it match the CA files?"""
-    result = command.local.run_output(command=shlex.join(cmd.probe_cacerts(cluster)), logging=command.local.Logging.NONE)
+    result = command.local.run_output(
+        command=shlex.join(cmd.probe_cacerts(cluster)),
+        environment={"KUBECONFIG": cluster.kubeconfig},
+        logging=command.local.Logging.NONE,
+    )
     return result.stdout.apply(lambda out: planmod.cacerts_fact(out or "", config, cluster))
 
 
@@ -114,6 +118,9 @@ class ClusterMigration(pulumi.ComponentResource):
             context=cluster.context,
             cluster_identifier=f"{cluster.project}/{cluster.location}/{cluster.name}",
             enable_server_side_apply=True,
+            # Force server-side applies (NamespacePatch takes over labels kubectl set) without
+            # a pulumi.com/patchForce annotation, which would land on the live object.
+            enable_patch_force=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         graph = StepGraph(args.after)
@@ -168,10 +175,13 @@ class ClusterMigration(pulumi.ComponentResource):
                 child,
             )
         gates = {}
+        others = [planmod.build_cluster(config, cl) for cl in config.clusters if cl.name != cluster.name] if groups.gates else []
         for step in groups.gates:
+            args = gate_args(config, cluster, step)
+            args.peers = peer_inputs(config, others, step.id)
             gate = TrustGate(
                 resource_name(step),
-                gate_args(config, cluster, step),
+                args,
                 pulumi.ResourceOptions(parent=self, depends_on=graph.after(step)),
             )
             graph.done(step, gate)
@@ -180,6 +190,20 @@ class ClusterMigration(pulumi.ComponentResource):
         if missing:
             raise AssertionError(f"plan steps without a resource on {cluster.name}: {missing}")
         return gates
+
+
+def peer_inputs(config: StackConfig, others: Sequence[ClusterPlan], step_id: str) -> list[dict]:
+    """The camelCase inputs of gate ``step_id`` on the other clusters (their ``peers`` empty)."""
+    from .trust_gate import _TO_CAMEL
+
+    out = []
+    for cp in others:
+        step = next((s for s in cp.steps if s.id == step_id), None)
+        if step is not None:
+            props = gate_args(config, cp.cluster, step).to_props()
+            props.pop("peers", None)
+            out.append({_TO_CAMEL[k]: v for k, v in props.items()})
+    return out
 
 
 def gate_args(config: StackConfig, cluster, step: Step) -> TrustGateArgs:

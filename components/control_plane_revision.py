@@ -10,12 +10,12 @@ delete script; removal is always a step of the plan.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pulumi
 
+from meshca.commands import shell_join
 from meshca.config import StackConfig
 from meshca.plan import Step, build_cluster
 
@@ -70,7 +70,7 @@ class ControlPlaneRevision(pulumi.ComponentResource):
                     # The certificate flags depend on whether a matching cacerts exists
                     # (read at preview); the plan renders the argv for that fact.
                     create = pulumi.Output.from_input(args.cacerts).apply(
-                        lambda fact, step=step: shlex.join(build_cluster(args.config, cluster, fact).step(step.id).argv)
+                        lambda fact, step=step: shell_join(build_cluster(args.config, cluster, fact).step(step.id).argv)
                     )
                     environment["MESHCA_CACERTS"] = args.cacerts
                 resource = step_command(

@@ -54,17 +54,22 @@ class FleetPrerequisites(pulumi.ComponentResource):
         memberships = []
         for cl in c.clusters:
             link = f"projects/{cl.project}/locations/{cl.location}/clusters/{cl.name}"
+            # A cluster already in the fleet (Istio on GKE clusters often are) is imported:
+            # creating its membership again fails. pulumi-gcp's import id:
+            # projects/{project}/locations/{location}/memberships/{membership_id}.
+            existing = cl.fleet_membership
+            imported = f"projects/{c.fleet_project}/locations/global/memberships/{existing}" if existing else None
             memberships.append(
                 gcp.gkehub.Membership(
                     f"{cl.name}.membership",
                     project=c.fleet_project,
-                    membership_id=cl.name,
+                    membership_id=existing or cl.name,
                     location="global",
                     endpoint=gcp.gkehub.MembershipEndpointArgs(
                         gke_cluster=gcp.gkehub.MembershipEndpointGkeClusterArgs(resource_link=f"//container.googleapis.com/{link}")
                     ),
                     authority=gcp.gkehub.MembershipAuthorityArgs(issuer=f"https://container.googleapis.com/v1/{link}"),
-                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=apis),
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=apis, import_=imported),
                 )
             )
         self.memberships = pulumi.Output.all(*[m.membership_id for m in memberships])

@@ -20,7 +20,7 @@ import pulumi
 import pulumi.dynamic
 
 from meshca.config import StackConfig
-from meshca.plan import namespace_digest
+from meshca.plan import identity, namespace_digest
 from meshca.providers.phase_guard import PhaseGuardProvider
 
 TYPE = "pulumi-python:dynamic/meshca:PhaseGuard"
@@ -66,6 +66,9 @@ class PhaseGuardArgs(TypedDict, total=False):
     """Gate results the next transition is judged on (see meshca/transitions.py)."""
     clusters: pulumi.Input[Sequence[str]]
     """Optional: cluster names; when given, each cluster needs its own passed gate."""
+    identity: pulumi.Input[Mapping[str, Any]]
+    """``plan.identity(config)``: clusters, CA file digests, install options (must not change
+    after baseline; operational keys are not part of it)."""
 
 
 class PhaseGuard(pulumi.dynamic.Resource, module="meshca", name="PhaseGuard"):
@@ -124,6 +127,7 @@ def guard_args(config: StackConfig, evidence: pulumi.Input[Sequence[Any]]) -> Ph
         revisions={"old": config.old_revision, "rev1": config.rev1, "rev2": config.rev2},
         evidence=evidence,
         clusters=[c.name for c in config.clusters],
+        identity=identity(config),
     )
 
 

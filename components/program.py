@@ -15,12 +15,17 @@ from pulumi.runtime import config as runtime_config
 
 from meshca import plan as planmod
 from meshca.config import NS, StackConfig, from_pulumi_config
-from meshca.errors import MeshcaErrors
+from meshca.errors import MeshcaError, MeshcaErrors
 
 from meshca.promote import upstream_refusals
 
 from .meshca_stack import MeshcaStack, MeshcaStackArgs
 from .phase_guard import guard_for, own_gate_results
+
+
+# The organization of every stack on the local file backend (pulumi/pulumi
+# pkg/backend/diy/backend.go:185-187), what pulumi.get_organization() returns there.
+DIY_ORGANIZATION = "organization"
 
 
 def project_dir() -> Path:
@@ -57,7 +62,16 @@ def upstream_checked(config: StackConfig) -> pulumi.Output | None:
     """The upstream stack's position, read through a StackReference; fails the program when
     this stack would run ahead of it. None without meshca:upstreamStack, or at baseline (a
     stack that has not started cannot be ahead)."""
-    if not config.upstream_stack or config.phase == "baseline":
+    if not config.upstream_stack:
+        return None
+    org, _, rest = config.upstream_stack.partition("/")
+    if pulumi.get_organization() == DIY_ORGANIZATION and org != DIY_ORGANIZATION:
+        # pulumi/pulumi pkg/backend/diy/store.go:172-174 refuses it inside the engine.
+        fail(
+            MeshcaErrors([MeshcaError("UpstreamStackOtherBackend", f"{NS}:upstreamStack {config.upstream_stack}", org=org, rest=rest)]),
+            what="problem(s) with meshca:upstreamStack",
+        )
+    if config.phase == "baseline":
         return None
     ref = pulumi.StackReference("upstream", stack_name=config.upstream_stack)
 

@@ -78,6 +78,9 @@ class TrustGateArgs:
     """Pause between two checks while the gate has not passed."""
     restart_generation: pulumi.Input[Any] = 0
     """Changes whenever the restarts the gate certifies are redone."""
+    peers: pulumi.Input[Sequence[Any]] = field(default_factory=list)
+    """The same gate on the other clusters (camelCase inputs): polled together with this one
+    (meshca/providers/trust_gate.py run_gang); operational, never diffed."""
 
     def to_props(self) -> dict[str, Any]:
         """Snake-case props (Python attribute names); TrustGate translates them to camelCase."""

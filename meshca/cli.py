@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "meshca.sim.cli",  # rehearse (the simulated mesh)
     "meshca.promote",  # promote (copy a finished position to the next stack)
     "meshca.certs_cli",  # certs verify (pre-flight of the four CA files)
+    "meshca.toolversion",  # tool-version (the verify-asmcli step)
 ]
 
 
@@ -69,7 +70,16 @@ def load_config_from_args(args: argparse.Namespace):
 
 
 def _shell_line(step) -> str:
-    line = shlex.join(step.argv)
+    from .commands import KUBECONFIG_REF, shell_join
+
+    # The operational environment the Command sets (KUBECONFIG, ...), as a shell prefix; a
+    # subshell with export where the argv itself expands $KUBECONFIG (a prefix assignment is
+    # not visible to the expansions of its own command line).
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in step.env.items())
+    if env and KUBECONFIG_REF in step.argv:
+        line = f"(export {env}; {shell_join(step.argv)})"
+    else:
+        line = (env + " " if env else "") + shell_join(step.argv)
     if step.stdin is None:
         return line
     if step.stdin == "y\n":

@@ -7,6 +7,8 @@ Sources: the guide (procedure.md) with its mistakes corrected, asmcli 1.19.10-as
 
 from __future__ import annotations
 
+import shlex
+
 from .config import Asmcli, Cluster
 
 SYSTEM_NS = "istio-system"
@@ -16,7 +18,12 @@ ISTIOD_KINDS = "Service,Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
 # control plane's deletion leaves it out (the guide deletes it after applying it, which
 # leaves the default validation webhook without a backend).
 ISTIOD_KINDS_KEEP_SERVICE = "Deployment,HorizontalPodAutoscaler,PodDisruptionBudget"
-MESHCA = "meshca"
+# The meshca of the project's own virtualenv, relative to the project directory (where
+# pulumi-command runs every Command: provider/pkg/provider/local/commandOutputs.go, cmd.Dir =
+# os.Getwd() of the provider, which the engine starts in the project directory). `make test`
+# and `pulumi install` (Pulumi.yaml: virtualenv .venv; requirements.txt: -e .) create it, so
+# Commands never depend on an activated venv or on a machine-specific path.
+MESHCA = ".venv/bin/meshca"
 PULUMI_PREREQUISITE_FLAGS = [
     "--enable_gcp_iam_roles",
     "--enable_cluster_roles",
@@ -25,12 +32,25 @@ PULUMI_PREREQUISITE_FLAGS = [
 ]
 
 
+# The kubeconfig is operational (another operator's path, a rotated file): it reaches every
+# Command through its environment (KUBECONFIG), never its argv, so a completed step's create
+# line stays byte-identical when it changes. asmcli has no KUBECONFIG fallback (it only takes
+# --kubeconfig, asmcli/asmcli:3488-3489), so its argv names the variable for the shell.
+KUBECONFIG_REF = "$KUBECONFIG"
+
+
+def shell_join(argv) -> str:
+    """``shlex.join``, but KUBECONFIG_REF stays a shell expansion (``"$KUBECONFIG"``)."""
+    return " ".join('"$KUBECONFIG"' if a == KUBECONFIG_REF else shlex.quote(a) for a in argv)
+
+
 def kubectl(cluster: Cluster, *args: str) -> tuple[str, ...]:
-    return ("kubectl", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *args)
+    return ("kubectl", "--context", cluster.context, *args)
 
 
 def asmcli_version(asmcli: Asmcli) -> tuple[str, ...]:
-    return (asmcli.path, "--version")
+    """``asmcli --version`` compared with the pinned version (meshca/toolversion.py)."""
+    return (MESHCA, "tool-version", "--expect", asmcli.version, "--", asmcli.path, "--version")
 
 
 def asmcli_install(
@@ -60,7 +80,7 @@ def asmcli_install(
         "--fleet_id",
         fleet_project,
         "--kubeconfig",
-        cluster.kubeconfig,
+        KUBECONFIG_REF,
         "--context",
         cluster.context,
         "--output_dir",
@@ -98,7 +118,7 @@ def label_namespace(cluster: Cluster, namespace: str, *changes: str) -> tuple[st
     return kubectl(cluster, "label", "namespace", namespace, *changes, "--overwrite")
 
 
-def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
+def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_seconds: int | None = None) -> tuple[str, ...]:
     """Restart every Deployment, StatefulSet and DaemonSet of a namespace and wait for them.
 
     ``meshca restart`` runs ``kubectl rollout restart KIND/NAME`` and ``kubectl rollout status``
@@ -106,25 +126,14 @@ def restart_namespace(cluster: Cluster, namespace: str, revision: str, timeout_s
     StatefulSets and DaemonSets), first checks that istiod-REV is ready to inject, and names
     the pods it cannot restart (bare pods, Jobs).
     """
-    return (
-        MESHCA,
-        "restart",
-        "--kubeconfig",
-        cluster.kubeconfig,
-        "--context",
-        cluster.context,
-        "--namespace",
-        namespace,
-        "--revision",
-        revision,
-        "--timeout",
-        f"{timeout_seconds}s",
-    )
+    argv = (MESHCA, "restart", "--context", cluster.context, "--namespace", namespace, "--revision", revision)
+    # The timeout is operational: the plan passes it as MESHCA_RESTART_TIMEOUT (environment).
+    return argv if timeout_seconds is None else (*argv, "--timeout", f"{timeout_seconds}s")
 
 
 def preflight(cluster: Cluster, revision: str, gateway_namespaces: tuple[str, ...] = (), no_operator: bool = False) -> tuple[str, ...]:
     """``meshca preflight``: a step's preconditions on the cluster (meshca/preflight.py)."""
-    argv = [MESHCA, "preflight", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", revision]
+    argv = [MESHCA, "preflight", "--context", cluster.context, "--revision", revision]
     for ns in gateway_namespaces:
         argv += ["--gateway-namespace", ns]
     if no_operator:
@@ -193,8 +202,6 @@ def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str
         MESHCA,
         "mesh-config",
         "drop-root",
-        "--kubeconfig",
-        cluster.kubeconfig,
         "--context",
         cluster.context,
         "--revision",
@@ -205,7 +212,7 @@ def drop_mesh_root(cluster: Cluster, revision: str, root_cert: str) -> tuple[str
 
 
 def check(cluster: Cluster, kind: str, *flags: str) -> tuple[str, ...]:
-    return (MESHCA, "check", kind, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, *flags, "--json")
+    return (MESHCA, "check", kind, "--context", cluster.context, *flags, "--json")
 
 
 # --------------------------------------------------------------- revision tags and webhooks
@@ -234,7 +241,7 @@ def istioctl_version(istioctl: str) -> tuple[str, ...]:
 
 
 def tag_set_default(istioctl: str, cluster: Cluster, revision: str) -> tuple[str, ...]:
-    return (istioctl, "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "tag", "set", "default", "--revision", revision, "--overwrite")
+    return (istioctl, "--context", cluster.context, "tag", "set", "default", "--revision", revision, "--overwrite")
 
 
 def empty_injector(cluster: Cluster, name: str = "istio-sidecar-injector") -> tuple[str, ...]:
@@ -249,7 +256,7 @@ def delete_webhooks(cluster: Cluster, revision: str) -> tuple[str, ...]:
 
 
 def webhook_strays(cluster: Cluster, labels: dict[str, str], namespaces: list[str]) -> tuple[str, ...]:
-    argv = [MESHCA, "webhooks", "strays", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context]
+    argv = [MESHCA, "webhooks", "strays", "--context", cluster.context]
     for k, v in labels.items():
         argv += ["--label", f"{k}={v}"]
     for ns in namespaces:
@@ -258,7 +265,7 @@ def webhook_strays(cluster: Cluster, labels: dict[str, str], namespaces: list[st
 
 
 def webhook_verify(cluster: Cluster, revision: str) -> tuple[str, ...]:
-    return (MESHCA, "webhooks", "verify", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context, "--revision", revision)
+    return (MESHCA, "webhooks", "verify", "--context", cluster.context, "--revision", revision)
 
 
 # --------------------------------------------------------------- the canary gateway (finding 9)
@@ -266,14 +273,14 @@ def webhook_verify(cluster: Cluster, revision: str) -> tuple[str, ...]:
 
 def gateway_clone(cluster: Cluster, namespace: str, source: str, service: str, name: str, revision: str) -> tuple[str, ...]:
     return (
-        MESHCA, "gateway", "clone", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        MESHCA, "gateway", "clone", "--context", cluster.context,
         "--namespace", namespace, "--deployment", source, "--service", service, "--name", name, "--revision", revision,
     )
 
 
 def gateway_ready(cluster: Cluster, namespace: str, deployment: str, service: str, name: str, revision: str, timeout_seconds: int) -> tuple[str, ...]:
     return (
-        MESHCA, "gateway", "ready", "--kubeconfig", cluster.kubeconfig, "--context", cluster.context,
+        MESHCA, "gateway", "ready", "--context", cluster.context,
         "--namespace", namespace, "--deployment", deployment, "--service", service, "--name", name, "--revision", revision,
         "--timeout", f"{timeout_seconds}s",
     )

@@ -102,6 +102,9 @@ EXAMPLES = {
     "caFiles": "meshca:caFiles: {caCert: certs/ca-cert.pem, caKey: certs/ca-key.pem, rootCert: certs/root-cert.pem, certChain: certs/cert-chain.pem}",
 }
 CLUSTER_FIELDS = ("name", "project", "location", "kubeconfig", "context")
+# fleetMembership: the id of the cluster's existing fleet membership (prerequisites: pulumi
+# imports it instead of creating one, which fails for a registered cluster).
+CLUSTER_OPTIONAL_FIELDS = ("fleetMembership",)
 CA_FIELDS = {"caCert": "ca_cert", "caKey": "ca_key", "rootCert": "root_cert", "certChain": "cert_chain"}
 GATEWAY_FIELDS = ("namespace", "deployment", "service", "labels", "serviceAccount", "clusters")
 
@@ -113,6 +116,7 @@ class Cluster:
     location: str
     kubeconfig: str
     context: str
+    fleet_membership: str = ""  # an existing fleet membership id: imported, not created
 
 
 @dataclass(frozen=True)
@@ -449,6 +453,30 @@ def _str_field(obj: dict, key: str, subject: str, errors: list[MeshcaError], req
     return value
 
 
+_PULUMI_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def upstream_stack_problem(value: str, stack: str, project_dir: Path) -> str:
+    """What is wrong with the form of ``meshca:upstreamStack`` ("" = nothing).
+
+    The form is ORG/PROJECT/STACK, the fully qualified name every backend parses (the file
+    backend's only organization is ``organization``: pulumi/pulumi
+    pkg/backend/diy/store.go:168-174; the program checks that against the backend it runs on),
+    PROJECT this project (the upstream is the same program one environment earlier)."""
+    parts = value.split("/")
+    if len(parts) != 3 or not all(_PULUMI_NAME.match(p) for p in parts):
+        return "not ORG/PROJECT/STACK (three names of letters, digits, '_', '.', '-')"
+    try:
+        project = (_read_yaml(project_dir / "Pulumi.yaml") or {}).get("name") or "meshca"
+    except MeshcaErrors:
+        project = "meshca"
+    if parts[1] != project:
+        return f"project '{parts[1]}' is not this project '{project}'"
+    if parts[2] == stack:
+        return "names this stack itself"
+    return ""
+
+
 def _expand(path: str) -> str:
     return os.path.expanduser(path)
 
@@ -531,11 +559,12 @@ def validate(
             if not isinstance(item, dict):
                 errors.append(MeshcaError("WrongConfigType", subject, expected="a mapping", got=_type_name(item), example=EXAMPLES["clusters"]))
                 continue
-            for extra in sorted(set(item) - set(CLUSTER_FIELDS)):
-                errors.append(MeshcaError("UnknownConfigKey", f"{subject}.{extra}", hint=f" (cluster fields: {', '.join(CLUSTER_FIELDS)})"))
+            for extra in sorted(set(item) - set(CLUSTER_FIELDS) - set(CLUSTER_OPTIONAL_FIELDS)):
+                errors.append(MeshcaError("UnknownConfigKey", f"{subject}.{extra}", hint=f" (cluster fields: {', '.join(CLUSTER_FIELDS + CLUSTER_OPTIONAL_FIELDS)})"))
             fields = {f: _str_field(item, f, subject, errors) for f in CLUSTER_FIELDS}
+            membership = _str_field(item, "fleetMembership", subject, errors, required=False) or ""
             if all(fields.values()):
-                clusters.append(Cluster(fields["name"], fields["project"], fields["location"], _expand(fields["kubeconfig"]), fields["context"]))
+                clusters.append(Cluster(fields["name"], fields["project"], fields["location"], _expand(fields["kubeconfig"]), fields["context"], membership))
         for attr in ("name", "context"):
             counts: dict[str, int] = {}
             for c in clusters:
@@ -677,6 +706,12 @@ def validate(
             errors.append(MeshcaError("OverlayFileMissing", overlay))
         elif _sets_ca_certificates(project_dir / _expand(overlay)):
             errors.append(MeshcaError("CustomOverlaySetsCaCertificates", overlay))
+
+    upstream = values.get("upstreamStack")
+    if isinstance(upstream, str) and upstream:
+        problem = upstream_stack_problem(upstream, stack, project_dir)
+        if problem:
+            errors.append(MeshcaError("UpstreamStackForm", f"{NS}:upstreamStack", value=upstream, problem=problem))
 
     # Phase and namespace map -------------------------------------------------------------
     phase = values.get("phase")

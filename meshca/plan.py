@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
@@ -73,6 +75,10 @@ class Step:
     depends_on: tuple[str, ...] = ()
     stdin: str | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Operational settings the command reads from its environment (KUBECONFIG, timeouts): the
+    # Command's ``environment``, which the engine does not diff (ignore_changes), so changing
+    # them never re-runs a completed step (issue 9 finding 2).
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -87,6 +93,7 @@ class Step:
         }
         if self.stdin is not None:
             out["stdin"] = self.stdin
+        out["env"] = dict(self.env)
         out["params"] = _thaw(self.params)
         return out
 
@@ -227,6 +234,33 @@ def namespace_digest(stack: str, namespace_map: Mapping[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def identity(config: StackConfig) -> dict[str, Any]:
+    """What the steps of a migration under way are bound to, beside the revision names: the
+    clusters, the CA files' contents (SHA-256 of the three certificate files, never the key)
+    and what every install passes. The transition guard refuses a change after baseline
+    (issue 9 finding 2). Operational keys (timeouts, polls, kubeconfig, tool paths, file
+    locations) are not part of it."""
+
+    def digest(path: Any) -> str:
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return "unreadable"
+
+    files = config.ca_files
+    return {
+        "clusters": {c.name: {"project": c.project, "location": c.location, "context": c.context} for c in config.clusters},
+        "caFiles": {"caCert": digest(files.ca_cert), "rootCert": digest(files.root_cert), "certChain": digest(files.cert_chain)},
+        "install": {
+            "fleetProject": config.fleet_project,
+            "customOverlays": [digest(config.project_dir / os.path.expanduser(o)) for o in config.asmcli.custom_overlays],
+            "extraOptions": list(config.asmcli.extra_options),
+            "prerequisites": config.prerequisites,
+            "rev2CitadelRoot": config.rev2_citadel_root,
+        },
+    }
+
+
 # ----------------------------------------------------------------------------- steps
 
 
@@ -295,6 +329,7 @@ class _Builder:
         objects: Iterable[str],
         depends_on: Iterable[str] = (),
         stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
         **params: Any,
     ) -> str:
         assert step_id not in self.ids, step_id
@@ -319,6 +354,7 @@ class _Builder:
                 depends_on=deps,
                 stdin=stdin,
                 params=_freeze(params),
+                env=MappingProxyType({"KUBECONFIG": self.cluster.kubeconfig, **(env or {})}),
             )
         )
         return step_id
@@ -484,7 +520,8 @@ class _Builder:
             procedure=procedure,
             action="restart",
             title=f"restart {namespace} onto {to_rev} and wait for the rollouts",
-            argv=cmd.restart_namespace(self.cluster, namespace, to_rev, c.restart_timeout_seconds),
+            argv=cmd.restart_namespace(self.cluster, namespace, to_rev),
+            env={"MESHCA_RESTART_TIMEOUT": f"{c.restart_timeout_seconds}s"},
             objects=(f"Deployment/{namespace}/*", f"StatefulSet/{namespace}/*", f"DaemonSet/{namespace}/*"),
             depends_on=[label],
             namespace=namespace,

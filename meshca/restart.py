@@ -17,6 +17,7 @@ A rerun restarts only what is not on the target revision yet, so it converges.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import subprocess
 import sys
@@ -176,5 +177,6 @@ def register(subparsers) -> None:
     p.add_argument("--context")
     p.add_argument("--namespace", "-n", required=True)
     p.add_argument("--revision", required=True, help="the revision the namespace is labelled for")
-    p.add_argument("--timeout", default="600s", help="per-workload rollout timeout, e.g. 600s")
+    # The restart step passes it in its environment (operational: never part of the argv).
+    p.add_argument("--timeout", default=os.environ.get("MESHCA_RESTART_TIMEOUT") or "600s", help="per-workload rollout timeout, e.g. 600s (default: $MESHCA_RESTART_TIMEOUT or 600s)")
     p.set_defaults(func=cmd_restart)

@@ -25,7 +25,9 @@ there):
 - entering phase C (old-root-removed) while a namespace is not on REV2, or without a passed
   workload-cert gate for the current map;
 - a rollback of a phase that has none; a forward move out of a rollback that did not return;
-- changing the stack, use case or revision names of a migration under way.
+- changing the stack, use case or revision names of a migration under way, or another identity
+  key (``identity``: clusters, CA file digests, install overlays and options) after baseline;
+- returning straight to a phase after its rollback (its install is gone but stays in the state).
 
 Evidence: a transition is judged on the gate results of the OLD state: entries recorded in the
 old inputs, and entries in the new inputs (the program may read them from the stack's own last
@@ -149,6 +151,7 @@ class GuardState:
     revisions: Any  # dict[str, str] | UNKNOWN | None
     evidence: Any  # tuple[Evidence, ...] | UNKNOWN
     clusters: Any  # tuple[str, ...] | UNKNOWN | None
+    identity: Any = None  # plan.identity(config) | UNKNOWN | None (a state of an older meshca)
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> "GuardState":
@@ -172,6 +175,7 @@ class GuardState:
             revisions=props.get("revisions"),
             evidence=evidence,
             clusters=clusters,
+            identity=props.get("identity"),
         )
 
     def revision(self, role: str) -> Any:
@@ -398,6 +402,7 @@ def _identity(old: GuardState, new: GuardState) -> list[MeshcaError]:
     for field, a, b in (("stack", old.stack, new.stack), ("useCase", old.use_case, new.use_case)):
         if not contains_unknown(b) and a != b:
             errors.append(MeshcaError("GuardIdentityChanged", f"PhaseGuard {field}", field=field, old=_short(a), new=_short(b)))
+    errors += _identity_keys(old, new)
     if isinstance(old.revisions, Mapping) and isinstance(new.revisions, Mapping):
         for role in ROLES:
             a, b = old.revisions.get(role), new.revisions.get(role)
@@ -405,6 +410,28 @@ def _identity(old: GuardState, new: GuardState) -> list[MeshcaError]:
                 errors.append(
                     MeshcaError("GuardIdentityChanged", f"PhaseGuard revisions.{role}", field=f"revisions.{role}", old=_short(a), new=_short(b))
                 )
+    return errors
+
+
+def _identity_keys(old: GuardState, new: GuardState) -> list[MeshcaError]:
+    """Identity keys (plan.identity: clusters, CA file digests, install options) may not change
+    once a step used them, i.e. after baseline. A state the previous program wrote has no
+    ``identity``: nothing to compare (upgrading meshca mid-migration is allowed)."""
+    a, b = old.identity, new.identity
+    if old.phase == "baseline" or not isinstance(a, Mapping) or not isinstance(b, Mapping):
+        return []
+    errors = []
+    for group in sorted(set(a) | set(b)):
+        ga, gb = a.get(group), b.get(group)
+        if contains_unknown(gb):
+            continue
+        if isinstance(ga, Mapping) and isinstance(gb, Mapping):
+            pairs = [(f"identity.{group}.{k}", ga.get(k), gb.get(k)) for k in sorted(set(ga) | set(gb))]
+        else:
+            pairs = [(f"identity.{group}", ga, gb)]
+        for field, x, y in pairs:
+            if x != y and not contains_unknown(y):
+                errors.append(MeshcaError("GuardIdentityChanged", f"PhaseGuard {field}", field=field, old=_short(x), new=_short(y)))
     return errors
 
 
@@ -418,9 +445,13 @@ def _judge_move(old: GuardState, new: GuardState) -> list[MeshcaError]:
     if n == o:
         if nrb and new.phase not in ROLLBACK_PHASES:
             return [MeshcaError("GuardRollbackNotAvailable", "PhaseGuard rollback", phase=new.phase, move=move)]
-        if orb and not nrb and new.phase == "mesh-ca":
-            # Back on course after a rollback of phase B: REV2 is installed again.
-            return _enter_mesh_ca(old, new, move)
+        if orb and not nrb and new.phase in ROLLBACK_PHASES:
+            # A6/B5 deleted the phase's istiod, but its install Command stays in the state as
+            # long as the phase is declared: nothing would install it again (issue 9 finding 3).
+            # Leaving the phase removes the install from the state; entering it again re-runs it.
+            back = PHASES[o - 1]
+            revision = old.revision("rev1" if new.phase == "distribute-root" else "rev2")
+            return [MeshcaError("GuardReturnToRolledBackPhase", "PhaseGuard phase", move=move, phase=new.phase, back=back, revision=_short(revision))]
         return []
     if n > o + 1:
         skipped = ", ".join(PHASES[o + 1 : n])

@@ -49,6 +49,7 @@ class Registered:
     # (step.go CreateStep.Apply sets Outputs only for custom resources).
     wire_inputs: dict = field(default_factory=dict)
     wire_outputs: dict = field(default_factory=dict)
+    import_id: str = ""
 
 
 @dataclass
@@ -112,6 +113,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     protect=bool(request.protect),
                     ignore_changes=list(request.ignoreChanges),
+                    import_id=request.importId,
                     outputs=dict(self.resources[response.urn].state) if response.urn in self.resources else {},
                     wire_inputs=json_format.MessageToDict(request.object),
                     wire_outputs=json_format.MessageToDict(response.object) if request.custom else {},
@@ -212,6 +214,7 @@ def run_program(
     preview: bool = False,
     secret_keys: Iterable[str] = (),
     istioctl_version: str = "1.19.10-asm.9\n",
+    organization: str = ORG,
 ) -> Result:
     """Run components/program.py for ``stack`` (Pulumi.<stack>.yaml in the repo) under mocks.
 
@@ -228,7 +231,7 @@ def run_program(
     mocks.istioctl_version = istioctl_version
     monitor = RecordingMonitor(mocks)
     pulumi_settings.set_root_resource(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=ORG)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor, organization=organization)
     pulumi.runtime.set_all_config(values, list(secret_keys))
     captured: dict[str, Any] = {}
 

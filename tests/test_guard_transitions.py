@@ -278,12 +278,13 @@ def test_moving_on_during_a_rollback_is_refused():
     assert codes(failures) == ["MCA0664"]
 
 
-def test_abandoning_a_phase_b_rollback_needs_the_root_cert_gate_again():
+def test_abandoning_a_phase_b_rollback_is_refused_even_with_the_root_cert_gate():
+    # Issue 9 finding 3: once B5 ran (the guard recorded rollback true), REV2's istiod may be
+    # gone while B1's install stays in the state; only leaving the phase re-installs it.
     old = state("mesh-ca", {**all_on(REV1), "frontend": REV2}, rollback=True)
     new = state("mesh-ca", {**all_on(REV1), "frontend": REV2})
-    assert codes(check(old, new)) == ["MCA0652"]
-    # B0 certified every namespace on REV1: the map the rollback returned to.
-    assert check({**old, "evidence": [B0]}, new) == []
+    assert codes(check(old, new)) == ["MCA0669"]
+    assert codes(check({**old, "evidence": [B0]}, new)) == ["MCA0669"]
 
 
 @pytest.mark.parametrize(

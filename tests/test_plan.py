@@ -15,8 +15,8 @@ from meshca.config import load_stack_file
 
 from harness import ROOT
 
-DEV_K = "kubectl --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-DATA1_K = "kubectl --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1"
+DEV_K = "kubectl --context gke_acme-mesh-dev_us-central1_dev-1"
+DATA1_K = "kubectl --context gke_acme-mesh-data_us-central1_data-1"
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
 OLD = "asm-1169-3"
@@ -43,7 +43,9 @@ def at(stack: str, phase: str, rollback: bool = False, moved: dict | None = None
 
 
 def line(step) -> str:
-    return shlex.join(step.argv)
+    from meshca.commands import shell_join
+
+    return shell_join(step.argv)
 
 
 # The default tag and webhook steps of A5/B4 and the removals (issue 9 finding 10) are pinned
@@ -55,21 +57,22 @@ def test_rev1_install_is_the_guides_command_with_context_and_prompt_answered():
     p = at("dev", "distribute-root")
     step = p.clusters[0].step(f"A1.install.{REV1}")
     assert line(step) == (
-        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
+        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig \"$KUBECONFIG\""
         " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-distribute-root"
         " --enable_all --ca citadel --ca_cert samples/certs/ca-cert.pem --ca_key samples/certs/ca-key.pem"
         " --root_cert samples/certs/root-cert.pem --cert_chain samples/certs/cert-chain.pem"
         " --option ca-migration-citadel --revision_name asm-11910-9-distribute-root"
     )
     assert step.stdin == "y\n"  # asmcli asks "Continue? [y/N]" when istio-ingressgateway exists
-    assert p.clusters[0].step("A1.verify-asmcli").argv == ("./asmcli", "--version")
+    # asmcli --version compared with the pin (asmcli/asmcli:774-780 prints the bare version)
+    assert line(p.clusters[0].step("A1.verify-asmcli")).endswith("tool-version --expect 1.19.10-asm.9+config1 -- ./asmcli --version")
 
 
 def test_rev2_install_has_no_certificate_flag_and_the_real_option_name():
     p = at("dev", "mesh-ca")
     step = p.clusters[0].step(f"B1.install.{REV2}")
     assert line(step) == (
-        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
+        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig \"$KUBECONFIG\""
         " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-meshca-ca-migration"
         " --enable_all --ca mesh_ca --option ca-migration-meshca"
         " --custom_overlay asm-out/dev-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
@@ -77,7 +80,7 @@ def test_rev2_install_has_no_certificate_flag_and_the_real_option_name():
     )
     overlay = p.clusters[0].step("B1.citadel-root-overlay")
     assert line(overlay) == (
-        "meshca overlay citadel-root --root-cert samples/certs/root-cert.pem"
+        ".venv/bin/meshca overlay citadel-root --root-cert samples/certs/root-cert.pem"
         " --output asm-out/dev-1/asm-11910-9-meshca-ca-migration.citadel-root.yaml"
     )
     assert overlay.id in step.depends_on
@@ -140,9 +143,11 @@ def test_namespace_moves_are_the_guides_label_commands_and_a_full_restart():
     cp = p.clusters[0]
     assert line(cp.step("A2.label.frontend")) == f"{DEV_K} label namespace frontend istio.io/rev={REV1} istio-injection- --overwrite"
     assert line(cp.step("A2.restart.frontend")) == (
-        "meshca restart --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-        f" --namespace frontend --revision {REV1} --timeout 600s"
+        ".venv/bin/meshca restart --context gke_acme-mesh-dev_us-central1_dev-1"
+        f" --namespace frontend --revision {REV1}"
     )
+    # operational settings reach the command through its environment (issue 9 finding 2)
+    assert dict(cp.step("A2.restart.frontend").env) == {"KUBECONFIG": "kubeconfigs/dev.yaml", "MESHCA_RESTART_TIMEOUT": "600s"}
     assert cp.step("A2.restart.frontend").depends_on[0] == "A2.label.frontend"
     assert "A2.label.cart" not in {s.id for s in cp.steps}
     b = at("dev", "mesh-ca", moved={"frontend": REV2}).clusters[0]
@@ -229,7 +234,7 @@ def test_phase_c_backs_up_then_deletes_then_restarts():
         f"{DEV_K} get secret/cacerts -n istio-system -o yaml",
         f"{DEV_K} get secret/istio-ca-secret -n istio-system -o yaml",
         f"{DEV_K} delete secret cacerts istio-ca-secret -n istio-system --ignore-not-found",
-        "meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca mesh-config drop-root --context gke_acme-mesh-dev_us-central1_dev-1"
         f" --revision {REV2} --root-cert samples/certs/root-cert.pem",
         f"{DEV_K} rollout restart deployment -n istio-system",
     ]
@@ -301,12 +306,12 @@ def test_gates_pin_the_check_flags_and_certify_a_fixed_map():
     c = config("dev")
     cp = at("dev", "old-root-removed").clusters[0]
     assert line(cp.step("C4.gate.old-root-absent")) == (
-        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca check root-cert --context gke_acme-mesh-dev_us-central1_dev-1"
         " --source kube --require MESHCA --forbid CITADEL,UNKNOWN --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )
     a3 = at("dev", "distribute-root", moved={n.name: REV1 for n in c.namespaces}).clusters[0].step("A3.gate.root-cert")
     assert line(a3) == (
-        "meshca check root-cert --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca check root-cert --context gke_acme-mesh-dev_us-central1_dev-1"
         " --source kube --require CITADEL,MESHCA --retiring-deployment istio-system/istio-ingressgateway"
         " --citadel-root samples/certs/root-cert.pem --concurrency 16 --json"
     )

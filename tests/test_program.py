@@ -11,6 +11,8 @@ import base64
 import dataclasses
 import shlex
 
+from meshca.commands import shell_join
+
 import pytest
 
 from meshca import plan
@@ -20,7 +22,7 @@ from harness import ROOT, run_program
 
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
-DEV_K = "kubectl --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+DEV_K = "kubectl --context gke_acme-mesh-dev_us-central1_dev-1"
 COMMAND = "command:local:Command"
 PATCH = "kubernetes:core/v1:NamespacePatch"
 GATE = "pulumi-python:dynamic/meshca:TrustGate"
@@ -55,7 +57,7 @@ def test_dev_as_shipped_renders_the_current_position():
     assert result.error is None
     creates = {r.name: r.inputs["create"] for r in result.commands()}
     assert creates["dev-1.A1.install.asm-11910-9-distribute-root"] == (
-        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig kubeconfigs/dev.yaml"
+        "./asmcli install --fleet_id acme-mesh-dev --kubeconfig \"$KUBECONFIG\""
         " --context gke_acme-mesh-dev_us-central1_dev-1 --output_dir asm-out/dev-1/asm-11910-9-distribute-root"
         " --enable_all --ca citadel --ca_cert samples/certs/ca-cert.pem --ca_key samples/certs/ca-key.pem"
         " --root_cert samples/certs/root-cert.pem --cert_chain samples/certs/cert-chain.pem"
@@ -69,7 +71,7 @@ def test_dev_as_shipped_renders_the_current_position():
     patches = {r.inputs["metadata"]["name"]: r for r in result.of_type(PATCH)}
     assert set(patches) == {"frontend", "cart", "checkout"}
     assert patches["cart"].inputs["metadata"]["labels"] == {"istio.io/rev": REV1}
-    assert patches["cart"].inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+    assert "annotations" not in patches["cart"].inputs["metadata"]  # forced by the provider (issue 9 finding 8)
     assert patches["cart"].retain_on_delete
     assert result.outputs["phase"] == "distribute-root" and result.outputs["position"] == 2
 
@@ -79,7 +81,7 @@ def test_the_install_drops_its_certificate_flags_when_a_matching_cacerts_exists(
     assert result.error is None
     install = result.named("data-1.A1.install.asm-11910-9-distribute-root")
     assert install.inputs["create"] == (
-        "./asmcli install --fleet_id acme-mesh-data --kubeconfig kubeconfigs/data.yaml"
+        "./asmcli install --fleet_id acme-mesh-data --kubeconfig \"$KUBECONFIG\""
         " --context gke_acme-mesh-data_us-central1_data-1 --output_dir asm-out/data-1/asm-11910-9-distribute-root"
         " --enable_all --ca citadel --option ca-migration-citadel --custom_overlay overlays/ingress-hpa.yaml"
         " --revision_name asm-11910-9-distribute-root"
@@ -87,9 +89,9 @@ def test_the_install_drops_its_certificate_flags_when_a_matching_cacerts_exists(
     assert install.inputs["environment"]["MESHCA_CACERTS"] == "matching"
     probes = sorted(args["command"] for token, args in result.calls if token == "command:local:run")
     assert probes == [
-        "kubectl --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1-b_data-2 get secret cacerts"
+        "kubectl --context gke_acme-mesh-data_us-central1-b_data-2 get secret cacerts"
         " -n istio-system --ignore-not-found -o 'jsonpath={.data.ca-cert\\.pem} {.data.root-cert\\.pem} {.data.cert-chain\\.pem}'",
-        "kubectl --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1 get secret cacerts"
+        "kubectl --context gke_acme-mesh-data_us-central1_data-1 get secret cacerts"
         " -n istio-system --ignore-not-found -o 'jsonpath={.data.ca-cert\\.pem} {.data.root-cert\\.pem} {.data.cert-chain\\.pem}'",
     ]
 
@@ -127,7 +129,7 @@ def test_every_position_renders_the_plans_own_steps(stack):
                     continue  # one Deployment per canary, checked below
                 else:
                     assert rendered[name].type == COMMAND
-                    assert rendered[name].inputs["create"] == shlex.join(step.argv), (position.label, name)
+                    assert rendered[name].inputs["create"] == shell_join(step.argv), (position.label, name)
             # Namespace labels are the plan's desired labels, on the right cluster's provider.
             provider = next(r for r in result.resources if r.type == "pulumi:providers:kubernetes" and r.name == f"{cp.cluster.name}.k8s")
             for patch in (r for r in result.of_type(PATCH) if r.name.startswith(f"{cp.cluster.name}.")):
@@ -211,7 +213,7 @@ def test_phase_c_backs_up_before_deleting_and_restarts_after():
     assert restart.inputs["create"] == f"{DEV_K} rollout restart deployment -n istio-system"
     drop = result.command("dev-1", "C2.drop-citadel-root")
     assert drop.inputs["create"] == (
-        "meshca mesh-config drop-root --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+        ".venv/bin/meshca mesh-config drop-root --context gke_acme-mesh-dev_us-central1_dev-1"
         f" --revision {REV2} --root-cert samples/certs/root-cert.pem"
     )
     assert deletion.urn in drop.dependencies and drop.urn in restart.dependencies
@@ -272,9 +274,9 @@ def test_a_stack_may_not_run_ahead_of_its_upstream():
     first = {"frontend", "cart", "checkout"}
     moved = {n: (REV1 if n in first else "default") for n in names}
     dev_batch_1 = _outputs("distribute-root", {n: ("rev1" if n in first else "old") for n in names})
-    ok = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_batch_1})
+    ok = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"organization/meshca/dev": dev_batch_1})
     assert ok.error is None and ok.commands()
     dev_not_started = _outputs("baseline", {n: "old" for n in names})
-    ahead = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"acme/meshca/dev": dev_not_started})
-    assert "would run ahead of acme/meshca/dev" in str(ahead.error)
+    ahead = run_program("staging", {"phase": "distribute-root", "namespaces": moved}, stack_outputs={"organization/meshca/dev": dev_not_started})
+    assert "would run ahead of organization/meshca/dev" in str(ahead.error)
     assert not ahead.commands() and not ahead.of_type(GATE)  # not one step registered

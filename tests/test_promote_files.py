@@ -92,7 +92,7 @@ def test_promotion_chain_dev_staging_prod(project, capsys):
     write(project, "dev.json", dev)
     assert promote(project, "--from", "dev", "--to", "staging", "--evidence", str(project / "dev.json"), capsys=capsys)[0] == 0
     # staging ran its new position (its program reads dev's outputs: not ahead); its outputs promote prod.
-    write(project, "staging.json", outputs(project, "staging", stack_outputs={"acme/meshca/dev": dev}))
+    write(project, "staging.json", outputs(project, "staging", stack_outputs={"organization/meshca/dev": dev}))
     before = (project / "Pulumi.prod.yaml").read_text()
     code, _, err = promote(project, "--from", "staging", "--to", "prod", "--evidence", str(project / "staging.json"), capsys=capsys)
     assert (code, err) == (0, "")
@@ -109,7 +109,7 @@ def test_moves_go_by_role_and_keep_namespace_labels(project, capsys):
     target = (
         source.replace("asm-11910-9-distribute-root", "asm-11910-9-b-rev1")
         .replace("asm-11910-9-meshca-ca-migration", "asm-11910-9-b-rev2")
-        .replace("  meshca:batchSize: 2\n", "  meshca:batchSize: 2\n  meshca:upstreamStack: acme/meshca/csm116\n")
+        .replace("  meshca:batchSize: 2\n", "  meshca:batchSize: 2\n  meshca:upstreamStack: organization/meshca/csm116\n")
     )
     write(project, "Pulumi.csm116b.yaml", target)
     mapping = {"ingest": REV1, "etl": REV1, "warehouse": REV1, "reporting": REV1, "ml-serving": {"revision": REV1, "labels": {"team": "ml"}}}

@@ -74,8 +74,11 @@ def test_steps_rerun_only_when_their_command_or_gate_inputs_change():
     assert not r._changed(install, dataclasses.replace(install, argv=install.argv[:-2]))  # ignore_changes, as the component
     assert r._changed(gate, dataclasses.replace(gate, params={**gate.params, "namespaceDigest": "other"}))
     assert not r._changed(gate, dataclasses.replace(gate, title="renamed"))
+    # operational gate inputs never replace a gate (issue 9 finding 2)
+    assert not r._changed(gate, dataclasses.replace(gate, params={**gate.params, "timeoutSeconds": 5000, "concurrency": 2}))
     verify = steps["A1.verify-asmcli"]
-    assert r._changed(verify, dataclasses.replace(verify, argv=("./other-asmcli", "--version")))
+    # create is in ignore_changes: another asmcli path never re-runs a completed step
+    assert not r._changed(verify, dataclasses.replace(verify, argv=("meshca", "tool-version", "--expect", "x", "--", "./other-asmcli", "--version")))
 
 
 def test_verdicts_are_deterministic():

@@ -239,18 +239,19 @@ def test_drop_root_edits_the_configmap_and_bundles_follow_at_the_next_istiod_sta
     moved = pods(mesh, "frontend")[0]
     assert root_fp(moved.bundle) == {meshca, citadel}
     drop = steps["C2.drop-citadel-root"]
-    assert drop.argv[:3] == ("meshca", "mesh-config", "drop-root")
+    assert drop.argv[:3] == (".venv/bin/meshca", "mesh-config", "drop-root")
     first = run(em, drop)
     assert first.ok and "dropped the Citadel root" in first.stdout, first.stderr
     assert mesh_roots(c, cfg.rev2) == set()
     # meshca's own kubectl calls went through the emulator: get, then a merge patch.
     nested = [a for a in em.calls if a[0] == "kubectl" and "configmap" in a]
-    assert [a[5] for a in nested] == ["get", "patch"] and "merge" in nested[1]
+    verb = lambda a: a[a.index("--context") + 2]  # noqa: E731 (kubectl [--kubeconfig K] --context C VERB)
+    assert [verb(a) for a in nested] == ["get", "patch"] and "merge" in nested[1]
     # istiod reads its mesh config at start: the running proxies keep the root until then.
     assert root_fp(moved.bundle) == {meshca, citadel}
     again = run(em, drop)
     assert again.ok and "nothing to drop" in again.stdout  # idempotent: no second patch
-    assert [a[5] for a in em.calls if a[0] == "kubectl" and "configmap" in a] == ["get", "patch", "get"]
+    assert [verb(a) for a in em.calls if a[0] == "kubectl" and "configmap" in a] == ["get", "patch", "get"]
     assert run(em, steps["C3.restart-control-plane"]).ok
     assert root_fp(pods(mesh, "frontend")[0].bundle) == {meshca}
     # The trust domain settings of the ConfigMap are left as they were.

@@ -40,11 +40,12 @@ def test_every_gate_argv_parses_and_every_gate_input_checks(stack, monkeypatch):
     steps = gate_steps(stack)
     kinds = set()
     for config, cluster, step in steps:
-        assert step.argv[:2] == ("meshca", "check")
+        assert step.argv[:2] == (".venv/bin/meshca", "check")
         args = parser.parse_args(list(step.argv[1:]))  # a usage error raises MeshcaErrors
         validate_args(args)
         assert args.check == step.params["check"] and args.json
-        assert (args.kubeconfig, args.context) == (cluster.kubeconfig, cluster.context)
+        # the kubeconfig is operational: environment, not argv (issue 9 finding 2)
+        assert (args.kubeconfig, args.context) == (None, cluster.context) and step.env["KUBECONFIG"] == cluster.kubeconfig
         kinds.add(args.check)
         # the Pulumi program's TrustGate for the same step (components/cluster_migration.py)
         news = {_TO_CAMEL[k]: v for k, v in gate_args(config, cluster, step).to_props().items()}

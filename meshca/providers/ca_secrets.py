@@ -8,13 +8,14 @@ output, a log line or an exception message. Outputs carry paths, key names and d
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from ..errors import MeshcaError
 from ..pki import write_private
@@ -31,9 +32,11 @@ def _unknown(value: Any) -> bool:
     return isinstance(value, Unknown) or value == UNKNOWN
 
 
-def _run(argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(argv: Sequence[str], timeout: float = 120, kubeconfig: str = "") -> subprocess.CompletedProcess:
+    # The kubeconfig is operational: an input the diff ignores, passed as KUBECONFIG.
+    env = {**os.environ, "KUBECONFIG": kubeconfig} if kubeconfig else None
     try:
-        return subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
+        return subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False, env=env)
     except FileNotFoundError:
         raise RuntimeError(MeshcaError("ToolMissing", argv[0], tool=argv[0]).line()) from None
 
@@ -50,9 +53,9 @@ def secret_data_digest(doc: dict | None) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def read_live_secret(get_argv: Sequence[str]) -> dict | None:
+def read_live_secret(get_argv: Sequence[str], kubeconfig: str = "") -> dict | None:
     """The live Secret (as parsed YAML) or None when it does not exist."""
-    proc = _run(get_argv)
+    proc = _run(get_argv, kubeconfig=kubeconfig)
     if _not_found(proc):
         return None
     if proc.returncode != 0:
@@ -78,6 +81,19 @@ def read_backup(path: Path) -> dict | None:
     return doc
 
 
+def _diff(olds: dict, news: dict, identity: tuple[str, ...], operational: tuple[str, ...]) -> DiffResult:
+    replaces = [k for k in identity if news.get(k) == UNKNOWN or olds.get(k) != news.get(k)]
+    changed = replaces + [k for k in operational if olds.get(k) != news.get(k)]
+    return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+
+
+def _keep(olds: dict, news: dict, refreshed: tuple[str, ...]) -> dict:
+    """The completed step's outputs, with its operational inputs refreshed; nothing runs."""
+    outs = {k: v for k, v in olds.items() if k != "__provider"}
+    outs.update({k: news[k] for k in refreshed if k in news})
+    return outs
+
+
 class CaSecretBackupProvider(ResourceProvider):
     """Saves one Secret with ``kubectl get secret/NAME -n istio-system -o yaml`` (the plan's
     argv) to a 0600 file, reads the file back and compares it with what kubectl returned."""
@@ -95,7 +111,7 @@ class CaSecretBackupProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         path = resolve(props, props["file"])
-        doc = read_live_secret(props["argv"])
+        doc = read_live_secret(props["argv"], props.get("kubeconfig") or "")
         previous = read_backup(path) if path.exists() else None
         if previous is not None and secret_data_digest(previous) != secret_data_digest(doc):
             if doc is None:
@@ -124,10 +140,13 @@ class CaSecretBackupProvider(ResourceProvider):
         return CreateResult(id_=f"{props['cluster']}/{props['secret']}", outs=outs)
 
     def diff(self, _id: str, olds: dict, news: dict) -> DiffResult:
-        # projectDir is where the operator runs pulumi, not part of what is backed up.
-        keys = ("cluster", "secret", "file", "argv")
-        changed = [k for k in keys if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=False)
+        # What is backed up (cluster, secret) replaces; where and how it is reached (projectDir,
+        # kubeconfig, the argv's form, the backup directory) never re-runs a completed backup
+        # (issue 9 finding 8): the update keeps every output.
+        return _diff(olds, news, ("cluster", "secret"), ("file", "argv", "projectDir", "kubeconfig"))
+
+    def update(self, _id: str, olds: dict, news: dict) -> UpdateResult:
+        return UpdateResult(_keep(olds, news, ("argv", "projectDir", "kubeconfig")))
 
     def delete(self, _id: str, props: dict) -> None:
         # The backup outlives the resource: it is the only copy of the old CA once C2 ran.
@@ -165,16 +184,26 @@ class CaSecretDeletionProvider(ResourceProvider):
             if hashlib.sha256(path.read_bytes()).hexdigest() != backup["fileSha256"]:
                 raise RuntimeError(MeshcaError("CaBackupChanged", str(path), secret=secret).line())
             saved = read_backup(path)
-            live = read_live_secret(backup["getArgv"])
+            live = read_live_secret(backup["getArgv"], props.get("kubeconfig") or "")
             if secret_data_digest(saved) != secret_data_digest(live):
                 raise RuntimeError(MeshcaError("CaBackupStale", str(path), secret=secret).line())
             verified.append(secret)
-        proc = _run(props["argv"])
+        proc = _run(props["argv"], kubeconfig=props.get("kubeconfig") or "")
         if proc.returncode != 0:
             raise RuntimeError(MeshcaError("CaSecretDeleteFailed", "kubectl delete secret", reason=proc.stderr.decode(errors="replace").strip()[:200]).line())
         outs = {k: v for k, v in props.items() if k != "__provider"}
         outs["verifiedBackups"] = verified
         return CreateResult(id_=f"{props['cluster']}/ca-secrets-deleted", outs=outs)
+
+    def diff(self, _id: str, olds: dict, news: dict) -> DiffResult:
+        # Without a diff the engine would update on any input change, and the SDK's default
+        # update returns no outputs (pulumi/dynamic/dynamic.py, __main__.py Update): a new
+        # project directory would wipe verifiedBackups (issue 9 finding 8). The deletion ran;
+        # only another cluster is another deletion.
+        return _diff(olds, news, ("cluster",), ("argv", "backups", "projectDir", "kubeconfig"))
+
+    def update(self, _id: str, olds: dict, news: dict) -> UpdateResult:
+        return UpdateResult(_keep(olds, news, ("argv", "backups", "projectDir", "kubeconfig")))
 
     def delete(self, _id: str, props: dict) -> None:
         # Deleting this resource (destroy, rollback of the program) never restores or

@@ -33,7 +33,7 @@ from .. import transitions
 from ..errors import MeshcaError
 
 # Inputs the guard judges (camelCase, as the engine passes them).
-INPUTS = ("stack", "useCase", "phase", "rollback", "namespaces", "namespaceDigest", "revisions", "evidence", "clusters")
+INPUTS = ("stack", "useCase", "phase", "rollback", "namespaces", "namespaceDigest", "revisions", "evidence", "clusters", "identity")
 OUTPUTS = ("transition",)
 
 # Which input a refusal is reported against (the engine names it in its error).

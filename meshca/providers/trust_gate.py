@@ -3,8 +3,9 @@
 A gate has no cloud object behind it: ``create`` IS the check. It polls ``meshca.trust`` until
 the check passes or a deadline ends (bundle pushes and certificate rotation take time, so one
 snapshot is not a verdict), then either fails the step with the offending pods named and the
-coded message, or records ``passed: True`` with the summary. Every input change, including the
-namespace digest and the restart generation, replaces the gate, so it runs again.
+coded message, or records ``passed: True`` with the summary. A change of what it certifies
+(check, lists, namespace digest, restart generation, ...) replaces the gate, so it runs again;
+operational inputs (``OPERATIONAL_INPUTS``) never do.
 
 Importable and side-effect free: the engine unpickles the provider by reference (dill) in a
 ``python -m pulumi.dynamic`` process; clients and sources are built inside ``create``.
@@ -12,8 +13,10 @@ Importable and side-effect free: the engine unpickles the provider by reference 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +28,7 @@ PROVIDER_KEY = "__provider"
 GATE_CHECKS = ("root-of-trust", "root-cert", "workload-cert", "trust-domain")
 SOURCES = ("kube", "istioctl")
 LABELS = ("CITADEL", "MESHCA")
-# Every input, in camelCase as the engine stores it; any change replaces the gate.
+# Every input, in camelCase as the engine stores it.
 INPUTS = (
     "gateId",
     "stack",
@@ -68,6 +71,15 @@ DEFAULTS: dict[str, Any] = {
     "pollSeconds": 10,
     "restartGeneration": 0,
 }
+# How a gate reads the cluster, not what it certifies: changing one never replaces a gate
+# that passed (issue 9 finding 2: a longer timeout or another operator's kubeconfig must not
+# re-run A0/A3/B0 in a later phase, where they can no longer pass). A gate that has not passed
+# yet is never in the state (a failed create records nothing), so the next run uses the new
+# values anyway.
+OPERATIONAL_INPUTS = ("kubeconfig", "source", "concurrency", "timeoutSeconds", "pollSeconds", "citadelRoot", "meshcaRoot", "rootCert")
+# ``peers`` (the same gate on the other clusters, polled together: see run_gang) is not in
+# INPUTS: never diffed, never copied to the outputs.
+IDENTITY_INPUTS = tuple(k for k in INPUTS if k not in OPERATIONAL_INPUTS)
 OUTPUTS = ("passed", "summary", "checkedAt", "rounds")
 PER_POD_TIMEOUT = 30.0
 # A proxy read gets at least this long even under a short deadline: the deadline bounds the
@@ -292,22 +304,90 @@ def _outputs(ins: dict[str, Any], summary: dict, rounds: int) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- gang polling
+#
+# The dynamic provider host serves every dynamic resource of a run with 4 gRPC workers
+# (pulumi/dynamic/__main__.py: futures.ThreadPoolExecutor(max_workers=4)), and a gate's create
+# holds its worker while it polls: with 5+ clusters, the gates of the 5th cluster would not
+# even start until a gate of the first four passed (issue 9 finding 8). So the first create of
+# a gate step starts polling the same gate of every cluster (its ``peers`` input) on threads
+# of this process, and every create then waits for its own cluster's poll: the gates of all
+# clusters poll together. A pass found before a peer's own create arrives is sound: each
+# gate certifies what its dependencies make true (both roots after the restarts, Mesh CA
+# certificates, the old root gone), which does not hold before they ran. A peer poll that
+# failed (its deadline ran out before the peer's dependencies finished) is polled again from
+# the peer's own create.
+_GANG_LOCK = threading.Lock()
+_GANG: dict[tuple, "concurrent.futures.Future"] = {}
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future":
+    """fn(*args) on a daemon thread: a peer's poll that nobody consumes (its gate is not
+    created in this run) never keeps the provider process alive."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits for the gate
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="meshca-gate", daemon=True).start()
+    return future
+
+
+def _gang_key(ins: dict[str, Any]) -> tuple:
+    return tuple(str(ins.get(k)) for k in ("stack", "gateId", "cluster", "namespaceDigest", "restartGeneration"))
+
+
+def _gang_start(ins: dict[str, Any], fresh: bool = False) -> "concurrent.futures.Future":
+    key = _gang_key(ins)
+    with _GANG_LOCK:
+        future = _GANG.get(key)
+        if future is None or (fresh and future.done() and future.exception() is not None):
+            future = _in_background(run_gate, ins)
+            _GANG[key] = future
+        return future
+
+
+def run_gang(props: dict[str, Any]) -> dict[str, Any]:
+    """This gate's outputs; meanwhile the same gate of every peer cluster polls too."""
+    own = {**DEFAULTS, **{k: v for k, v in props.items() if k not in (PROVIDER_KEY, "peers")}}
+    peers = [p for p in (props.get("peers") or []) if isinstance(p, dict) and not _unknown(p)]
+    key = _gang_key(own)
+    started_by_peer = key in _GANG
+    future = _gang_start(own)
+    for peer in peers:
+        _gang_start({**DEFAULTS, **{k: v for k, v in peer.items() if k != "peers"}})
+    try:
+        try:
+            return future.result()
+        except TrustGateFailed:
+            if not started_by_peer:
+                raise
+            # A peer started this poll before this cluster's steps were done: poll again now.
+            return _gang_start(own, fresh=True).result()
+    finally:
+        with _GANG_LOCK:  # consumed: another create of the same gate polls afresh
+            _GANG.pop(key, None)
+
+
 class TrustGateProvider(ResourceProvider):
     """Dynamic provider of ``meshca:TrustGate`` (see the module docstring)."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {**DEFAULTS, **news}
+        inputs = {**DEFAULTS, "peers": [], **news}
         return CheckResult(inputs, validate_inputs(inputs))
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # An unknown (preview) value counts as a change: it may differ once known.
-        changed = [k for k in INPUTS if _unknown(news.get(k)) or olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))]
+        changed = [k for k in IDENTITY_INPUTS if _unknown(news.get(k)) or olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))]
         # Create-before-delete (the default): a gate has no object to clash with, and a
         # delete-before-replace would make the engine consider replacing everything after it.
         return DiffResult(changes=bool(changed), replaces=changed, stables=[] if changed else list(OUTPUTS), delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = run_gate(props)
+        outs = run_gang(props)
         gate_id = f"{props.get('cluster')}/{props.get('gateId')}/{uuid.uuid4().hex[:12]}"
         return CreateResult(gate_id, outs)
 

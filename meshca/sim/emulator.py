@@ -759,7 +759,10 @@ class Emulator:
             return fail("asmcli: [ERROR]: the rehearsal needs --kubeconfig (project/location/name selection is not emulated)", 2)
         if not one("context"):
             return fail("asmcli: [ERROR]: no --context: asmcli would install into the kubeconfig's current context", 2)
-        cluster = self.mesh.cluster_for(one("kubeconfig"), one("context"))
+        # "$KUBECONFIG": the shell expands it from the Command's environment (meshca/commands.py
+        # KUBECONFIG_REF); the rehearsal selects the cluster by its context.
+        kubeconfig = None if one("kubeconfig") == "$KUBECONFIG" else one("kubeconfig")
+        cluster = self.mesh.cluster_for(kubeconfig, one("context"))
         revision = one("revision_name")
         if not revision:
             return fail("asmcli: [ERROR]: the rehearsal needs --revision_name (the default asm-<version> name is not emulated)", 2)
@@ -911,7 +914,27 @@ class Emulator:
             return self._webhooks(args)
         if args[0] == "gateway":
             return self._gateway(args)
+        if args[0] == "tool-version":
+            return self._tool_version(args[1:])
         raise _Unknown(f"meshca {args[0]} is not emulated")
+
+    def _tool_version(self, args: list[str]) -> Result:
+        """``meshca tool-version --expect V -- TOOL ARGS`` (meshca/toolversion.py): the tool's
+        output, stripped, must equal V exactly, else MCA0910 and exit 2."""
+        if "--expect" not in args or "--" not in args:
+            raise _Unknown("meshca tool-version needs --expect V -- TOOL ARGS")
+        expected = args[args.index("--expect") + 1]
+        inner = args[args.index("--") + 1 :]
+        done = self.run(tuple(inner))
+        if done.rc != 0:
+            from ..errors import MeshcaError
+
+            return fail(MeshcaError("ToolNotRunnable", inner[0], tool=" ".join(inner), reason=f"exit status {done.rc}", path=inner[0]).line(), 2)
+        if done.stdout.strip() != expected:
+            from ..errors import MeshcaError
+
+            return fail(MeshcaError("ToolVersionMismatch", "meshca:asmcliVersion", tool=" ".join(inner), got=done.stdout.strip(), expected=expected, key="meshca:asmcliVersion").line(), 2)
+        return Result(0, done.stdout)
 
     def _meshconfig(self, args: list[str]) -> Result:
         """``meshca overlay citadel-root`` and ``meshca mesh-config drop-root`` (meshca/meshconfig.py).

@@ -62,10 +62,9 @@ DURATION_MINUTES = {
 }
 DEFAULT_MINUTES = 0.5
 # Inputs of a TrustGate resource (meshca/providers/trust_gate.py): a change replaces the gate.
-GATE_PARAM_KEYS = (
-    "check", "require", "forbid", "retiring", "citadelRoot", "rootCert", "fleetProject", "revisions",
-    "source", "concurrency", "timeoutSeconds", "pollSeconds", "namespaceDigest", "restartGeneration",
-)
+# The gate params the engine diffs (meshca/providers/trust_gate.py IDENTITY_INPUTS); source,
+# concurrency, timeouts, polls and file paths are operational and never replace a gate.
+GATE_PARAM_KEYS = ("check", "require", "forbid", "retiring", "fleetProject", "revisions", "namespaceDigest", "restartGeneration")
 
 
 # ----------------------------------------------------------------------------- scenario model
@@ -377,14 +376,14 @@ class Rehearsal:
 
     @staticmethod
     def _changed(old: Step, new: Step) -> bool:
-        if new.action == "install":
-            return False  # ignore_changes on create: a new cacerts fact never re-runs asmcli
-        if (old.argv, old.stdin) != (new.argv, new.stdin):
-            return True
+        """What the engine would re-run. A Command's create and environment are in
+        ignore_changes (components/step_command.py), so only its stdin is diffed; a gate is
+        replaced only when what it certifies changes (meshca/providers/trust_gate.py
+        IDENTITY_INPUTS), never for operational inputs (timeouts, polls, paths)."""
         if new.is_gate:
             pick = lambda s: (s.phase, tuple(json.dumps(planmod._thaw(s.params.get(k)), sort_keys=True) for k in GATE_PARAM_KEYS))  # noqa: E731
             return pick(old) != pick(new)
-        return False
+        return old.stdin != new.stdin
 
     def _facts_or_none(self) -> dict[str, str] | None:
         try:
