@@ -118,9 +118,12 @@ class ClusterMigration(pulumi.ComponentResource):
             context=cluster.context,
             cluster_identifier=f"{cluster.project}/{cluster.location}/{cluster.name}",
             enable_server_side_apply=True,
-            # Force server-side applies (NamespacePatch takes over labels kubectl set) without
-            # a pulumi.com/patchForce annotation, which would land on the live object.
-            enable_patch_force=True,
+            # No patch force: pulumi-kubernetes 4.25.0 (the provider the Go module proxy serves,
+            # toolchain/pins.json) has no provider-level enablePatchForce (added in 4.29, #4242),
+            # and the pulumi.com/patchForce annotation would land on the live Namespace. None is
+            # needed: A2's kubectl label sets the very values the NamespacePatch then applies,
+            # and server-side apply shares a field between managers that apply the same value
+            # (a conflict only arises for a different value: a hand edit, which should stop up).
             opts=pulumi.ResourceOptions(parent=self),
         )
         graph = StepGraph(args.after)

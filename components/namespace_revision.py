@@ -4,7 +4,7 @@ Each move is the documented atomic ``kubectl label namespace NS istio.io/rev=R
 istio-injection- --overwrite`` (one request, so the namespace never carries both labels;
 it removes ``istio-injection`` even where kubectl set it, which a server-side-apply patch
 could not, as Pulumi does not own that field). A ``NamespacePatch`` then holds the desired
-labels as state (forced by the provider's ``enable_patch_force``): drift shows in preview, and the policy
+labels as state (server-side apply of the values kubectl just set, so no force): drift shows in preview, and the policy
 pack judges its labels. ``retain_on_delete``: destroy or a later phase never strips a label;
 a rollback is a new label value. Every revision change restarts the namespace's Deployments,
 StatefulSets and DaemonSets and waits for the rollouts (``meshca restart``).
@@ -68,9 +68,9 @@ class NamespaceRevision(pulumi.ComponentResource):
                 labels=dict(args.labels),
                 # No pulumi.com/patch* annotations: pulumi-kubernetes applies them to the live
                 # Namespace (only pulumi.com/autonamed is internal, provider/pkg/metadata/
-                # annotations.go). The cluster's provider forces every apply instead
-                # (enable_patch_force, components/cluster_migration.py): kubectl and the
-                # installer own these labels today, the patch takes them over.
+                # annotations.go). No force either (components/cluster_migration.py): the
+                # patch applies the values the kubectl label step just set, which server-side
+                # apply lets two managers share.
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

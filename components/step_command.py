@@ -46,10 +46,12 @@ def step_command(
             # (provider/pkg/provider/local/commandController.go:79-83, "Use Create command if
             # Update is unspecified"). Operational settings (kubeconfig, timeouts) live in the
             # environment; tool paths and the argv format (a meshca upgrade mid-migration) in
-            # create: neither is diffed, so a completed step never runs again. What a step
+            # create, and what a step feeds its tool on stdin (A5/B4's istiod Service, once read
+            # from asm-out/, now built by meshca): none is diffed, so a completed step never
+            # runs again. What a step
             # does (its identity: revisions, clusters, CA files, overlays) may not change once
             # used: the transition guard refuses that (MCA0662). Re-run one on purpose with
             # `pulumi up --replace URN`.
-            ignore_changes=["create", "environment"],
+            ignore_changes=["create", "environment", "stdin"],
         ),
     )

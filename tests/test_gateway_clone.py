@@ -184,12 +184,12 @@ def test_a4_clones_the_live_gateway_and_a5_waits_until_the_canary_serves():
 
     c = load_stack_file(ROOT / "Pulumi.dev.yaml")
     cp = planmod.build(c.at("distribute-root-done", False, {n.name: REV1 for n in c.namespaces})).clusters[0]
-    g = "--kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+    g = "--context gke_acme-mesh-dev_us-central1_dev-1"
     flags = f"--namespace istio-system --deployment istio-ingressgateway --service istio-ingressgateway --name {NAME}"
     clone = cp.step("A4.gateway.istio-system.istio-ingressgateway")
-    assert shlex.join(clone.argv) == f"meshca gateway clone {g} {flags} --revision {REV1}"
+    assert shlex.join(clone.argv) == f".venv/bin/meshca gateway clone {g} {flags} --revision {REV1}"
     ready = cp.step("A4.gateway-ready.istio-system.istio-ingressgateway")
-    assert shlex.join(ready.argv) == f"meshca gateway ready {g} {flags} --revision {REV1} --timeout 900s"
+    assert shlex.join(ready.argv) == f".venv/bin/meshca gateway ready {g} {flags} --revision {REV1} --timeout 900s"
     assert clone.id in ready.depends_on
     first_delete = next(s for s in cp.steps if s.procedure == "A5" and s.action.startswith("delete"))
     seen, todo = set(), list(first_delete.depends_on)

@@ -63,7 +63,7 @@ def test_gateways_are_deleted_by_deployment_name_never_by_selector(use_case):
     deletions = {sid: s for (_, _, sid), s in steps.items() if s.action == "delete-gateway"}
     for s in steps.values():
         assert "-l" not in s.argv and "--selector" not in s.argv, (s.id, s.argv)
-    k = f"kubectl --kubeconfig {cfg.clusters[0].kubeconfig} --context {cfg.clusters[0].context}"
+    k = f"kubectl --context {cfg.clusters[0].context}"
     # A5: the gateway the operator listed (procedure.md Phase A 5), by name.
     a5 = deletions["A5.delete-gateway.istio-system.istio-ingressgateway"]
     assert shlex.join(a5.argv) == f"{k} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true"

@@ -180,7 +180,9 @@ def test_finding6_every_command_runs_a_project_relative_tool(tmp_path):
             continue
         tool = step.argv[0]
         assert not tool.startswith(("/", "~")), (step.id, tool)
-        assert tool in ("kubectl", c.asmcli.path) or (ROOT / tool).is_file(), (step.id, tool)
+        # the istioctl asmcli links into the tagged revision's output dir (A1 made it; issue 9 finding 10)
+        made_by_a1 = step.action == "tag-default" and tool == f"{c.asmcli.output_dir_for(step.cluster, step.params['revision'])}/istioctl"
+        assert tool in ("kubectl", c.asmcli.path) or made_by_a1 or (ROOT / tool).is_file(), (step.id, tool)
         assert not any(a.startswith(os.path.expanduser("~")) for a in step.argv), step.id
     # a plain shell: no venv on PATH, run from the project directory as pulumi-command does
     pinned = _fake_asmcli(tmp_path, PINNED)
@@ -443,8 +445,9 @@ def test_finding8_ca_secret_providers_keep_their_outputs_on_operational_changes(
 # pulumi-kubernetes provider/pkg/metadata/annotations.go:38-39 (pulumi.com/patchForce,
 # pulumi.com/patchFieldManager) and :46-47: the only internal annotation kept off the object is
 # pulumi.com/autonamed, so the patch annotations are applied to the live Namespace. The
-# provider-level switch (provider/pkg/provider/provider.go:667-680, enablePatchForce) forces
-# every server-side apply without touching the object (await/await.go:1031-1036).
+# provider-level switch (enablePatchForce) exists only from pulumi-kubernetes 4.29 (#4242); the
+# provider served here is 4.25.0, so nothing forces: the patch applies the values kubectl just
+# set, which server-side apply shares between managers (no conflict for equal values).
 
 
 def test_finding8_namespace_patches_carry_no_pulumi_annotations():
@@ -457,7 +460,7 @@ def test_finding8_namespace_patches_carry_no_pulumi_annotations():
         annotations = (p.inputs.get("metadata") or {}).get("annotations") or {}
         assert not [k for k in annotations if k.startswith("pulumi.com/")], (p.name, annotations)
     providers = result.of_type("pulumi:providers:kubernetes")
-    assert providers and all(str(p.inputs.get("enablePatchForce")).lower() == "true" for p in providers)
+    assert providers and not [p for p in providers if "enablePatchForce" in p.inputs]  # not in 4.25.0
 
 
 # pulumi 3.272 SDK pulumi/dynamic/__main__.py:268-271: the dynamic provider host serves every

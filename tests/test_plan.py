@@ -169,7 +169,7 @@ def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
     assert [line(s) for s in a5] == [
         # issue 9 finding 13: a pre-flight refuses a running in-cluster operator; the istiod
         # Service is the kpt package's, on stdin, not a local asm-out/ file
-        f"meshca preflight --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1 --revision {REV1} --no-operator",
+        f".venv/bin/meshca preflight --context gke_acme-mesh-dev_us-central1_dev-1 --revision {REV1} --no-operator",
         f"{DEV_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
         f"{DEV_K} apply -f -",
         f"{DEV_K} delete Deployment,HorizontalPodAutoscaler,PodDisruptionBudget istiod -n istio-system --ignore-not-found=true",
@@ -188,7 +188,7 @@ def test_upgrade_finish_deletes_the_labelled_old_revision():
     cp = at("csm116", "distribute-root-done", cacerts={"data-1": plan.CACERTS_MATCHING, "data-2": plan.CACERTS_MATCHING}).cluster("data-1")
     a5 = [line(s) for s in cp.steps if s.procedure == "A5" and s.action not in TAG_ACTIONS]
     assert a5 == [
-        f"meshca preflight --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1 --revision {REV1} --no-operator",
+        f".venv/bin/meshca preflight --context gke_acme-mesh-data_us-central1_data-1 --revision {REV1} --no-operator",
         # by name, not the guide's `-l app=istio-ingressgateway,istio.io/rev=OLD` (issue 9 finding 11)
         f"{DATA1_K} delete deploy/istio-ingressgateway -n istio-system --ignore-not-found=true",
         f"{DATA1_K} apply -f -",

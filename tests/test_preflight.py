@@ -38,7 +38,7 @@ from harness import ROOT
 FAKE = Path(__file__).parent / "fakes" / "workloads"
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
-DEV = "--kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+DEV = "--context gke_acme-mesh-dev_us-central1_dev-1"
 XF = "issue 9 finding 13: "
 
 
@@ -85,18 +85,18 @@ def test_the_istiod_service_step_reads_no_local_file_and_applies_the_kpt_package
 def test_pre_flight_steps_come_before_the_steps_that_need_them():
     a4 = at("dev", "distribute-root")
     pre = a4.step("A4.preflight")
-    assert " ".join(pre.argv) == f"meshca preflight {DEV} --revision {REV1} --gateway-namespace istio-system"
+    assert " ".join(pre.argv) == f".venv/bin/meshca preflight {DEV} --revision {REV1} --gateway-namespace istio-system"
     assert "A4.preflight" in a4.step("A4.gateway.istio-system.istio-ingressgateway").depends_on
     a5 = at("dev", "distribute-root-done")
     pre = a5.step("A5.preflight")
-    assert " ".join(pre.argv) == f"meshca preflight {DEV} --revision {REV1} --no-operator"
+    assert " ".join(pre.argv) == f".venv/bin/meshca preflight {DEV} --revision {REV1} --no-operator"
     # the pre-flight comes first in A5: the default tag moves after it, the deletions after the tag
     assert "A5.preflight" in a5.step("A5.injection-labels").depends_on
     b3 = at("dev", "mesh-ca")
-    assert " ".join(b3.step("B3.preflight").argv) == f"meshca preflight {DEV} --revision {REV2} --gateway-namespace istio-system"
+    assert " ".join(b3.step("B3.preflight").argv) == f".venv/bin/meshca preflight {DEV} --revision {REV2} --gateway-namespace istio-system"
     assert "B3.preflight" in b3.step("B3.gateway.istio-system.istio-ingressgateway").depends_on
     b4 = at("dev", "mesh-ca-done")
-    assert " ".join(b4.step("B4.preflight").argv) == f"meshca preflight {DEV} --revision {REV2} --no-operator"
+    assert " ".join(b4.step("B4.preflight").argv) == f".venv/bin/meshca preflight {DEV} --revision {REV2} --no-operator"
     assert "B4.preflight" in b4.step("B4.injection-labels").depends_on
 
 

@@ -66,7 +66,7 @@ def test_dev_as_shipped_renders_the_current_position():
     install = result.named("dev-1.A1.install.asm-11910-9-distribute-root")
     assert install.inputs["stdin"] == "y\n"
     assert install.inputs["environment"]["MESHCA_CACERTS"] == "absent"
-    assert set(install.ignore_changes) == {"create", "environment"}  # never re-run by a later phase
+    assert set(install.ignore_changes) == {"create", "environment", "stdin"}  # never re-run by a later phase
     assert creates["dev-1.A2.label.frontend"] == f"{DEV_K} label namespace frontend istio.io/rev={REV1} istio-injection- --overwrite"
     patches = {r.inputs["metadata"]["name"]: r for r in result.of_type(PATCH)}
     assert set(patches) == {"frontend", "cart", "checkout"}
@@ -184,12 +184,12 @@ def test_canary_gateway_is_cloned_then_recloned_in_place():
     b = run_program("dev", overrides_for(done_b))
     assert b.error is None and not b.of_type("kubernetes:apps/v1:Deployment")
     flags = "--namespace istio-system --deployment {src} --service istio-ingressgateway --name istio-ingressgateway-" + REV1
-    g = "--kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
+    g = "--context gke_acme-mesh-dev_us-central1_dev-1"
     assert b.command("dev-1", "A4.gateway.istio-system.istio-ingressgateway").inputs["create"] == (
-        f"meshca gateway clone {g} {flags.format(src='istio-ingressgateway')} --revision {REV1}"
+        f".venv/bin/meshca gateway clone {g} {flags.format(src='istio-ingressgateway')} --revision {REV1}"
     )
     assert b.command("dev-1", "B3.gateway.istio-system.istio-ingressgateway").inputs["create"] == (
-        f"meshca gateway clone {g} {flags.format(src='istio-ingressgateway-' + REV1)} --revision {REV2}"
+        f".venv/bin/meshca gateway clone {g} {flags.format(src='istio-ingressgateway-' + REV1)} --revision {REV2}"
     )
     rollback = run_program("dev", {"phase": "distribute-root", "rollback": True, "namespaces": next(p for p in positions if p.phase == "distribute-root-done").namespace_map})
     assert rollback.error is None

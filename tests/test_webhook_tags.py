@@ -50,10 +50,10 @@ F10 = "issue 9 finding 10: webhooks and revision tags are not managed"
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
 OLD = "asm-1169-3"
-DEV_K = "kubectl --kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-DEV_G = "--kubeconfig kubeconfigs/dev.yaml --context gke_acme-mesh-dev_us-central1_dev-1"
-DATA1_K = "kubectl --kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1"
-DATA1_G = "--kubeconfig kubeconfigs/data.yaml --context gke_acme-mesh-data_us-central1_data-1"
+DEV_K = "kubectl --context gke_acme-mesh-dev_us-central1_dev-1"
+DEV_G = "--context gke_acme-mesh-dev_us-central1_dev-1"
+DATA1_K = "kubectl --context gke_acme-mesh-data_us-central1_data-1"
+DATA1_G = "--context gke_acme-mesh-data_us-central1_data-1"
 EMPTY = '[{"op": "replace", "path": "/webhooks", "value": []}]'
 
 
@@ -76,12 +76,12 @@ def test_migrate_a5_empties_the_old_injector_and_tags_rev1_before_deleting_anyth
         "notifications", "ads",
     ))  # Pulumi.dev.yaml's meshca:namespaces, in file order
     # issue 9 finding 13's pre-flight comes first; then the tag moves, before any deletion
-    assert a5[0] == ("A5.preflight", f"meshca preflight {DEV_G} --revision {REV1} --no-operator")
+    assert a5[0] == ("A5.preflight", f".venv/bin/meshca preflight {DEV_G} --revision {REV1} --no-operator")
     assert a5[1:5] == [
-        ("A5.injection-labels", f"meshca webhooks strays {DEV_G} --label istio-injection=enabled {managed}"),
+        ("A5.injection-labels", f".venv/bin/meshca webhooks strays {DEV_G} --label istio-injection=enabled {managed}"),
         ("A5.empty-injector", f"{DEV_K} patch mutatingwebhookconfiguration istio-sidecar-injector --type json -p {shlex.quote(EMPTY)}"),
         ("A5.tag-default", f"asm-out/dev-1/{REV1}/istioctl {DEV_G} tag set default --revision {REV1} --overwrite"),
-        ("A5.verify-webhooks", f"meshca webhooks verify {DEV_G} --revision {REV1}"),
+        ("A5.verify-webhooks", f".venv/bin/meshca webhooks verify {DEV_G} --revision {REV1}"),
     ]
     deletions = [sid for sid, _ in a5[5:]]
     assert deletions[0].startswith("A5.delete-gateway.")
@@ -97,11 +97,11 @@ def test_upgrade_b4_tags_rev2_with_rev2s_istioctl_and_deletes_rev1s_webhooks():
     cp = at("csm116", "mesh-ca-done", REV2).cluster("data-1")
     b4 = lines(cp, "B4")
     managed = " ".join(f"--namespace {n}" for n in ("ingest", "etl", "warehouse", "reporting", "ml-serving"))
-    assert b4[0] == ("B4.preflight", f"meshca preflight {DATA1_G} --revision {REV2} --no-operator")
+    assert b4[0] == ("B4.preflight", f".venv/bin/meshca preflight {DATA1_G} --revision {REV2} --no-operator")
     assert b4[1:4] == [
-        ("B4.injection-labels", f"meshca webhooks strays {DATA1_G} --label istio.io/rev={REV1} {managed}"),
+        ("B4.injection-labels", f".venv/bin/meshca webhooks strays {DATA1_G} --label istio.io/rev={REV1} {managed}"),
         ("B4.tag-default", f"asm-out/data-1/{REV2}/istioctl {DATA1_G} tag set default --revision {REV2} --overwrite"),
-        ("B4.verify-webhooks", f"meshca webhooks verify {DATA1_G} --revision {REV2}"),
+        ("B4.verify-webhooks", f".venv/bin/meshca webhooks verify {DATA1_G} --revision {REV2}"),
     ]
     assert not [sid for sid, _ in b4 if sid.endswith("empty-injector")]  # upgrade: no 1.6 injector
     assert b4[-1] == (

@@ -32,8 +32,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -265,9 +267,10 @@ class Rehearsal:
         started = time.perf_counter()
         issued_before = simca.issued_count()
         # Scenario files (e.g. a new CA) live as long as this object, so what a step read can
-        # still be inspected afterwards; the directory goes with the object or at exit.
-        self.workspace = tempfile.TemporaryDirectory(prefix="meshca-rehearse-")
-        workspace = Path(self.workspace.name)
+        # still be inspected afterwards; the directory goes with the object or at exit (a
+        # finalizer, not TemporaryDirectory: its implicit cleanup warns wherever GC runs it).
+        workspace = Path(tempfile.mkdtemp(prefix="meshca-rehearse-"))
+        self.workspace = weakref.finalize(self, shutil.rmtree, workspace, ignore_errors=True)
         self.mesh = build_mesh(self.base_config, self.switches, self.shape)
         self.config = self.scenario.config(self.base_config, workspace) if self.scenario.config else self.base_config
         positions = planmod.route(self.config)
