@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.meshca-installed
 
-.PHONY: test rehearse plan bench certs clean
+.PHONY: test rehearse plan bench certs clean toolchain
 
 $(STAMP): pyproject.toml policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 ## make certs: regenerate the throwaway test CA in samples/certs (TEST ONLY)
 certs: $(STAMP)
 	$(PY) scripts/gen-test-certs.py samples/certs
+
+## make toolchain: build the real Pulumi CLI, kubernetes provider plugin, etcd, kube-apiserver, kube-controller-manager, kubectl and kwok from the Go module proxy at the versions in toolchain/pins.json, into ~/.cache/meshca/toolchain/<hash>/bin (a no-op once built; see toolchain/README.md)
+toolchain:
+	$(PYTHON) toolchain/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache rehearsal.html
