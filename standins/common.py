@@ -41,6 +41,19 @@ def state_dir(kubeconfig: str | None = None) -> str:
     return path
 
 
+def injector_registry_dir(url: str) -> str:
+    """Where asmcli leaves a revision's injection values for the injector serving ``url``.
+
+    Keyed by the injector's URL (the one thing both know: the injector starts before any
+    kubeconfig exists); the injector empties it when it starts, so a reused port never serves
+    another session's values."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"meshca-standin-injector-{key}")
+
+
 class Invocation:
     """Context manager: records argv/time/exit code to ``$MESHCA_STANDIN_LOG``."""
 

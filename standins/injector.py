@@ -16,8 +16,9 @@ Paths, as istiod serves them (istio/istio 1.19.10 pkg/kube/inject/webhook.go):
 - ``GET /ready``: 200.
 
 Per-revision values (CA_ADDR, proxyMetadata, trust domain, pilotCertProvider, hub/tag) come from
-the revision registry asmcli writes (``STATE/revisions/REV.json``, see ``standins/common.py`` for
-STATE); a revision not installed by the stand-in asmcli gets the chart defaults.
+the revision registry asmcli writes for this injector (``common.injector_registry_dir(URL)/REV.json``,
+emptied when the injector starts); a revision not installed by the stand-in asmcli gets the chart
+defaults.
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ import injection  # noqa: E402
 import pki  # noqa: E402
 
 
+REGISTRY = {"dir": ""}
+
+
 def revision_values(revision: str) -> dict:
-    path = os.path.join(common.state_dir(), "revisions", f"{revision}.json")
+    path = os.path.join(REGISTRY["dir"], f"{revision}.json")
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh).get("injectionValues") or {}
@@ -159,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     real_port = server.server_address[1]
     ready = {"url": f"https://{host}:{real_port}", "caBundle": base64.b64encode(ca).decode(), "pid": os.getpid()}
+    import shutil
+
+    REGISTRY["dir"] = common.injector_registry_dir(ready["url"])
+    shutil.rmtree(REGISTRY["dir"], ignore_errors=True)
+    os.makedirs(REGISTRY["dir"], exist_ok=True)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     tmp = a.ready_file + ".tmp"

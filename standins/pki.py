@@ -143,7 +143,16 @@ def citadel_signer_from_secret_data(data: dict[str, bytes], plugged: bool) -> Si
         root = ca_cert  # self-signed; ca.go:150 AppendRootCerts(ca-cert.pem, ...)
         chain = []
     chain = [c for c in chain if fingerprint(c) != fingerprint(ca_cert)]
+    if not key_matches(ca_cert, ca_key):
+        # istiod refuses such a secret (security/pkg/pki/ca/ca.go:151-154, NewVerifiedKeyCertBundleFromPem):
+        # its root is still what proxies were given, but nothing can be signed with it.
+        ca_key = None
     return Signer("citadel", ca_cert, ca_key, chain, root)
+
+
+def key_matches(cert: x509.Certificate, key) -> bool:
+    pub = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pub == key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _write(path: str, data: bytes, mode: int = 0o600) -> None:
