@@ -167,6 +167,23 @@ def overlay_iop(base: dict, overlay: dict, path: tuple = ()) -> dict:
     return out
 
 
+class _BlockDumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper, data):
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_BlockDumper.add_representer(str, _str_representer)
+
+
+def _yaml(doc) -> str:
+    """PEMs as literal blocks, as istioctl writes the mesh config."""
+    return yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False)
+
+
 def _suffix(rev: str) -> str:
     return "" if rev in ("", "default") else f"-{rev}"
 
@@ -469,7 +486,7 @@ def objects(rev: str, iop: dict, injector_url: str, ca_bundle: str) -> list[tupl
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"istio{_suffix(rev)}", "namespace": ns, "labels": _chart_labels(rev)},
-        "data": {"mesh": yaml.safe_dump(mesh, sort_keys=False), "meshNetworks": "networks: {}"},
+        "data": {"mesh": _yaml(mesh), "meshNetworks": "networks: {}"},
     }
     inj_values = {
         "global": g,

@@ -87,6 +87,14 @@ def make_ca(subject: x509.Name, key, issuer: x509.Name | None = None, issuer_key
     return b.sign(issuer_key, hashes.SHA256())
 
 
+def _long_cn(cn: str) -> x509.NameAttribute:
+    """Google's root-signer CNs exceed X.520's 64 characters (the real one has 87); allow it as they do."""
+    try:
+        return x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)
+    except TypeError:  # an older cryptography without _validate
+        return x509.NameAttribute(NameOID.COMMON_NAME, cn[:64])
+
+
 def citadel_self_signed(org: str = "cluster.local") -> tuple[bytes, bytes]:
     """istiod's self-signed root when neither cacerts nor istio-ca-secret exists (ca.go:161-183)."""
     key = new_key()
@@ -194,7 +202,7 @@ def meshca_signer(state_dir: str) -> Signer:
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Cloud"),
             ]
             rkey = new_key()
-            rname = x509.Name(google + [x509.NameAttribute(NameOID.COMMON_NAME, MESHCA_ROOT_CN)])
+            rname = x509.Name(google + [_long_cn(MESHCA_ROOT_CN)])
             root = make_ca(rname, rkey, days=36500)
             ikey = new_key()
             iname = x509.Name(google + [x509.NameAttribute(NameOID.COMMON_NAME, MESHCA_INTERMEDIATE_CN)])
