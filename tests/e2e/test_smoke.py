@@ -414,13 +414,24 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
         "PULUMI_SKIP_CONFIRMATIONS": "true",
         "NO_COLOR": "1",
     })
+    # Without the Python language host (toolchain/README.md: the proxy refuses it) the CLI cannot
+    # launch a `runtime: python` program; the same CLI then runs it through the Automation API's
+    # inline mode (testinfra/pulumi_inline.py) and Python policy packs through the CLI's legacy
+    # launcher (testinfra/bin/pulumi-analyzer-policy-python).
+    mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
+    if mode == "inline":
+        env["PATH"] = os.pathsep.join([str(REPO / "testinfra" / "bin"), env["PATH"]])
+        env["PYTHONPATH"] = str(REPO)  # the driver module only; the program is the copy's __main__.py
+        env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
+    print(f"[e2e] pulumi mode: {mode} ({'pulumi-language-python found' if mode == 'cli' else 'no pulumi-language-python: Automation API inline program'})",
+          file=sys.stderr)
     istioctl = standin("istioctl")
     env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
     if "MESHCA_STANDIN_INJECTOR_URL" not in env:
         pytest.fail("the injector stand-in (standins/injector.py) did not start: REV1 cannot inject", pytrace=False)
     old = start_old_injector(root / "istio16-injector", dev_clusters.env)
     yield {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(dev_clusters.kubeconfig), "clusters": dev_clusters,
-           "old_injector": old}
+           "old_injector": old, "mode": mode}
     old["proc"].stop()
 
 
@@ -438,8 +449,14 @@ def start_old_injector(d: Path, env: dict) -> dict:
 
 
 def pulumi(project: dict, what: str, *args: str, **kw) -> subprocess.CompletedProcess:
-    return run(what, ["pulumi", *args, "--stack", STACK, "--non-interactive", "--color", "never"], project["env"], project["dir"],
-               project["logs"], **kw)
+    """`pulumi ARGS --stack dev` with the real CLI; in inline mode the same through testinfra/pulumi_inline.py."""
+    if project["mode"] == "cli":
+        argv = ["pulumi", *args, "--stack", STACK, "--non-interactive", "--color", "never"]
+    else:
+        sub = {"stack": "init"}.get(args[0], args[0])
+        rest = [a for a in args[1:] if a not in ("init", STACK, "--yes")]
+        argv = [str(project["dir"] / ".venv" / "bin" / "python"), "-m", "testinfra.pulumi_inline", "--stack", STACK, sub, *rest]
+    return run(f"{what} [{project['mode']}]", argv, project["env"], project["dir"], project["logs"], **kw)
 
 
 def preview_and_up(project: dict, position: str, defect_signatures: dict[str, type[ProgramDefect]]) -> None:
@@ -474,7 +491,7 @@ def test_baseline(project):
     assert_cluster(env, "baseline", proj)
 
     write_stack(proj, project["kubeconfig"], phase="baseline", moved=(), istioctl=True)
-    run("pulumi stack init", ["pulumi", "stack", "init", STACK, "--non-interactive"], env, proj, project["logs"])
+    pulumi(project, "pulumi stack init", "stack", "init")
     preview_and_up(project, "baseline", {})
     assert_cluster(env, "baseline", proj)
 
