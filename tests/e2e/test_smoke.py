@@ -349,11 +349,12 @@ def assert_cluster(env: dict, position: str, project: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The project copy and its environment
 # ---------------------------------------------------------------------------------------------
-def standin(name: str) -> Path:
-    for cand in (REPO / "standins" / name, REPO / "standins" / "bin" / name):
-        if cand.exists():
-            return cand
-    pytest.fail(f"stand-in {name} not found under standins/ (written by the stand-ins work of issue 10)", pytrace=False)
+def standin(project: Path, name: str) -> Path:
+    cand = project / "standins" / name
+    if not cand.exists():
+        pytest.fail(f"stand-in {name} not found: standins/{name} is not a tracked file of the project (written by the "
+                    "stand-ins work of issue 10)", pytrace=False)
+    return cand
 
 
 def copy_project(dest: Path) -> None:
@@ -425,7 +426,8 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
         env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
     print(f"[e2e] pulumi mode: {mode} ({'pulumi-language-python found' if mode == 'cli' else 'no pulumi-language-python: Automation API inline program'})",
           file=sys.stderr)
-    istioctl = standin("istioctl")
+    istioctl = standin(proj, "istioctl")
+    standin(proj, "asmcli")
     env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
     if "MESHCA_STANDIN_INJECTOR_URL" not in env:
         pytest.fail("the injector stand-in (standins/injector.py) did not start: REV1 cannot inject", pytrace=False)
