@@ -5,7 +5,7 @@ and peer ports), a real ``kube-apiserver`` (127.0.0.1 only, secure port, client-
 of an ``admin`` in ``system:masters``, RBAC, the default admission chain with the webhook
 plugins), a real ``kube-controller-manager`` (the controllers a rollout needs: deployment,
 replicaset, endpoint, endpointslice, namespace, garbagecollector, serviceaccount,
-serviceaccount-token, root-ca-cert-publisher) and the node simulation (testinfra/nodeagent.py:
+serviceaccount-token, root-ca-cert-publisher, statefulset, daemonset) and the node simulation (testinfra/nodeagent.py:
 a Node, binding, pods Running/Ready; there is no kubelet). All binaries come from the toolchain
 bin dir (``make toolchain``). ONE kubeconfig holds one context per cluster, named exactly as
 given (the shipped stacks' context names).
@@ -70,6 +70,8 @@ CONTROLLERS = (
     "serviceaccount",
     "serviceaccount-token",
     "root-ca-cert-publisher",
+    "statefulset",
+    "daemonset",
 )
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 
@@ -299,7 +301,19 @@ class PodNetns:
                               + ("; creating a network namespace needs root" if os.geteuid() != 0 else ""))
         return proc
 
+    def remove_stale(self) -> list[str]:
+        """Delete meshca-e2e-<pid> namespaces whose launcher process is gone (a killed run)."""
+        gone = []
+        for line in self._ip("netns", "list", check=False).stdout.splitlines():
+            name = line.split()[0] if line.split() else ""
+            pid = name.rsplit("-", 1)[-1]
+            if name.startswith("meshca-e2e-") and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                self._ip("netns", "delete", name, check=False)
+                gone.append(name)
+        return gone
+
     def create(self) -> None:
+        self.remove_stale()
         self._ip("netns", "add", self.name)
         self.created = True
         gw = f"{next(POD_RANGE.hosts())}/{POD_RANGE.prefixlen}"
@@ -488,9 +502,9 @@ class Clusters:
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(sa_pub), "--service-account-signing-key-file", str(sa_key),
             "--service-cluster-ip-range", SERVICE_RANGE,
-            "--allow-privileged", "true",
-            "--enable-priority-and-fairness", "false",
-            "--profiling", "false",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
             "--cert-dir", str(c.dir / "apiserver-certs"),
         ]
         p = start(f"kube-apiserver ({c.context})", argv, c.dir / "kube-apiserver.log", self.base_env())
