@@ -7,7 +7,8 @@ itself and start the real ``pulumi`` CLI with ``--client=127.0.0.1:PORT``; the e
 providers, the state, the policy packs are the CLI's as in ``pulumi preview``/``pulumi up``. The
 program is this directory's ``__main__.py`` (``components.program.run()``), run in this process
 with the working directory the CLI would give it, the project's Pulumi.yaml and the stack's
-Pulumi.<stack>.yaml.
+Pulumi.<stack>.yaml. ``--policy-pack DIR`` is handed to the CLI as the executable analyzer plugin
+testinfra/bin/meshca-policy-pack running DIR (a pack directory needs the language host).
 
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev init
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev preview [--policy-pack policy]
@@ -57,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         stack = auto.select_stack(args.stack, project_name=project, program=program, opts=opts)
         out = lambda line: print(line, end="" if line.endswith("\n") else "\n", flush=True)  # noqa: E731
-        packs = [str(work_dir / p) for p in args.policy_pack]
+        # A pack directory runs only through the language host; the same pack as an executable
+        # analyzer plugin (testinfra/bin/meshca-policy-pack) runs without one.
+        if len(args.policy_pack) > 1:
+            print("pulumi_inline: one --policy-pack at most", file=sys.stderr)
+            return 2
+        packs = []
+        if args.policy_pack:
+            os.environ["MESHCA_POLICY_PACK_DIR"] = str((work_dir / args.policy_pack[0]).resolve())
+            packs = [str(Path(__file__).resolve().parent / "bin" / "meshca-policy-pack")]
         if args.command == "preview":
             stack.preview(policy_packs=packs or None, on_output=out, color="never")
         else:

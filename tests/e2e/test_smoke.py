@@ -417,11 +417,10 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
     })
     # Without the Python language host (toolchain/README.md: the proxy refuses it) the CLI cannot
     # launch a `runtime: python` program; the same CLI then runs it through the Automation API's
-    # inline mode (testinfra/pulumi_inline.py) and Python policy packs through the CLI's legacy
-    # launcher (testinfra/bin/pulumi-analyzer-policy-python).
+    # inline mode (testinfra/pulumi_inline.py), the policy pack as an executable analyzer plugin
+    # (testinfra/bin/meshca-policy-pack).
     mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
     if mode == "inline":
-        env["PATH"] = os.pathsep.join([str(REPO / "testinfra" / "bin"), env["PATH"]])
         env["PYTHONPATH"] = str(REPO)  # the driver module only; the program is the copy's __main__.py
         env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
     print(f"[e2e] pulumi mode: {mode} ({'pulumi-language-python found' if mode == 'cli' else 'no pulumi-language-python: Automation API inline program'})",
