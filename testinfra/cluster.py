@@ -5,8 +5,10 @@ and peer ports), a real ``kube-apiserver`` (127.0.0.1 only, secure port, client-
 of an ``admin`` in ``system:masters``, RBAC, the default admission chain with the webhook
 plugins), a real ``kube-controller-manager`` (the controllers a rollout needs: deployment,
 replicaset, endpoint, endpointslice, namespace, garbagecollector, serviceaccount,
-serviceaccount-token, root-ca-cert-publisher, statefulset, daemonset) and the node simulation (testinfra/nodeagent.py:
-a Node, binding, pods Running/Ready; there is no kubelet). All binaries come from the toolchain
+serviceaccount-token, root-ca-cert-publisher, statefulset, daemonset) and the node simulation: KWOK
+(sigs.k8s.io/kwok, when the toolchain built it) keeps one Node Ready and reports its pods Running/Ready,
+and testinfra/nodeagent.py binds pending pods to it (no kube-scheduler is built); without KWOK the node
+agent plays node and kubelet too. There is no kubelet and no container runs. All binaries come from the toolchain
 bin dir (``make toolchain``). ONE kubeconfig holds one context per cluster, named exactly as
 given (the shipped stacks' context names).
 
@@ -109,7 +111,11 @@ def toolchain_bin(repo: Path = REPO) -> Path:
 
 
 def toolchain_pulumi_home(repo: Path = REPO) -> Path:
-    """The PULUMI_HOME holding the offline-installed provider plugins (``toolchain/build.py --print-home``)."""
+    """The PULUMI_HOME holding the offline-installed provider plugins (``toolchain/build.py --print-home``);
+    MESHCA_TOOLCHAIN_PULUMI_HOME overrides it."""
+    override = os.environ.get("MESHCA_TOOLCHAIN_PULUMI_HOME")
+    if override:
+        return Path(override)
     return _ask_build_py("--print-home", repo) or toolchain_root(repo) / "pulumi-home"
 
 
@@ -371,6 +377,11 @@ class Clusters:
         self.injector_script = injector
         self.python = python
         self.netns = PodNetns() if netns else None
+        # KWOK when the toolchain has it (MESHCA_E2E_NODE_SIM=agent|kwok overrides), else the node agent alone.
+        choice = os.environ.get("MESHCA_E2E_NODE_SIM") or ("kwok" if os.access(self.bindir / "kwok", os.X_OK) else "agent")
+        if choice not in ("kwok", "agent"):
+            raise LaunchError(f"MESHCA_E2E_NODE_SIM={choice}: use kwok or agent")
+        self.node_sim = choice
         self.timeout = timeout
         self.clusters: list[Cluster] = []
         self.procs: list[Proc] = []
@@ -551,12 +562,38 @@ class Clusters:
         argv = [self.python, "-m", "testinfra.nodeagent", "--server", c.endpoint.server, "--ca", c.endpoint.ca_file,
                 "--cert", c.endpoint.cert_file, "--key", c.endpoint.key_file, "--node", c.node, "--pod-cidr", c.pod_cidr,
                 "--ready-file", str(ready)]
+        if self.node_sim == "kwok":
+            self._start_kwok(c)
+            argv.append("--bind-only")
         env = self.base_env()
         env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH", "")) if x)
         p = start(f"nodeagent ({c.context})", argv, c.dir / "nodeagent.log", env, cwd=REPO)
         c.procs.append(p)
         self.procs.append(p)
         c.agent_ready = ready
+
+    def _start_kwok(self, c: Cluster) -> None:
+        """KWOK keeps the cluster's one Node Ready and reports its pods Running/Ready with IPs of the
+        cluster's pod range (its default stages); the node agent only binds."""
+        node_ip = str(next(ipaddress.ip_network(c.pod_cidr).hosts()))
+        c.kube().create("/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": c.node, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                         "labels": {"kubernetes.io/hostname": c.node, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                    "type": "kwok"}},
+            "spec": {"podCIDR": c.pod_cidr, "podCIDRs": [c.pod_cidr]},
+        })
+        argv = [str(self.bindir / "kwok"), "--kubeconfig", str(self._single_kubeconfig(c)), "--manage-single-node", c.node,
+                "--cidr", c.pod_cidr, "--node-ip", node_ip, "--server-address", f"{LOOPBACK}:{free_port()}",
+                "--config", str(c.dir / "kwok.yaml")]
+        (c.dir / "kwok.yaml").write_text("")
+        p = start(f"kwok ({c.context})", argv, c.dir / "kwok.log", self.base_env())
+        c.procs.append(p)
+        self.procs.append(p)
+
+    def _node_ready(self, c: Cluster) -> bool:
+        node = c.kube().get(f"/api/v1/nodes/{c.node}")
+        return any(x.get("type") == "Ready" and x.get("status") == "True" for x in (node.get("status") or {}).get("conditions") or [])
 
     def _wait_controllers(self, c: Cluster) -> None:
         kube = c.kube()
@@ -567,7 +604,9 @@ class Clusters:
 
         c.timings["kube-controller-manager"] = wait_for(f"kube-controller-manager of {c.context} to create serviceaccount default/default",
                                                         default_sa, self.timeout, c.procs)
-        c.timings["nodeagent"] = wait_for(f"node agent of {c.context} to register node {c.node}", c.agent_ready.exists, self.timeout, c.procs)
+        c.timings["nodeagent"] = wait_for(f"node agent of {c.context} to start", c.agent_ready.exists, self.timeout, c.procs)
+        c.timings["node"] = wait_for(f"node {c.node} of {c.context} to be Ready ({self.node_sim})", lambda: self._node_ready(c),
+                                     self.timeout, c.procs)
         c.timings["ready"] = time.monotonic() - c.started
 
     # -- teardown / diagnostics ------------------------------------------------------------

@@ -16,8 +16,11 @@ Pod IPs: EndpointSlices reject loopback addresses, so pods get addresses of ``--
 range the launcher assigns only to an interface inside a network namespace of its own
 (testinfra/cluster.py). Nothing ever sends traffic to them.
 
+With KWOK in the toolchain (sigs.k8s.io/kwok, ``--bind-only``), KWOK plays node and kubelet and this
+agent only binds (the toolchain builds no kube-scheduler).
+
 Usage: python -m testinfra.nodeagent --server https://127.0.0.1:PORT --ca CA --cert CRT --key KEY
-       --node NAME --pod-cidr 10.244.0.0/20 [--ready-file FILE]
+       --node NAME --pod-cidr 10.244.0.0/20 [--ready-file FILE] [--bind-only]
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def log(msg: str) -> None:
 
 
 class Agent:
-    def __init__(self, kube: Kube, node: str, cidr: str) -> None:
+    def __init__(self, kube: Kube, node: str, cidr: str, bind_only: bool = False) -> None:
         self.kube = kube
+        self.bind_only = bind_only
         self.node = node
         self.net = ipaddress.ip_network(cidr)
         hosts = self.net.hosts()
@@ -132,6 +136,10 @@ class Agent:
             return
         if node and node != self.node:
             return
+        if self.bind_only:  # KWOK plays node and kubelet; this is only the scheduler
+            if not node and not md.get("deletionTimestamp") and status.get("phase") not in ("Succeeded", "Failed"):
+                self._bind(pod)
+            return
         if md.get("deletionTimestamp"):
             # The kubelet's last word on a pod whose containers stopped.
             try:
@@ -144,23 +152,28 @@ class Agent:
             return
         if status.get("phase") in ("Succeeded", "Failed"):
             return
-        if not node:
-            try:
-                self.kube.create(self._path(pod, "/binding"), {
-                    "apiVersion": "v1", "kind": "Binding",
-                    "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": uid},
-                    "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
-                })
-                log(f"bound {md['namespace']}/{md['name']} to {self.node}")
-            except ApiError as exc:
-                if exc.status not in (404, 409):
-                    raise
-                return
+        if not node and not self._bind(pod):
+            return
         if self._running(pod):
             if status.get("podIP"):
                 self.ips.setdefault(uid, status["podIP"])
             return
         self._report_running(pod)
+
+    def _bind(self, pod: dict) -> bool:
+        md = pod["metadata"]
+        try:
+            self.kube.create(self._path(pod, "/binding"), {
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": md["uid"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
+            })
+            log(f"bound {md['namespace']}/{md['name']} to {self.node}")
+            return True
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+            return False
 
     @staticmethod
     def _running(pod: dict) -> bool:
@@ -217,7 +230,8 @@ class Agent:
         return doc["metadata"]["resourceVersion"]
 
     def run(self, ready_file: str | None) -> None:
-        self.register_node()
+        if not self.bind_only:
+            self.register_node()
         rv = self.sync()
         if ready_file:
             Path(ready_file).write_text(f"{os.getpid()}\n")
@@ -250,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", required=True)
     ap.add_argument("--pod-cidr", required=True)
     ap.add_argument("--ready-file")
+    ap.add_argument("--bind-only", action="store_true", help="only bind pending pods (KWOK reports nodes and pods)")
     args = ap.parse_args(argv)
     url = urllib.parse.urlsplit(args.server)
     kube = Kube(Endpoint(url.hostname or "127.0.0.1", url.port or 443, args.ca, args.cert, args.key))
-    Agent(kube, args.node, args.pod_cidr).run(args.ready_file)
+    Agent(kube, args.node, args.pod_cidr, bind_only=args.bind_only).run(args.ready_file)
     return 0
 
 
