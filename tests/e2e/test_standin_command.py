@@ -1,0 +1,191 @@
+"""The pulumi-resource-command stand-in (standins/command_provider.py) under the REAL Pulumi CLI.
+
+An inline Automation-API program (the Python language host cannot be built, toolchain/README.md)
+declares ``pulumi_command.local.Command``s and a ``local.run_output``; the real ``pulumi`` of the
+toolchain runs it on a ``file://`` backend with the stand-in installed as plugin ``command`` 1.2.1
+in a temp PULUMI_HOME. What ran is read from the stand-in's ``$MESHCA_STANDIN_LOG``. Expectations
+come from pulumi-command v1.2.1 (provider/pkg/provider/local/commandController.go,
+commandOutputs.go) and the engine, never from the stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from standins.install_command_plugin import install  # noqa: E402
+from testinfra.cluster import toolchain_bin  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = "standin-command"
+STACK = "t"
+
+
+class Harness:
+    def __init__(self, tmp: Path):
+        from pulumi import automation as auto
+
+        bindir = toolchain_bin(REPO)
+        pulumi = bindir / "pulumi"
+        if not os.access(pulumi, os.X_OK):
+            pytest.fail(f"{pulumi} missing: run `make toolchain` first (or set MESHCA_TOOLCHAIN_BIN)", pytrace=False)
+        self.tmp = tmp
+        self.home = tmp / "pulumi-home"
+        install(self.home, pulumi, sys.executable)
+        self.log = tmp / "standin.log"
+        self.work = tmp / "work"
+        self.work.mkdir()
+        (tmp / "state").mkdir()
+        self.cfg: dict = {}
+        env = {
+            "PULUMI_HOME": str(self.home),
+            "PULUMI_BACKEND_URL": f"file://{tmp / 'state'}",
+            "PULUMI_CONFIG_PASSPHRASE": "x",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "MESHCA_STANDIN_LOG": str(self.log),
+        }
+        opts = auto.LocalWorkspaceOptions(
+            work_dir=str(self.work),
+            pulumi_home=str(self.home),
+            env_vars=env,
+            pulumi_command=auto.PulumiCommand(root=str(bindir.parent), skip_version_check=True),
+            project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
+                                                  backend=auto.ProjectBackend(url=env["PULUMI_BACKEND_URL"])),
+        )
+        self.stack = auto.create_or_select_stack(stack_name=STACK, project_name=PROJECT, program=self.program, opts=opts)
+
+    def program(self) -> None:
+        import pulumi
+        from pulumi_command import local
+
+        c = self.cfg
+        a = local.Command(
+            "a",
+            create=c["a_create"],
+            delete="echo deleting-a \"$PULUMI_COMMAND_STDOUT\"",
+            environment=c["a_env"],
+            opts=pulumi.ResourceOptions(ignore_changes=c.get("a_ignore")),
+        )
+        t = local.Command("t", create="echo t-created", delete="echo deleting-t", triggers=c["t_triggers"])
+        if c.get("fail"):
+            local.Command("bad", create="echo to-stdout; echo boom-on-stderr >&2; exit 3")
+        run = local.run_output(command="echo ran-$((20+22))")
+        pulumi.export("a_stdout", a.stdout)
+        pulumi.export("a_stderr", a.stderr)
+        pulumi.export("t_id", t.id)
+        pulumi.export("run_stdout", run.stdout)
+
+    def entries(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def ran_since(self, n: int, *, ops=("create", "update", "delete")) -> list[dict]:
+        return [e for e in self.entries()[n:] if e["op"] in ops]
+
+
+def _name(entry: dict) -> str:
+    return entry["urn"].rsplit("::", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory):
+    return Harness(tmp_path_factory.mktemp("standin-command"))
+
+
+def test_lifecycle_under_the_real_cli(h):
+    from pulumi import automation as auto
+
+    t0 = time.monotonic()
+    h.cfg.update(a_create="echo hello-$GREETING; echo warn >&2", a_env={"GREETING": "one"}, t_triggers=[1])
+
+    # 1. preview of a new stack: nothing runs but the invoke (run.go:28-30: always run).
+    n = len(h.entries())
+    h.stack.preview(color="never")
+    assert h.ran_since(n) == []
+    assert [e["op"] for e in h.entries()[n:]] == ["invoke"]
+
+    # 2. up: `create` runs once per Command, with environment and /bin/sh -c; one trailing newline trimmed.
+    n = len(h.entries())
+    res = h.stack.up(color="never")
+    created = h.ran_since(n)
+    assert sorted((_name(e), e["op"]) for e in created) == [("a", "create"), ("t", "create")]
+    a_create = next(e for e in created if _name(e) == "a")
+    assert a_create["argv"] == ["/bin/sh", "-c", "echo hello-$GREETING; echo warn >&2"]
+    assert a_create["env_keys"] == ["GREETING"] and a_create["exit_code"] == 0
+    assert res.outputs["a_stdout"].value == "hello-one"
+    assert res.outputs["a_stderr"].value == "warn"
+    assert res.outputs["t_id"].value.startswith("t") and len(res.outputs["t_id"].value) == 9  # NewUniqueHex(name, 8, 0)
+    assert res.outputs["run_stdout"].value == "ran-42"
+    t_id = res.outputs["t_id"].value
+
+    # 3. no change: nothing runs (only the invoke).
+    n = len(h.entries())
+    res = h.stack.up(color="never")
+    assert h.ran_since(n) == []
+    assert res.summary.resource_changes.get("same") == 3  # stack + a + t
+    assert res.outputs["run_stdout"].value == "ran-42"
+
+    # 4. environment changed but ignore_changes=["environment"]: nothing runs.
+    h.cfg.update(a_env={"GREETING": "two"}, a_ignore=["environment"])
+    n = len(h.entries())
+    h.stack.up(color="never")
+    assert h.ran_since(n) == []
+
+    # 5. `create` changed, no `update`: a preview runs nothing; up runs the new `create` as an
+    # update (commandController.go:79-83) with the previous stdout in PULUMI_COMMAND_STDOUT
+    # (commandOutputs.go:88-95); the ignored environment keeps its old value.
+    h.cfg.update(a_create='echo again-$GREETING prev="$PULUMI_COMMAND_STDOUT"')
+    n = len(h.entries())
+    pv = h.stack.preview(color="never")
+    assert h.ran_since(n) == []
+    assert pv.change_summary.get(auto.OpType.UPDATE) == 1
+    n = len(h.entries())
+    res = h.stack.up(color="never")
+    ran = h.ran_since(n)
+    assert [(_name(e), e["op"]) for e in ran] == [("a", "update")]
+    assert ran[0]["env_keys"] == ["GREETING", "PULUMI_COMMAND_STDERR", "PULUMI_COMMAND_STDOUT"]
+    assert res.outputs["a_stdout"].value == "again-one prev=hello-one"
+    assert res.summary.resource_changes.get("update") == 1
+
+    # 6. triggers changed: replace (create the new one, then delete the old, running `delete`).
+    h.cfg.update(t_triggers=[2])
+    n = len(h.entries())
+    res = h.stack.up(color="never")
+    ran = h.ran_since(n)
+    assert [(_name(e), e["op"]) for e in ran] == [("t", "create"), ("t", "delete")]
+    assert res.summary.resource_changes.get("replace") == 1
+    assert res.outputs["t_id"].value != t_id
+
+    # 7. a failing command fails the up with the real error form (commandOutputs.go:112-114).
+    h.cfg.update(fail=True)
+    n = len(h.entries())
+    with pytest.raises(auto.CommandError) as err:
+        h.stack.up(color="never")
+    text = str(err.value)
+    assert 'exit status 3: running "echo to-stdout; echo boom-on-stderr >&2; exit 3"' in text
+    assert "boom-on-stderr" in text
+    bad = [e for e in h.ran_since(n) if _name(e) == "bad"]
+    assert len(bad) == 1 and bad[0]["exit_code"] == 3
+    # not recorded in the state: the next up creates it again (and fails again).
+    h.cfg.update(fail=False)
+
+    # 8. destroy runs each `delete` with the last stdout in the environment.
+    n = len(h.entries())
+    h.stack.destroy(color="never")
+    ran = h.ran_since(n)
+    assert sorted((_name(e), e["op"]) for e in ran) == [("a", "delete"), ("t", "delete")]
+    a_del = next(e for e in ran if _name(e) == "a")
+    assert "PULUMI_COMMAND_STDOUT" in a_del["env_keys"]
+    assert time.monotonic() - t0 < 90
