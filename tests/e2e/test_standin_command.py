@@ -32,7 +32,7 @@ STACK = "t"
 
 
 class Harness:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, program=None):
         from pulumi import automation as auto
 
         bindir = toolchain_bin(REPO)
@@ -63,7 +63,8 @@ class Harness:
             project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
                                                   backend=auto.ProjectBackend(url=env["PULUMI_BACKEND_URL"])),
         )
-        self.stack = auto.create_or_select_stack(stack_name=STACK, project_name=PROJECT, program=self.program, opts=opts)
+        self.stack = auto.create_or_select_stack(stack_name=STACK, project_name=PROJECT, program=program or self.program,
+                                                 opts=opts)
 
     def program(self) -> None:
         import pulumi
@@ -189,3 +190,48 @@ def test_lifecycle_under_the_real_cli(h):
     a_del = next(e for e in ran if _name(e) == "a")
     assert "PULUMI_COMMAND_STDOUT" in a_del["env_keys"]
     assert time.monotonic() - t0 < 90
+
+
+def test_inputs_secrets_and_unknowns(tmp_path_factory):
+    """stdin, dir, interpreter, logging; a secret input stays secret in the state while stdout does
+    not become secret (go-provider v1.3.0 infer/resource.go:592-630, ensureDefaultSecrets 772-810:
+    only outputs named like an input inherit secretness); an unknown input at preview."""
+    from pulumi import automation as auto
+
+    tmp = tmp_path_factory.mktemp("standin-command-inputs")
+    sub = tmp / "sub"
+    sub.mkdir()
+
+    def program() -> None:
+        import pulumi
+        from pulumi_command import local
+
+        first = local.Command("first", create="echo from-first")
+        local.Command(
+            "opts",
+            create="import os, sys; print(sys.stdin.read().upper(), os.getcwd(), os.environ['TOKEN'])",
+            interpreter=[sys.executable, "-c"],
+            stdin="abc",
+            dir=str(sub),
+            environment={"TOKEN": pulumi.Output.secret("s3cr3t")},
+            logging=local.Logging.NONE,
+        )
+        dep = local.Command("dep", create=first.stdout.apply(lambda s: f"echo got-{s}"))
+        pulumi.export("dep", dep.stdout)
+
+    h = Harness(tmp, program)
+    n = len(h.entries())
+    h.stack.preview(color="never")
+    # preview: `dep`'s create is unknown (first.stdout is unknown until first runs) and nothing runs.
+    assert h.ran_since(n) == []
+    res = h.stack.up(color="never")
+    assert res.outputs["dep"].value == "got-from-first"
+    opts = next(e for e in h.ran_since(n) if _name(e) == "opts")
+    assert opts["cwd"] == str(sub) and opts["stdin_bytes"] == 3 and opts["argv"][:2] == [sys.executable, "-c"]
+    state = h.stack.export_stack().deployment
+    res_opts = next(r for r in state["resources"] if r["urn"].endswith("::opts"))
+    assert res_opts["outputs"]["stdout"] == f"ABC {sub} s3cr3t"  # not secret, as in 1.2.1
+    # the secret input is still a secret in the state (`stack export` shows it decrypted, as "plaintext").
+    token = res_opts["outputs"]["environment"]["TOKEN"]
+    assert token["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270", token
+    h.stack.destroy(color="never")
