@@ -79,7 +79,11 @@ class Kube:
             conn.close()
         if resp.status >= 300:
             raise ApiError(method, path, resp.status, raw)
-        return json.loads(raw) if raw else {}
+        if not raw:
+            return {}
+        if resp.getheader("Content-Type", "").startswith("application/json"):
+            return json.loads(raw)
+        return {"text": raw}  # /readyz, /healthz answer text/plain
 
     def get(self, path: str, **query: Any) -> dict:
         return self.request("GET", path, query=query or None)
