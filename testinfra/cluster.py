@@ -575,7 +575,10 @@ class Clusters:
     def _start_kwok(self, c: Cluster) -> None:
         """KWOK keeps the cluster's one Node Ready and reports its pods Running/Ready with IPs of the
         cluster's pod range (its default stages); the node agent only binds."""
-        node_ip = str(next(ipaddress.ip_network(c.pod_cidr).hosts()))
+        net = ipaddress.ip_network(c.pod_cidr)
+        hosts = net.hosts()
+        node_ip = str(next(hosts))
+        first_pod = f"{next(hosts)}/{net.prefixlen}"  # kwok hands out addresses from the one given on
         c.kube().create("/api/v1/nodes", {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": c.node, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
@@ -584,7 +587,7 @@ class Clusters:
             "spec": {"podCIDR": c.pod_cidr, "podCIDRs": [c.pod_cidr]},
         })
         argv = [str(self.bindir / "kwok"), "--kubeconfig", str(self._single_kubeconfig(c)), "--manage-single-node", c.node,
-                "--cidr", c.pod_cidr, "--node-ip", node_ip, "--server-address", f"{LOOPBACK}:{free_port()}",
+                "--cidr", first_pod, "--node-ip", node_ip, "--server-address", f"{LOOPBACK}:{free_port()}",
                 "--config", str(c.dir / "kwok.yaml")]
         (c.dir / "kwok.yaml").write_text("")
         p = start(f"kwok ({c.context})", argv, c.dir / "kwok.log", self.base_env())

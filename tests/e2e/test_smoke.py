@@ -470,7 +470,9 @@ def preview_and_up(project: dict, position: str, defect_signatures: dict[str, ty
                 if signature in out:
                     lines = [line.strip() for line in out.splitlines() if signature in line]
                     raise defect(f"{what} failed with {signature} ({defect.__doc__.strip()}):\n  " + "\n  ".join(lines[:12]))
-            raise AssertionError(f"{what} exited {proc.returncode}\n--- stdout tail:\n{tail(proc.stdout, 80)}\n--- stderr tail:\n{tail(proc.stderr)}")
+            errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error:" in line or "MCA" in line))
+            raise AssertionError(f"{what} exited {proc.returncode}; its errors:\n  " + "\n  ".join(errors[:20])
+                                 + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}\n--- stderr tail:\n{tail(proc.stderr, 20)}")
 
 
 # ---------------------------------------------------------------------------------------------
