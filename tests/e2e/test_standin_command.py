@@ -96,6 +96,16 @@ class Harness:
         return [e for e in self.entries()[n:] if e["op"] in ops]
 
 
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown sentinel on the wire
+
+
+def _preview_outputs(events: list, name: str) -> dict:
+    outs = [e.res_outputs_event.metadata.new.outputs for e in events
+            if e.res_outputs_event and e.res_outputs_event.metadata.urn.endswith("::" + name)]
+    assert len(outs) == 1, outs
+    return outs[0]
+
+
 def _name(entry: dict) -> str:
     return entry["urn"].rsplit("::", 1)[-1]
 
@@ -112,10 +122,14 @@ def test_lifecycle_under_the_real_cli(h):
     h.cfg.update(a_create="echo hello-$GREETING; echo warn >&2", a_env={"GREETING": "one"}, t_triggers=[1])
 
     # 1. preview of a new stack: nothing runs but the invoke (run.go:28-30: always run).
+    # The outputs that mirror no input are unknown (go-provider v1.3.0 infer/resource.go:545-590).
     n = len(h.entries())
-    h.stack.preview(color="never")
+    events: list = []
+    h.stack.preview(color="never", on_event=events.append)
     assert h.ran_since(n) == []
     assert [e["op"] for e in h.entries()[n:]] == ["invoke"]
+    outs = _preview_outputs(events, "a")
+    assert outs["stdout"] == UNKNOWN and outs["stderr"] == UNKNOWN and outs["create"] == "echo hello-$GREETING; echo warn >&2"
 
     # 2. up: `create` runs once per Command, with environment and /bin/sh -c; one trailing newline trimmed.
     n = len(h.entries())
@@ -149,9 +163,11 @@ def test_lifecycle_under_the_real_cli(h):
     # (commandOutputs.go:88-95); the ignored environment keeps its old value.
     h.cfg.update(a_create='echo again-$GREETING prev="$PULUMI_COMMAND_STDOUT"')
     n = len(h.entries())
-    pv = h.stack.preview(color="never")
+    events = []
+    pv = h.stack.preview(color="never", on_event=events.append)
     assert h.ran_since(n) == []
     assert pv.change_summary.get(auto.OpType.UPDATE) == 1
+    assert _preview_outputs(events, "a")["stdout"] == UNKNOWN
     n = len(h.entries())
     res = h.stack.up(color="never")
     ran = h.ran_since(n)
