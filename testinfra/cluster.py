@@ -631,7 +631,7 @@ class Clusters:
     def export_lines(self) -> list[str]:
         import shlex
 
-        return [f"export {k}={shlex.quote(v)}" for k, v in {"PATH": f"{self.bindir}:$PATH", **self.exports}.items()]
+        return [f'export PATH="{self.bindir}:$PATH"'] + [f"export {k}={shlex.quote(v)}" for k, v in self.exports.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
