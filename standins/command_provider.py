@@ -317,11 +317,15 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.GetSchemaResponse(schema=json.dumps(_minimal_schema()))
 
     def CheckConfig(self, request, context):
-        # go-provider provider.go:713-747: the news back (the provider has no config keys).
+        # go-provider provider.go:713-747 + middleware/complexconfig/provider.go:51-56 (no config schema:
+        # the news back). NOT done: provider.go:735-736 also adds "__pulumi-go-provider-version".
         return provider_pb2.CheckResponse(inputs=request.news)
 
     def DiffConfig(self, request, context):
-        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+        # infer/provider.go:152-170 sets DiffConfig only for a provider with a Config (pulumi-command has
+        # none), so go-provider provider.go:436-439 answers Unimplemented; the engine then takes
+        # DiffUnknown without replaces (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go:837-852).
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "DiffConfig is not implemented")
 
     def Configure(self, request, context):
         # go-provider provider.go:777-800 (780: old inputs are used when the engine sends them to Diff and Delete).
