@@ -359,13 +359,12 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
                           f"the pulumi-resource-command stand-in implements {COMMAND_TYPE} only, not {typ or urn!r}")
 
     def Check(self, request, context):
-        # infer/resource.go:994-1047 (DefaultCheck): decode into CommandInputs, failures for
-        # mismatched types, defaults (none), re-encode: keys outside CommandInputs are dropped,
-        # secrets and unknowns are kept.
+        # infer/resource.go:994-1047 (DefaultCheck): decode into CommandInputs (failures for unrecognized
+        # keys and mismatched types), defaults (none), re-encode (secrets and unknowns are kept).
         self._check_type(request.urn, context)
         news = _normalize(_from_struct(request.news))
+        failures = _type_failures(news, COMMAND_INPUTS)
         inputs = {k: v for k, v in news.items() if k in COMMAND_INPUTS}
-        failures = _type_failures(inputs, COMMAND_INPUTS)
         return provider_pb2.CheckResponse(inputs=_to_struct(inputs), failures=failures)
 
     def Diff(self, request, context):
@@ -493,7 +492,9 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         # infer/function.go:153-163: decode failures are returned as failures, nothing runs.
         failures = _type_failures(args, RUN_INPUTS)
         if "command" not in args:
-            failures.append(provider_pb2.CheckFailure(property="command", reason="Missing required field 'command' on 'local.RunInputs'"))
+            # mapper/errors.go:109-114.
+            failures.append(provider_pb2.CheckFailure(property="command",
+                                                      reason="Missing required field 'command' on 'local.RunInputs'"))
         if failures:
             return provider_pb2.InvokeResponse(failures=failures)
         if args.get("assetPaths") is not None or args.get("archivePaths") is not None:
@@ -518,27 +519,50 @@ def _refuse_assets(inputs: dict, context) -> None:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, _ASSETS_REFUSAL)
 
 
+# Go field types of CommandInputs/RunInputs (common/inputs.go:10-14, local/base.go:24-33, local/run.go:33-36)
+# for the mapper's messages (pulumi/pulumi sdk/go/common/util/mapper/errors.go:133-168).
+_GO_TYPES = {"triggers": ("*[]interface {}", list), "create": ("*string", str), "update": ("*string", str),
+             "delete": ("*string", str), "stdin": ("*string", str), "logging": ("*local.Logging", str),
+             "interpreter": ("*[]string", list), "dir": ("*string", str),
+             "environment": ("*map[string]string", dict), "assetPaths": ("*[]string", list),
+             "archivePaths": ("*[]string", list), "addPreviousOutputInEnv": ("*bool", bool), "command": ("string", str)}
+
+
+def _go_type_of(v: Any) -> str:
+    return {str: "string", bool: "bool", float: "float64", int: "float64", list: "[]interface {}",
+            dict: "map[string]interface {}"}.get(type(v), type(v).__name__)
+
+
 def _type_failures(inputs: dict, keys: tuple[str, ...]) -> list:
-    """Type mismatches as check failures (the go-provider mapper's decode errors, resource.go:1098-1130)."""
-    want = {"create": str, "update": str, "delete": str, "stdin": str, "dir": str, "command": str,
-            "logging": str, "interpreter": list, "environment": dict, "assetPaths": list, "archivePaths": list,
-            "addPreviousOutputInEnv": bool, "triggers": list}
+    """The go-provider mapper's decode errors as check failures (infer/resource.go:1098-1130 with
+    mapper.Opts{IgnoreUnrecognized: false}, infer/internal/ende/ende.go:71-86): unrecognized keys and
+    wrong types, with the mapper's texts (mapper/errors.go:133-168)."""
+    gotype = "local.CommandInputs" if "create" in keys else "local.RunInputs"
     fails = []
     for k, v in inputs.items():
-        if k not in keys or _is_unknown(v):
+        if k not in keys:
+            fails.append(provider_pb2.CheckFailure(property=k, reason=f"Unrecognized field '{k}' on '{gotype}'"))
+            continue
+        if _is_unknown(v):
             continue
         pv = _plain(v)
         if pv is None:
             continue
-        t = want[k]
-        if not isinstance(pv, t):
-            fails.append(provider_pb2.CheckFailure(property=k, reason=f"{k}: expected {t.__name__}, got {type(pv).__name__}"))
+        go, t = _GO_TYPES[k]
+        elem = {"*[]string": "string", "*map[string]string": "string"}.get(go)
+        if not isinstance(pv, t) or isinstance(pv, bool) != (t is bool):
+            bad = (k, go, _go_type_of(pv))
+        elif elem and any(not isinstance(x, str) and not _is_unknown(x) for x in (pv.values() if isinstance(pv, dict) else pv)):
+            x = next(x for x in (pv.values() if isinstance(pv, dict) else pv) if not isinstance(x, str) and not _is_unknown(x))
+            bad = (k, elem, _go_type_of(_plain(x)))
+        else:
+            bad = None
+        if bad:
+            fails.append(provider_pb2.CheckFailure(
+                property=k, reason=f"Field '{bad[0]}' on '{gotype}' must be a '{bad[1]}'; got '{bad[2]}' instead"))
         elif k == "logging" and pv not in LOGGING_VALUES:
+            # local/logging.go:18-25: the enum's values.
             fails.append(provider_pb2.CheckFailure(property=k, reason=f"logging: {pv!r} is not one of {', '.join(LOGGING_VALUES)}"))
-        elif k in ("interpreter", "assetPaths", "archivePaths") and not all(isinstance(x, str) or _is_unknown(x) for x in pv):
-            fails.append(provider_pb2.CheckFailure(property=k, reason=f"{k}: expected a list of strings"))
-        elif k == "environment" and not all(isinstance(x, str) or _is_unknown(x) for x in pv.values()):
-            fails.append(provider_pb2.CheckFailure(property=k, reason="environment: expected a map of strings"))
     return fails
 
 
