@@ -552,14 +552,15 @@ def _type_failures(inputs: dict, keys: tuple[str, ...]) -> list:
         elem = {"*[]string": "string", "*map[string]string": "string"}.get(go)
         if not isinstance(pv, t) or isinstance(pv, bool) != (t is bool):
             bad = (k, go, _go_type_of(pv))
-        elif elem and any(not isinstance(x, str) and not _is_unknown(x) for x in (pv.values() if isinstance(pv, dict) else pv)):
-            x = next(x for x in (pv.values() if isinstance(pv, dict) else pv) if not isinstance(x, str) and not _is_unknown(x))
-            bad = (k, elem, _go_type_of(_plain(x)))
         else:
-            bad = None
+            # mapper_decode.go:174-208: element keys "k[i]" (slices) and "k[key] value" (maps).
+            items = list(pv.items()) if isinstance(pv, dict) else list(enumerate(pv))
+            wrong = [(f"{k}[{i}] value" if isinstance(pv, dict) else f"{k}[{i}]", x) for i, x in items
+                     if elem and not isinstance(x, str) and not _is_unknown(x)]
+            bad = (wrong[0][0], elem, _go_type_of(_plain(wrong[0][1]))) if wrong else None
         if bad:
             fails.append(provider_pb2.CheckFailure(
-                property=k, reason=f"Field '{bad[0]}' on '{gotype}' must be a '{bad[1]}'; got '{bad[2]}' instead"))
+                property=bad[0], reason=f"Field '{bad[0]}' on '{gotype}' must be a '{bad[1]}'; got '{bad[2]}' instead"))
         elif k == "logging" and pv not in LOGGING_VALUES:
             # local/logging.go:18-25: the enum's values.
             fails.append(provider_pb2.CheckFailure(property=k, reason=f"logging: {pv!r} is not one of {', '.join(LOGGING_VALUES)}"))

@@ -251,3 +251,39 @@ def test_inputs_secrets_and_unknowns(tmp_path_factory):
     token = res_opts["outputs"]["environment"]["TOKEN"]
     assert token["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270", token
     h.stack.destroy(color="never")
+
+
+def test_plugin_handshake_and_check_failures():
+    """The plugin as the engine launches it (port on stdout's first line, pulumi/pulumi
+    sdk/go/common/resource/plugin/plugin.go:375-431) and what go-provider v1.3.0 answers for
+    GetPluginInfo, Configure (provider.go:777-800, 1666-1670) and ill-typed inputs (mapper texts)."""
+    import subprocess
+
+    import grpc
+    from google.protobuf import empty_pb2, struct_pb2
+    from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+    proc = subprocess.Popen([str(REPO / "standins" / "pulumi-resource-command"), "127.0.0.1:1"],
+                            stdout=subprocess.PIPE, env={**os.environ, "MESHCA_PYTHON": sys.executable})
+    try:
+        port = int(proc.stdout.readline())
+        stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        assert stub.GetPluginInfo(empty_pb2.Empty(), timeout=10).version == "1.2.1"
+        conf = stub.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True, sends_old_inputs=True,
+                                                            sends_old_inputs_to_delete=True), timeout=10)
+        assert (conf.acceptSecrets, conf.supportsPreview, conf.acceptResources, conf.acceptOutputs) == (True,) * 4
+        news = struct_pb2.Struct()
+        news.update({"create": 3, "environment": {"A": True}, "bogus": "x", "logging": "stdoutAndStderr"})
+        res = stub.Check(provider_pb2.CheckRequest(urn="urn:pulumi:s::p::command:local:Command::c", news=news), timeout=10)
+        reasons = sorted(f.reason for f in res.failures)
+        assert reasons == [
+            "Field 'create' on 'local.CommandInputs' must be a '*string'; got 'float64' instead",
+            "Field 'environment[A] value' on 'local.CommandInputs' must be a 'string'; got 'bool' instead",
+            "Unrecognized field 'bogus' on 'local.CommandInputs'",
+        ]
+        with pytest.raises(grpc.RpcError) as err:
+            stub.DiffConfig(provider_pb2.DiffRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
