@@ -37,6 +37,10 @@ def launcher_text(python: str) -> str:
 
 
 def install(pulumi_home: Path, pulumi: Path, python: str) -> Path:
+    if not os.access(python, os.X_OK):
+        raise SystemExit(f"{python}: no such python (create the checkout's .venv, or pass --python)")
+    if not os.access(pulumi, os.X_OK):
+        raise SystemExit(f"{pulumi}: no pulumi CLI (run `make toolchain`, or pass --pulumi)")
     pulumi_home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PULUMI_HOME": str(pulumi_home), "PULUMI_SKIP_UPDATE_CHECK": "true",
            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}
