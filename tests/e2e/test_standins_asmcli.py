@@ -132,7 +132,7 @@ REFUSALS = [
     ("custom-overlay-missing", ["--ca", "citadel", "--custom_overlay", "/nonexistent/overlay.yaml"],
      "Couldn't find yaml file /nonexistent/overlay.yaml.", "asmcli/lib/validate.sh:746-755"),
     ("option-unknown", ["--ca", "citadel", "--option", "ca-migration-migration"],  # the guide's misspelling
-     "Couldn't find yaml file ca-migration-migration.", "asmcli/lib/util.sh:550-568"),
+     "Couldn't find yaml file ca-migration-migration.", "asmcli/lib/util.sh:549-568"),
     ("kubeconfig-and-cluster-flags", ["--ca", "citadel", "--project_id", "p"],
      "Incompatible arguments. Kubeconfig cannot be used in conjunction with [--cluster_location|--cluster_name|--project_id].",
      "asmcli/lib/validate.sh:624-626"),
