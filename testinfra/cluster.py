@@ -550,6 +550,7 @@ class Clusters:
             "--service-account-private-key-file", str(c.sa_key),
             "--root-ca-file", str(self.pki.ca_file),
             "--use-service-account-credentials=false",
+            "--authentication-skip-lookup=true",
             "--cert-dir", str(c.dir / "kcm-certs"),
             "--concurrent-deployment-syncs", "10", "--concurrent-replicaset-syncs", "10",
         ]
