@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -393,7 +394,9 @@ def write_stack(project: Path, kubeconfig: str, *, phase: str, moved: tuple[str,
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
-    root = tmp_path_factory.mktemp("smoke")
+    # Its own temp dir (not pytest's, which other runs on this machine rotate away): state, logs, timings.
+    root = Path(tempfile.mkdtemp(prefix="meshca-e2e-smoke-"))
+    print(f"[e2e] smoke dir {root} (MESHCA_E2E_KEEP=1 keeps it)", file=sys.stderr)
     proj = root / "project"
     copy_project(proj)
     logs = root / "logs"
@@ -434,6 +437,8 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
     yield {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(dev_clusters.kubeconfig), "clusters": dev_clusters,
            "old_injector": old, "mode": mode}
     old["proc"].stop()
+    if os.environ.get("MESHCA_E2E_KEEP") != "1":
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def start_old_injector(d: Path, env: dict) -> dict:
@@ -469,7 +474,9 @@ def preview_and_up(project: dict, position: str, defect_signatures: dict[str, ty
             for signature, defect in defect_signatures.items():
                 if signature in out:
                     lines = [line.strip() for line in out.splitlines() if signature in line]
-                    raise defect(f"{what} failed with {signature} ({defect.__doc__.strip()}):\n  " + "\n  ".join(lines[:12]))
+                    message = f"{what} failed with {signature} ({defect.__doc__.strip()}):\n  " + "\n  ".join(lines[:12])
+                    print(f"[e2e] PROGRAM DEFECT: {message}", file=sys.stderr)
+                    raise defect(message)
             errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error:" in line or "MCA" in line))
             raise AssertionError(f"{what} exited {proc.returncode}; its errors:\n  " + "\n  ".join(errors[:20])
                                  + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}\n--- stderr tail:\n{tail(proc.stderr, 20)}")
