@@ -515,6 +515,22 @@ def test_distribute_root_batch_1(project):
     assert_cluster(env, "distribute-root batch 1", proj)
 
 
+def test_distribute_root_batch_1_without_policy_pack(project):
+    """The same position applied WITHOUT the policy pack, because finding 1 stops the pack's
+    preview: proves the rest of the move on the real engine and API server (A0 gate, asmcli
+    install, relabel, restart) against the same literal table. Drop it once finding 1 is fixed
+    (test_distribute_root_batch_1 then applies the position itself; this rerun is a no-op)."""
+    env, proj = project["env"], project["dir"]
+    write_stack(proj, project["kubeconfig"], phase="distribute-root", moved=BATCH_1, istioctl=True)
+    proc = pulumi(project, "pulumi up without policy pack (distribute-root batch 1)", "up", "--yes", check=False)
+    if proc.returncode != 0:
+        out = proc.stdout + proc.stderr
+        errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error:" in line or "MCA" in line))
+        raise AssertionError("pulumi up (no policy pack) failed; its errors:\n  " + "\n  ".join(errors[:25])
+                             + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}")
+    assert_cluster(env, "distribute-root batch 1", proj)
+
+
 def test_zz_timings(project):
     """Not a check: prints every timed command (cluster start first)."""
     c = project["clusters"]
