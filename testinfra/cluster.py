@@ -14,7 +14,7 @@ given (the shipped stacks' context names).
 
 Pod addresses: EndpointSlices reject loopback, so each cluster's pods get addresses from a /20
 of 10.244.0.0/16. That range is assigned only inside a network namespace the launcher creates
-(``ip netns add meshca-e2e-<pid>``, a veth pair (or dummy) holding 10.244.0.1/16, both ends
+(``ip netns add meshca-e2e-<pid>-<n>``, a veth pair (or dummy) holding 10.244.0.1/16, both ends
 inside it) and deletes at teardown. Nothing routes to it from the host and nothing sends
 traffic to it: no process listens on a pod IP. Without root or iproute2 the launcher says so.
 
@@ -38,6 +38,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -290,10 +291,13 @@ def kubeconfig_doc(entries: Sequence[tuple[str, str, Path, Path, Path]]) -> dict
 
 # -- network namespace for pod addresses -------------------------------------------------------
 class PodNetns:
-    """``meshca-e2e-<pid>`` holding POD_RANGE on an interface inside it; deleted at teardown."""
+    """``meshca-e2e-<pid>-<n>`` holding POD_RANGE on an interface inside it; deleted at teardown."""
+
+    _count = 0
 
     def __init__(self, name: str | None = None) -> None:
-        self.name = name or f"meshca-e2e-{os.getpid()}"
+        PodNetns._count += 1  # several launches in one process (one per context list) each get their own
+        self.name = name or f"meshca-e2e-{os.getpid()}-{PodNetns._count}"
         self.created = False
 
     def _ip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -312,8 +316,8 @@ class PodNetns:
         gone = []
         for line in self._ip("netns", "list", check=False).stdout.splitlines():
             name = line.split()[0] if line.split() else ""
-            pid = name.rsplit("-", 1)[-1]
-            if name.startswith("meshca-e2e-") and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            m = re.fullmatch(r"meshca-e2e-(\d+)(?:-\d+)?", name)
+            if m and not Path(f"/proc/{m.group(1)}").exists():
                 self._ip("netns", "delete", name, check=False)
                 gone.append(name)
         return gone
