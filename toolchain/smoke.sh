@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the built toolchain: versions, plugin ls, then a throwaway
 # control plane on loopback (etcd + kube-apiserver + kube-controller-manager
-# + kwok), a fake node and a Deployment whose pod must become Running/Ready.
+# + kwok), a fake node and a Deployment whose pod must become Running/Ready,
+# then (with the project's .venv, or SMOKE_PYTHON) a Pulumi inline program.
 # Everything runs under a temp dir and is stopped (by PID) on exit.
 # Usage: toolchain/smoke.sh [--keep]   (--keep: leave the temp dir for inspection)
 set -euo pipefail
@@ -134,6 +135,13 @@ EOF
   kubectl wait --for=condition=Ready node/kwok-node-0 --timeout=60s
   kubectl -n smoke rollout status deploy/web --timeout=90s
   kubectl -n smoke get pods -o wide
+fi
+SMOKE_PYTHON="${SMOKE_PYTHON:-$HERE/../.venv/bin/python}"
+if [ -x "$SMOKE_PYTHON" ] && "$SMOKE_PYTHON" -c 'import pulumi_kubernetes' 2>/dev/null; then
+  echo "== pulumi inline program (Automation API) through pulumi-resource-kubernetes"
+  timeout 300 "$SMOKE_PYTHON" "$HERE/smoke_pulumi.py"
+else
+  echo "== (no Python with pulumi_kubernetes at $SMOKE_PYTHON: Pulumi program check skipped)"
 fi
 echo "smoke: OK"
 [ "${1:-}" = --keep ] && { trap - EXIT; cleanup keep; echo "left $T"; }
