@@ -136,10 +136,6 @@ class ProgramDefect(AssertionError):
     """A defect of the program (issue 9), not of the test or the infrastructure."""
 
 
-class Finding1(ProgramDefect):
-    """issue 9 finding 1: stack policies judge component outputs; MCA0620 on every moved namespace."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Seed: Istio on GKE 1.6 at baseline. Sources (istio/istio at tag 1.6.14):
 # - istiod Deployment/Service: manifests/charts/istio-control/istio-discovery/templates/deployment.yaml:1-41
@@ -506,28 +502,12 @@ def test_baseline(project):
     assert_cluster(env, "baseline", proj)
 
 
-@pytest.mark.xfail(strict=True, raises=Finding1,
-                   reason="issue 9 finding 1: stack policies see component outputs, MCA0620 fires on every moved namespace")
 def test_distribute_root_batch_1(project):
     env, proj = project["env"], project["dir"]
     write_stack(proj, project["kubeconfig"], phase="distribute-root", moved=BATCH_1, istioctl=True)
-    preview_and_up(project, "distribute-root batch 1", {"MCA0620": Finding1})
-    assert_cluster(env, "distribute-root batch 1", proj)
-
-
-def test_distribute_root_batch_1_without_policy_pack(project):
-    """The same position applied WITHOUT the policy pack, because finding 1 stops the pack's
-    preview: proves the rest of the move on the real engine and API server (A0 gate, asmcli
-    install, relabel, restart) against the same literal table. Drop it once finding 1 is fixed
-    (test_distribute_root_batch_1 then applies the position itself; this rerun is a no-op)."""
-    env, proj = project["env"], project["dir"]
-    write_stack(proj, project["kubeconfig"], phase="distribute-root", moved=BATCH_1, istioctl=True)
-    proc = pulumi(project, "pulumi up without policy pack (distribute-root batch 1)", "up", "--yes", check=False)
-    if proc.returncode != 0:
-        out = proc.stdout + proc.stderr
-        errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error:" in line or "MCA" in line))
-        raise AssertionError("pulumi up (no policy pack) failed; its errors:\n  " + "\n  ".join(errors[:25])
-                             + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}")
+    # issue 9 finding 1 (stack policies judged component outputs: MCA0620 on every moved
+    # namespace) stopped this preview until the components registered their full state.
+    preview_and_up(project, "distribute-root batch 1", {})
     assert_cluster(env, "distribute-root batch 1", proj)
 
 
