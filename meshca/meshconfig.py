@@ -25,6 +25,7 @@ import yaml
 
 from .certs import fingerprint, is_ca, is_self_signed, load_certs
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 from .restart import Kubectl, kubectl_reason
 
 
@@ -118,6 +119,7 @@ def cmd_overlay(args: argparse.Namespace) -> int:
 
 
 def cmd_drop_root(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     return drop_root(Kubectl(args.kubeconfig, args.context), args.revision, args.root_cert)
 
 

@@ -244,12 +244,15 @@ def text_report(doc: dict) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ..kubeaccess import require_cluster_access
+
     validate_args(args)
     if args.check == "root-of-trust":
         return _root_of_trust(args)
     from .runner import run_check
 
     request = build_request(args)
+    require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
     source = make_source(args.check, args.source, args.kubeconfig, args.context, args.concurrency)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -270,10 +273,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _root_of_trust(args: argparse.Namespace) -> int:
+    from ..kubeaccess import require_cluster_access
     from .runner import check_root_of_trust
     from .verdict import load_reference_file
 
     given = load_reference_file(args.root_cert, "--root-cert", "root-cert.pem")
+    require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
     source = make_source("root-of-trust", args.source, args.kubeconfig, args.context, args.concurrency)
     try:
         doc = check_root_of_trust(source, given, path=args.root_cert, cluster=args.context or "(current context)")
