@@ -696,7 +696,7 @@ def validate(
             errors.append(MeshcaError("UnknownConfigKey", f"{NS}:caFiles.{extra}", hint=f" (fields: {', '.join(CA_FIELDS)})"))
         paths = {}
         for fld, role in CA_FIELDS.items():
-            value = _str_field(files, fld, f"{NS}:caFiles", errors, example=f"{fld}: samples/certs/{role.replace('_', '-')}.pem")
+            value = _str_field(files, fld, f"{NS}:caFiles", errors, example=f"{fld}: certs/{role.replace('_', '-')}.pem (the CA the mesh trusts today)")
             if value is not None:
                 paths[role] = value
         if len(paths) == 4:
