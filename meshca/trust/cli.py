@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from ..certs import colon_fingerprint, short_fingerprint
 from ..errors import MeshcaError, split_line
 
 KINDS = ("root-cert", "workload-cert", "trust-domain", "root-of-trust")
@@ -222,7 +223,7 @@ def pod_line(check: str, e: dict) -> str:
     else:
         line = f" - {who} has trust domain {e['trustDomain'] or '(none)'} on revision {e['revision']}"
     if e["unknownRoots"] and check == "root-cert":
-        line += f" + {len(e['unknownRoots'])} unknown root(s) (sha256 {', '.join(fp[:16] + '...' for fp in e['unknownRoots'])})"
+        line += f" + {len(e['unknownRoots'])} unknown root(s) (sha256 {', '.join(short_fingerprint(fp) for fp in e['unknownRoots'])})"
     if status == "fail":
         line += f"  FAIL: {_short(e['reason'])}"
     return line
@@ -288,8 +289,8 @@ def _root_of_trust(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        live = f"{doc['live']} (from {doc['source']})" if doc["live"] else "no root (neither cacerts nor istio-ca-secret)"
-        print(f"root-of-trust: {args.root_cert} is sha256 {doc['given']}; the cluster distributes {live}: {'PASS' if doc['ok'] else 'FAIL'}")
+        live = f"sha256 {colon_fingerprint(doc['live'])} (from {doc['source']})" if doc["live"] else "no root (neither cacerts nor istio-ca-secret)"
+        print(f"root-of-trust: {args.root_cert} is sha256 {colon_fingerprint(doc['given'])}; the cluster distributes {live}: {'PASS' if doc['ok'] else 'FAIL'}")
     if reason:
         print(reason, file=sys.stderr)
     return 0 if doc["ok"] else 1
