@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--scenario", metavar="NAME", help=f"one of: {', '.join(SCENARIOS)} (default canary; without --stack/--config on the built-in mesh)")
     p.add_argument("--list", action="store_true", help="list the scenarios and the model's switches, then exit")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
-    p.add_argument("--report", type=Path, metavar="FILE.html", help="write a self-contained HTML report")
+    p.add_argument("--report", type=Path, metavar="FILE.html", help="write a self-contained HTML report (- : to stdout; the table then goes to stderr)")
     p.add_argument("--clusters", type=_int, help="built-in mesh: clusters (default 2)")
     p.add_argument("--namespaces", type=_int, help="built-in mesh: application namespaces (default 4)")
     p.add_argument("--batch-size", type=_int, help="built-in mesh: namespaces per batch (default 2)")
@@ -159,6 +159,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if args.list:
         print(_listing())
         return 0
+    to_stdout = args.report is not None and str(args.report) == "-"  # `-` means stdout
+    if to_stdout and args.json:
+        raise MeshcaError("StdoutTwice", "--report -", other="--json")
     config, scenario, options = _options(args)
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     rehearsal = Rehearsal(config, scenario, progress=progress, **options)
@@ -169,18 +172,26 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         if progress:
             progress("what-if: one rehearsal per other setting of each switch")
         doc["whatIf"] = what_if(config, scenario, **options)
-    if args.report:
+    if to_stdout:
+        sys.stdout.write(render_html(doc, rehearsal.snapshots()))
+        sys.stdout.flush()
+    elif args.report:
         try:
             args.report.write_text(render_html(doc, rehearsal.snapshots()), encoding="utf-8")
         except OSError as exc:
             raise MeshcaError("RehearseReportUnwritable", str(args.report), reason=exc.strerror or exc) from None
     if args.json:
         print(json.dumps(doc, indent=1))
+    elif to_stdout:  # stdout carries the report: the table goes to stderr (not with --quiet)
+        if not args.quiet:
+            from rich.console import Console
+
+            print_table(doc, Console(file=sys.stderr, width=160))
     else:
         from rich.console import Console
 
         print_table(doc, Console() if sys.stdout.isatty() else Console(width=160))
-    if args.report and not args.quiet:
+    if args.report and not to_stdout and not args.quiet:
         print(f"report: {args.report}", file=sys.stderr)
     for stop in doc["summary"].get("interruptions") or ():
         print(_interruption_line(doc, stop), file=sys.stderr)
