@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         module = sys.modules[__name__] if name == __name__ else importlib.import_module(name)
         module.register(subparsers)
     register_explain(subparsers)
+    from . import help as helpmod
+
+    helpmod.register(subparsers)  # completion
+    helpmod.document(parser)  # every command: a description and examples; every option: help
     return parser
 
 
