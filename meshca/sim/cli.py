@@ -154,7 +154,7 @@ def _interruption_line(doc: dict, stop: dict) -> str:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from .engine import Rehearsal
-    from .report import ok, print_table, render_html
+    from .report import gates_blind, ok, print_table, render_html
 
     if args.list:
         print(_listing())
@@ -166,6 +166,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     rehearsal = Rehearsal(config, scenario, progress=progress, **options)
     doc = rehearsal.run()
+    blind = gates_blind(doc)  # gates passed while pairs failed: say why (gates are per cluster)
+    if blind:
+        doc["summary"]["gatesBlind"] = blind
     if args.what_if:
         from .engine import what_if
 
@@ -197,5 +200,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         print(_interruption_line(doc, stop), file=sys.stderr)
     if ok(doc):
         return 0
+    if blind:  # before the failure line, which stays the last
+        subject = f"rehearse {doc['stack']}/{doc['scenario']}"
+        print(MeshcaError("RehearseGatesBlind", subject, **blind).line(), file=sys.stderr)
     print(_failure_line(doc), file=sys.stderr)
     return 1
