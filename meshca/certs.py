@@ -50,7 +50,15 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def colon_fingerprint(hex_fp: str) -> str:
+    """openssl's form (``openssl x509 -noout -fingerprint -sha256``): upper-case byte pairs
+    joined by ``:``. Every fingerprint shown to a person (text output, coded lines, logs) is in
+    this form; JSON fields named ``sha256``/``...Sha256`` keep the lower-case hex (README)."""
     return ":".join(hex_fp[i : i + 2] for i in range(0, len(hex_fp), 2)).upper()
+
+
+def short_fingerprint(hex_fp: str) -> str:
+    """The first 8 bytes in openssl's form and ``...``: a prefix of what openssl prints."""
+    return colon_fingerprint(hex_fp[:16]) + "..."
 
 
 def subject_text(cert: x509.Certificate) -> str:
@@ -338,7 +346,7 @@ def verify_ca_files(
                 MeshcaError(
                     "ChainDoesNotReachRoot",
                     files.shown("cert_chain"),
-                    reason=f"{subject_text(ca_cert)} does not verify through cert-chain.pem to root-cert.pem ({colon_fingerprint(fingerprint(root))[:23]}...)",
+                    reason=f"{subject_text(ca_cert)} does not verify through cert-chain.pem to root-cert.pem ({short_fingerprint(fingerprint(root))})",
                 )
             )
         # istiod appends cert-chain.pem to every workload certificate it signs: without
@@ -349,7 +357,7 @@ def verify_ca_files(
                     "CertChainLacksCaCert",
                     files.shown("cert_chain"),
                     subject=subject_text(ca_cert),
-                    fingerprint=colon_fingerprint(fingerprint(ca_cert))[:23] + "...",
+                    fingerprint=short_fingerprint(fingerprint(ca_cert)),
                 )
             )
 

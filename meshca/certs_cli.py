@@ -87,7 +87,7 @@ def _days_left(not_after: str, now: dt.datetime) -> int:
 
 
 def _text(doc: dict, now: dt.datetime) -> str:
-    from .certs import colon_fingerprint
+    from .certs import colon_fingerprint, short_fingerprint
 
     f = doc["files"]
 
@@ -106,7 +106,7 @@ def _text(doc: dict, now: dt.datetime) -> str:
         f"{'cert-chain.pem':15s} {len(f['certChain']['certificates'])} certificate(s), ca-cert.pem to the root\n{'':15s} {f['certChain']['path']}",
     ]
     for i, c in enumerate(f["certChain"]["certificates"]):
-        out.append(f"{'':15s} [{i}] sha256 {c['sha256'][:16]}... {c['subject']}, valid until {c['notAfter']}")
+        out.append(f"{'':15s} [{i}] sha256 {short_fingerprint(c['sha256'])} {c['subject']}, valid until {c['notAfter']}")
     out.append(f"root of trust: sha256 {colon_fingerprint(doc['rootSha256'])}")
     return "\n".join(out)
 

@@ -119,7 +119,7 @@ def _plan_text(plan, show_all: bool) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from . import plan as planmod
-    from .certs import fingerprint, load_certs
+    from .certs import fingerprint, load_certs, short_fingerprint
     from .errors import warn
 
     config = load_config_from_args(args)
@@ -134,7 +134,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             warn(
                 "RootOfTrustUnverifiedOffline",
                 config.ca_files.shown("root_cert"),
-                fingerprint=root_fp[:16] + "...",
+                fingerprint=short_fingerprint(root_fp),
                 cluster=cl.name,
                 context=cl.context,
                 path=config.ca_files.shown("root_cert"),
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         module = sys.modules[__name__] if name == __name__ else importlib.import_module(name)
         module.register(subparsers)
     register_explain(subparsers)
+    from . import help as helpmod
+
+    helpmod.register(subparsers)  # completion
+    helpmod.document(parser)  # every command: a description and examples; every option: help
     return parser
 
 

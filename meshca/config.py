@@ -52,6 +52,7 @@ PEM_MARK = "-----BEGIN "
 # key -> (kind, default). kind: str|bool|int|list[str]|object. Default None means required.
 # The simple keys are also declared, with descriptions, in Pulumi.yaml (a test keeps both equal).
 _REQUIRED = object()
+BATCH_SIZE_DEFAULT = 1
 SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "useCase": ("str", _REQUIRED),
     "phase": ("str", "baseline"),
@@ -66,7 +67,10 @@ SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "istioctlPath": ("str", ""),
     "customOverlays": ("list[str]", []),
     "extraOptions": ("list[str]", []),
-    "batchSize": ("int", 1),
+    # No default here or in Pulumi.yaml: the engine merges project defaults into every stack's
+    # config, so a declared default would look set beside meshca:batches (MCA1000). The
+    # program applies BATCH_SIZE_DEFAULT when neither key is set.
+    "batchSize": ("int", None),
     "prerequisites": ("str", "asmcli"),
     "gateSource": ("str", "kube"),
     "gateTimeoutSeconds": ("int", 900),
@@ -642,6 +646,10 @@ def validate(
             else:
                 batches = tuple(tuple(b) for b in values["batches"])
 
+    if values.get("batches") is not None and values.get("batchSize") is not None:
+        # Both set: batchSize was silently ignored; refuse rather than guess which one was meant.
+        errors.append(MeshcaError("BatchesAndBatchSize", f"{NS}:batchSize", size=values["batchSize"]))
+
     # Gateways ----------------------------------------------------------------------------
     gateways: list[Gateway] = []
     for i, item in enumerate(values.get("gateways") or []):
@@ -688,7 +696,7 @@ def validate(
             errors.append(MeshcaError("UnknownConfigKey", f"{NS}:caFiles.{extra}", hint=f" (fields: {', '.join(CA_FIELDS)})"))
         paths = {}
         for fld, role in CA_FIELDS.items():
-            value = _str_field(files, fld, f"{NS}:caFiles", errors, example=f"{fld}: samples/certs/{role.replace('_', '-')}.pem")
+            value = _str_field(files, fld, f"{NS}:caFiles", errors, example=f"{fld}: certs/{role.replace('_', '-')}.pem (the CA the mesh trusts today)")
             if value is not None:
                 paths[role] = value
         if len(paths) == 4:
@@ -760,7 +768,7 @@ def validate(
         ca_files=ca_files,
         namespaces=tuple(namespaces),
         batches=batches,
-        batch_size=values["batchSize"],
+        batch_size=values["batchSize"] if values.get("batchSize") is not None else BATCH_SIZE_DEFAULT,
         gateways=tuple(gateways),
         prerequisites=values["prerequisites"],
         gates=GateSettings(

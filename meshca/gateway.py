@@ -30,6 +30,7 @@ import time
 import yaml
 
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 from .webhooks import Kube, injected_revision
 
 NAME_LABEL = "meshca.io/gateway"
@@ -205,11 +206,13 @@ def not_serving(namespace: str, service: str, name: str, revision: str, ready: l
 
 
 def cmd_clone(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     print(clone(Kube(args.kubeconfig, args.context), args.namespace, args.deployment, args.service, args.name, args.revision))
     return 0
 
 
 def cmd_ready(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     kube = Kube(args.kubeconfig, args.context)
     deadline = time.monotonic() + args.timeout
     while True:

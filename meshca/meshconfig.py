@@ -25,6 +25,7 @@ import yaml
 
 from .certs import fingerprint, is_ca, is_self_signed, load_certs
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 from .restart import Kubectl, kubectl_reason
 
 
@@ -112,12 +113,18 @@ def drop_root(kubectl: Kubectl, revision: str, root_cert: str, out=sys.stdout) -
 
 
 def cmd_overlay(args: argparse.Namespace) -> int:
+    if args.output == "-":  # `-` means stdout
+        from cryptography.hazmat.primitives import serialization
+
+        sys.stdout.write(overlay_text(_root(args.root_cert).public_bytes(serialization.Encoding.PEM).decode()))
+        return 0
     path = write_overlay(args.root_cert, args.output)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_drop_root(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     return drop_root(Kubectl(args.kubeconfig, args.context), args.revision, args.root_cert)
 
 
@@ -125,7 +132,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("overlay", help="write the IstioOperator overlay that lists today's Citadel root for REV2 (step B1)")
     p.add_argument("kind", choices=["citadel-root"])
     p.add_argument("--root-cert", required=True, help="today's root-cert.pem")
-    p.add_argument("--output", required=True, help="overlay file to write (passed to asmcli --custom_overlay)")
+    p.add_argument("--output", required=True, help="overlay file to write (passed to asmcli --custom_overlay); - : to stdout")
     p.set_defaults(func=cmd_overlay)
     m = subparsers.add_parser("mesh-config", help="edit a revision's mesh config (step C2: drop the Citadel root)")
     m.add_argument("action", choices=["drop-root"])

@@ -769,7 +769,7 @@ def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> st
     """
     import base64
 
-    from .certs import fingerprint, load_certs
+    from .certs import colon_fingerprint, fingerprint, load_certs
     from .errors import MeshcaError, MeshcaErrors
 
     fields = probe_stdout.split()
@@ -793,8 +793,8 @@ def cacerts_fact(probe_stdout: str, config: StackConfig, cluster: Cluster) -> st
                 "CacertsMismatch",
                 f"cluster {cluster.name} Secret istio-system/cacerts",
                 cluster=cluster.name,
-                live=live_root[:16],
-                given=fingerprint(load_certs(want[1])[0])[:16],
+                live=colon_fingerprint(live_root) if live_root != "unreadable" else live_root,
+                given=colon_fingerprint(fingerprint(load_certs(want[1])[0])),
             )
         ]
     )

@@ -27,6 +27,7 @@ import argparse
 import sys
 
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 from .restart import Kubectl, _json, kubectl_reason
 
 OPERATOR = "istio-operator"
@@ -97,6 +98,7 @@ def preflight(kubectl: Kubectl, revision: str, gateway_namespaces: list[str], no
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     return preflight(Kubectl(args.kubeconfig, args.context), args.revision, args.gateway_namespace or [], args.no_operator)
 
 

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 from .injection import has_proxy, injected_revision  # noqa: F401  (has_proxy: part of this module's API)
 
 KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
@@ -168,6 +169,7 @@ def restart(kubectl: Kubectl, namespace: str, revision: str, timeout: str, out=s
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     return restart(Kubectl(args.kubeconfig, args.context), args.namespace, args.revision, args.timeout)
 
 

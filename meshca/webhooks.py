@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import yaml
 
 from .errors import MeshcaError, MeshcaErrors
+from .kubeaccess import require_cluster_access
 
 PROBE = "meshca-webhook-probe"
 NOT_INJECTABLE = ("kube-system", "kube-public", "kube-node-lease", "istio-system")
@@ -151,6 +152,7 @@ def check_injection(kube, revision: str) -> list[MeshcaError]:
 
 
 def cmd_strays(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     labels = {}
     for item in args.label:
         k, eq, v = item.partition("=")
@@ -166,6 +168,7 @@ def cmd_strays(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    require_cluster_access(args.kubeconfig, args.context)
     kube = Kube(args.kubeconfig, args.context)
     errors = check_validation(kube) + check_injection(kube, args.revision)
     if errors:

@@ -237,6 +237,10 @@ STACK_CONFIG: tuple[Case, ...] = (
     _config_case("rollback at baseline", "rollback not available", "MCA0132", "meshca:rollback", _all(_set("phase", "baseline"), _remap(REV1, "default"), _set("rollback", True))),
     _config_case("batch names an unknown namespace", "batch names unknown namespace", "MCA0133", "meshca:batches[4]", _batches(extra=["ghost"])),
     _config_case("batches miss a namespace", "batches incomplete", "MCA0134", "meshca:batches", _batches(drop="ads")),
+    _config_case(
+        "batches beside batchSize", "batches and batchSize both set", "MCA1000", "meshca:batchSize",
+        lambda c: c.update({"meshca:batches": [list(c["meshca:namespaces"])]}),
+    ),
     _config_case("namespace name with capitals", "namespace name invalid", "MCA0135", "meshca:namespaces.Bad_NS", _namespaces(lambda n: n.update(Bad_NS="default"))),
     _config_case("kube-system listed", "system namespace listed", "MCA0136", "meshca:namespaces.kube-system", _namespaces(lambda n: n.update({"kube-system": "default"}))),
     _config_case(

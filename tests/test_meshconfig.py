@@ -18,6 +18,7 @@ from harness import ROOT
 FAKE = Path(__file__).parent / "fakes" / "workloads"
 ROOT_CERT = ROOT / "samples" / "certs" / "root-cert.pem"
 REV2 = "asm-11910-9-meshca-ca-migration"
+KC = str(Path(__file__).parent / "fakes" / "kubeconfig.yaml")  # its contexts exist (MCA1001/MCA1002)
 
 
 def meshca(*args: str, env=None) -> subprocess.CompletedProcess:
@@ -49,7 +50,7 @@ def test_drop_root_keeps_other_roots_and_is_idempotent(tmp_path):
     state.write_text(json.dumps({"configmaps": {f"istio-{REV2}": {"mesh": mesh}}}))
     log = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{FAKE}:{os.environ['PATH']}", "MESHCA_STATE": str(state), "MESHCA_FAKE_LOG": str(log)}
-    args = ("mesh-config", "drop-root", "--kubeconfig", "kc", "--context", "ctx", "--revision", REV2, "--root-cert", str(ROOT_CERT))
+    args = ("mesh-config", "drop-root", "--kubeconfig", KC, "--context", "ctx", "--revision", REV2, "--root-cert", str(ROOT_CERT))
     first = meshca(*args, env=env)
     assert first.returncode == 0, first.stderr
     after = yaml.safe_load(json.loads(state.read_text())["configmaps"][f"istio-{REV2}"]["mesh"])
@@ -57,8 +58,8 @@ def test_drop_root_keeps_other_roots_and_is_idempotent(tmp_path):
     assert after["trustDomainAliases"] == ["cluster.local"]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c[:8] for c in calls] == [
-        ["--kubeconfig", "kc", "--context", "ctx", "get", "configmap", f"istio-{REV2}", "-n"],
-        ["--kubeconfig", "kc", "--context", "ctx", "patch", "configmap", f"istio-{REV2}", "-n"],
+        ["--kubeconfig", KC, "--context", "ctx", "get", "configmap", f"istio-{REV2}", "-n"],
+        ["--kubeconfig", KC, "--context", "ctx", "patch", "configmap", f"istio-{REV2}", "-n"],
     ]
     assert calls[1][8:12] == ["istio-system", "--type", "merge", "-p"]
     again = meshca(*args, env=env)

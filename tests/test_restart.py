@@ -12,7 +12,8 @@ import pytest
 
 FAKE = Path(__file__).parent / "fakes" / "workloads"
 REV = "asm-11910-9-distribute-root"
-KC = ["kubectl", "--kubeconfig", "kc.yaml", "--context", "ctx"]
+KC_FILE = str(Path(__file__).parent / "fakes" / "kubeconfig.yaml")
+KC = ["kubectl", "--kubeconfig", KC_FILE, "--context", "ctx"]
 
 
 def setup(tmp_path: Path, **overrides) -> dict:
@@ -47,7 +48,7 @@ def run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, list[
     log.write_text("")
     env = {**os.environ, "PATH": f"{FAKE}:{os.environ['PATH']}", "MESHCA_STATE": str(tmp_path / "state.json"), "MESHCA_FAKE_LOG": str(log)}
     proc = subprocess.run(
-        [sys.executable, "-m", "meshca", "restart", "--kubeconfig", "kc.yaml", "--context", "ctx", "--namespace", "shop", "--revision", REV, "--timeout", "120s", *extra],
+        [sys.executable, "-m", "meshca", "restart", "--kubeconfig", KC_FILE, "--context", "ctx", "--namespace", "shop", "--revision", REV, "--timeout", "120s", *extra],
         capture_output=True, text=True, env=env,
     )
     calls = [json.loads(line) for line in log.read_text().splitlines()]

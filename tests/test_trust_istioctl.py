@@ -19,7 +19,7 @@ from fakes.trust_cluster import FAKE_BIN, FLEET, Cluster, fake_env, make_pki, re
 from meshca import cli
 from meshca.trust.dumps import DEFAULT, ROOTCA, render_dump
 
-K = ["--kubeconfig", "/etc/kube/config", "--context", "gke_dev"]
+K = ["--kubeconfig", str(Path(__file__).parent / "fakes" / "kubeconfig.yaml"), "--context", "gke_dev"]
 
 
 # Any warning (e.g. cryptography on the 87-character Mesh CA CN) leaking out of meshca fails the test.
@@ -229,9 +229,12 @@ def test_unreachable_and_unknown_context_are_exit_2(tmp_path, monkeypatch, capsy
     assert err.startswith("Error MCA0421 the current context: cannot reach the Kubernetes API server (The connection to the server 127.0.0.1:6443 was refused")
     c.unreachable = False
     c.context = "gke_prod"
-    Tools(tmp_path, monkeypatch, c, p)
+    t = Tools(tmp_path, monkeypatch, c, p)
+    t.reset()
     code, _, err = run_cli(capsys, "root-cert", "--source", "istioctl", "--context", "gke_dve")
-    assert code == 2 and err.startswith('Error MCA0424 kubeconfig: cannot load the kubeconfig: error: context "gke_dve" does not exist')
+    # Refused before istioctl or kubectl starts (MCA1002), naming the contexts that do exist.
+    assert code == 2 and err.startswith("Error MCA1002 context gke_dve: not defined in ") and "(c, ctx, gke_acme" in err
+    assert not t.calls()
 
 
 def test_refused_reads_and_garbage_answers_are_exit_2(tmp_path, monkeypatch, capsys, p):

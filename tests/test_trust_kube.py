@@ -145,7 +145,12 @@ def test_unreachable_server_bad_token_and_bad_kubeconfig_are_exit_2(tmp_path, ca
         code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig)
         assert code == 2 and err.startswith("Error MCA0423 list_namespace: the API server answered 401: Unauthorized")
         code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", api.kubeconfig, "--context", "elsewhere")
-        assert code == 2 and err.startswith(f"Error MCA0424 {api.kubeconfig}: cannot load the kubeconfig")
+        assert code == 2 and err.startswith(f"Error MCA1002 context elsewhere: not defined in {api.kubeconfig}; fix: pass one of its contexts with --context (loopback)")
+        # A file that exists but is no kubeconfig is the client's to judge (MCA0424).
+        broken = tmp_path / "broken.kubeconfig"
+        broken.write_text("apiVersion: v1\nkind: Config\ncontexts: 7\n")
+        code, out, err = run_cli(capsys, "root-cert", "--kubeconfig", str(broken), "--context", "loopback")
+        assert code == 2 and err.startswith(f"Error MCA0424 {broken}: cannot load the kubeconfig")
 
 
 def test_the_server_refuses_any_other_exec(tmp_path, p):

@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--scenario", metavar="NAME", help=f"one of: {', '.join(SCENARIOS)} (default canary; without --stack/--config on the built-in mesh)")
     p.add_argument("--list", action="store_true", help="list the scenarios and the model's switches, then exit")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
-    p.add_argument("--report", type=Path, metavar="FILE.html", help="write a self-contained HTML report")
+    p.add_argument("--report", type=Path, metavar="FILE.html", help="write a self-contained HTML report (- : to stdout; the table then goes to stderr)")
     p.add_argument("--clusters", type=_int, help="built-in mesh: clusters (default 2)")
     p.add_argument("--namespaces", type=_int, help="built-in mesh: application namespaces (default 4)")
     p.add_argument("--batch-size", type=_int, help="built-in mesh: namespaces per batch (default 2)")
@@ -154,37 +154,54 @@ def _interruption_line(doc: dict, stop: dict) -> str:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from .engine import Rehearsal
-    from .report import ok, print_table, render_html
+    from .report import gates_blind, ok, print_table, render_html
 
     if args.list:
         print(_listing())
         return 0
+    to_stdout = args.report is not None and str(args.report) == "-"  # `-` means stdout
+    if to_stdout and args.json:
+        raise MeshcaError("StdoutTwice", "--report -", other="--json")
     config, scenario, options = _options(args)
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     rehearsal = Rehearsal(config, scenario, progress=progress, **options)
     doc = rehearsal.run()
+    blind = gates_blind(doc)  # gates passed while pairs failed: say why (gates are per cluster)
+    if blind:
+        doc["summary"]["gatesBlind"] = blind
     if args.what_if:
         from .engine import what_if
 
         if progress:
             progress("what-if: one rehearsal per other setting of each switch")
         doc["whatIf"] = what_if(config, scenario, **options)
-    if args.report:
+    if to_stdout:
+        sys.stdout.write(render_html(doc, rehearsal.snapshots()))
+        sys.stdout.flush()
+    elif args.report:
         try:
             args.report.write_text(render_html(doc, rehearsal.snapshots()), encoding="utf-8")
         except OSError as exc:
             raise MeshcaError("RehearseReportUnwritable", str(args.report), reason=exc.strerror or exc) from None
     if args.json:
         print(json.dumps(doc, indent=1))
+    elif to_stdout:  # stdout carries the report: the table goes to stderr (not with --quiet)
+        if not args.quiet:
+            from rich.console import Console
+
+            print_table(doc, Console(file=sys.stderr, width=160))
     else:
         from rich.console import Console
 
         print_table(doc, Console() if sys.stdout.isatty() else Console(width=160))
-    if args.report and not args.quiet:
+    if args.report and not to_stdout and not args.quiet:
         print(f"report: {args.report}", file=sys.stderr)
     for stop in doc["summary"].get("interruptions") or ():
         print(_interruption_line(doc, stop), file=sys.stderr)
     if ok(doc):
         return 0
+    if blind:  # before the failure line, which stays the last
+        subject = f"rehearse {doc['stack']}/{doc['scenario']}"
+        print(MeshcaError("RehearseGatesBlind", subject, **blind).line(), file=sys.stderr)
     print(_failure_line(doc), file=sys.stderr)
     return 1

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..certs import fingerprint, load_certs, verify_path
+from ..certs import fingerprint, load_certs, short_fingerprint, verify_path
 from ..config import DNS1123
 from ..errors import MeshcaError
 from .mesh import CANONICAL_KEYS, NEVER_MATCH, SYSTEM_NS, Cluster, Istiod, Mesh, SimError, Workload
@@ -1030,7 +1030,7 @@ class Emulator:
             root = meshconfig._root(self._project_file(ns.root_cert, scratch, shown))
             text = meshconfig.overlay_text(root.public_bytes(serialization.Encoding.PEM).decode())
             self.mesh.write_file(ns.output, text.encode())
-            self.mesh.log(f"meshca wrote {ns.output} (caCertificates: root {fingerprint(root)[:12]})")
+            self.mesh.log(f"meshca wrote {ns.output} (caCertificates: root sha256 {short_fingerprint(fingerprint(root))})")
             return Result(0, f"wrote {ns.output}")
         if not ns.context:
             raise _Unknown("meshca mesh-config without --context would act on the kubeconfig's current context")

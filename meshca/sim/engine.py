@@ -277,6 +277,7 @@ class Rehearsal:
         self.points = self.scenario.route(self.config, positions) if self.scenario.route else default_points(positions)
         self.emulator = Emulator(self.mesh, asmcli_path=self.config.asmcli.path, check=self._check)
         self.graph = TrafficGraph(self.traffic, tuple(n.name for n in self.base_config.namespaces))
+        self.graph.check(self.mesh)  # MCA1003: a traffic rule naming nothing, before any step
         self.judge = Judge(self.switches["authz-names-principals"])
         self._verdicts: dict[tuple, tuple[bool, str]] = {}
         self._last_judgement: tuple[int, list[dict], dict] | None = None

@@ -42,7 +42,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..certs import fingerprint, load_certs
+from ..certs import fingerprint, load_certs, short_fingerprint
 from . import ca as simca
 from .ca import Credential, Signer
 
@@ -276,7 +276,7 @@ class Cluster:
         signer = simca.generated_root(self.name, self.generated)
         self.mesh.signers[signer.root_fp] = signer
         self.put_secret("istio-ca-secret", {"ca-cert.pem": signer.root_pem, "ca-key.pem": KEY_PLACEHOLDER})
-        self.log(f"istiod generated a new self-signed root {signer.root_fp[:12]}")
+        self.log(f"istiod generated a new self-signed root sha256 {short_fingerprint(signer.root_fp)}")
         return signer
 
     # -- control plane --------------------------------------------------------------------
@@ -390,7 +390,7 @@ class Cluster:
         runs_ca = istiod.ca == "citadel" or self.mesh.switches["rev2-runs-citadel-ca"]
         istiod.signer = self.load_ca() if runs_ca else None
         istiod.starts += 1
-        root = istiod.signer.root_fp[:12] if istiod.signer else "none"
+        root = f"sha256 {short_fingerprint(istiod.signer.root_fp)}" if istiod.signer else "none"
         self.log(f"istiod {revision} started (own CA root {root})")
         self.push(revision)
 

@@ -69,10 +69,42 @@ def print_table(doc: dict, console) -> None:
         f"{sm['gatesFailed']} gates failed; {st['realHandshakes']} real handshakes, {st['gateChecks']} gate checks, "
         f"{st['elapsedSeconds']:.2f}s"
     )
+    if sm.get("gatesBlind"):
+        console.print("[yellow]why the gates passed:[/yellow] " + gates_blind_text(sm["gatesBlind"]), highlight=False)
     console.print("assumptions: " + ", ".join(f"{k}={sw.shown(v)}" for k, v in doc["assumptions"].items()))
     for w in doc.get("whatIf") or ():
         outcome = "pass" if w["firstBrokenStep"] is None and w["completed"] else f"first broken at step {w['firstBrokenStep']} {w['step']} ({w['handshakesFailed']} failed pairs, {w['gatesFailed']} failed gates)"
         console.print(f"what if {w['switch']}={sw.shown(w['value'])}: {outcome}")
+
+
+def gates_blind(doc: dict) -> dict | None:
+    """When every gate passed while pairs failed: how many failing pairs crossed clusters.
+
+    Gates are per cluster: each reads its own cluster's proxies (their bundles and
+    certificates) against the reference roots, and never a handshake with another cluster's
+    workloads. A pair from one cluster to another can therefore fail while every gate passes.
+    None when no pair failed or a gate failed (the gate then says why itself)."""
+    sm = doc["summary"]
+    if not sm["handshakesFailed"] or sm["gatesFailed"]:
+        return None
+    pairs = list(dict.fromkeys((p["client"], p["server"]) for s in doc["steps"] for p in s["failedPairs"]))
+    cross = [(c, s) for c, s in pairs if c.split("/", 1)[0] != s.split("/", 1)[0]]
+    gates = sum(1 for s in doc["steps"] for v in s["gates"].values() if v == "pass")
+    example = (cross or pairs or [("", "")])[0]
+    if cross and len(cross) == len(pairs):
+        why = "every failing pair crosses clusters, and a gate judges only its own cluster's proxies"
+    elif cross:
+        why = f"{len(cross)} of them cross clusters, which no gate judges (a gate reads only its own cluster's proxies); the other {len(pairs) - len(cross)} stay within a cluster, where gates check roots and issuers, not handshakes"
+    else:
+        why = "the failing pairs stay within their clusters: gates check each proxy's roots and certificate issuer, not the handshake between two proxies"
+    return {"gatesPassed": gates, "failedPairs": len(pairs), "crossCluster": len(cross), "example": f"{example[0]} -> {example[1]}", "why": why}
+
+
+def gates_blind_text(blind: dict) -> str:
+    return (
+        f"{blind['gatesPassed']} gate(s) passed while {blind['failedPairs']} pair(s) failed: {blind['why']} "
+        f"({blind['crossCluster']} cross-cluster, e.g. {blind['example']})"
+    )
 
 
 def ok(doc: dict) -> bool:
@@ -221,7 +253,8 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
         f"use case {_esc(settings['useCase'])}, clusters {_esc(', '.join(settings['clusters']))}, {settings['namespaces']} namespaces x "
         f"{settings['workloadsPerNamespace']} workloads, traffic {_esc(settings['traffic'])}, pre-flight {'on' if settings['preflight'] else 'off'}"
         + (f"; stopped at step {sm['stoppedAt']}: {_esc(sm['stopReason'])}" if sm["stoppedAt"] is not None else "")
-        + "</p>",
+        + "</p>"
+        + (f"<p><b>Why the gates passed:</b> {_esc(gates_blind_text(sm['gatesBlind']))}</p>" if sm.get("gatesBlind") else ""),
         "<h2>Timeline</h2>",
         f"<div>{_legend(settings['revisions'])}</div>",
         f"<div class='scroll'>{_timeline(doc, snapshots)}</div>",

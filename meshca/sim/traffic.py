@@ -111,6 +111,30 @@ class TrafficGraph:
         self._edges = self._build(apps, sorted(gateways))
         return self._edges
 
+    def check(self, mesh: Mesh) -> None:
+        """A file's rule whose ``from`` or ``to`` matches no workload of the rehearsed mesh
+        would silently judge no pair (MCA1003), so the rehearsal refuses it before any step."""
+        if self.spec.mode != "file":
+            return
+        apps = [
+            (c.name, ns, name)
+            for c in mesh.clusters.values()
+            for (ns, name), w in c.workloads.items()
+            if not w.gateway and ns in self.app_namespaces
+        ]
+        for i, rule in enumerate(self.spec.rules):
+            for side, pattern in (("from", rule.source), ("to", rule.target)):
+                if any(all(fnmatch.fnmatchcase(x, p) for x, p in zip(a, pattern)) for a in apps):
+                    continue
+                raise MeshcaError(
+                    "RehearseTrafficMatchesNothing",
+                    f"{self.spec.origin} edges[{i}].{side}",
+                    pattern="/".join(pattern),
+                    clusters=", ".join(sorted({a[0] for a in apps})),
+                    namespaces=", ".join(sorted({a[1] for a in apps})),
+                    workloads=", ".join(sorted({a[2] for a in apps})),
+                )
+
     def _build(self, apps: list[Ref], gateways: list[Ref]) -> list[tuple[Ref, Ref]]:
         entry: dict[tuple[str, str], Ref] = {}
         for ref in apps:  # creation order: the entry is the namespace's first workload (api)

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from ..certs import colon_fingerprint, short_fingerprint
 from ..errors import MeshcaError, split_line
 
 KINDS = ("root-cert", "workload-cert", "trust-domain", "root-of-trust")
@@ -222,7 +223,7 @@ def pod_line(check: str, e: dict) -> str:
     else:
         line = f" - {who} has trust domain {e['trustDomain'] or '(none)'} on revision {e['revision']}"
     if e["unknownRoots"] and check == "root-cert":
-        line += f" + {len(e['unknownRoots'])} unknown root(s) (sha256 {', '.join(fp[:16] + '...' for fp in e['unknownRoots'])})"
+        line += f" + {len(e['unknownRoots'])} unknown root(s) (sha256 {', '.join(short_fingerprint(fp) for fp in e['unknownRoots'])})"
     if status == "fail":
         line += f"  FAIL: {_short(e['reason'])}"
     return line
@@ -244,12 +245,15 @@ def text_report(doc: dict) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ..kubeaccess import require_cluster_access
+
     validate_args(args)
     if args.check == "root-of-trust":
         return _root_of_trust(args)
     from .runner import run_check
 
     request = build_request(args)
+    require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
     source = make_source(args.check, args.source, args.kubeconfig, args.context, args.concurrency)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -270,10 +274,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _root_of_trust(args: argparse.Namespace) -> int:
+    from ..kubeaccess import require_cluster_access
     from .runner import check_root_of_trust
     from .verdict import load_reference_file
 
     given = load_reference_file(args.root_cert, "--root-cert", "root-cert.pem")
+    require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
     source = make_source("root-of-trust", args.source, args.kubeconfig, args.context, args.concurrency)
     try:
         doc = check_root_of_trust(source, given, path=args.root_cert, cluster=args.context or "(current context)")
@@ -283,8 +289,8 @@ def _root_of_trust(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        live = f"{doc['live']} (from {doc['source']})" if doc["live"] else "no root (neither cacerts nor istio-ca-secret)"
-        print(f"root-of-trust: {args.root_cert} is sha256 {doc['given']}; the cluster distributes {live}: {'PASS' if doc['ok'] else 'FAIL'}")
+        live = f"sha256 {colon_fingerprint(doc['live'])} (from {doc['source']})" if doc["live"] else "no root (neither cacerts nor istio-ca-secret)"
+        print(f"root-of-trust: {args.root_cert} is sha256 {colon_fingerprint(doc['given'])}; the cluster distributes {live}: {'PASS' if doc['ok'] else 'FAIL'}")
     if reason:
         print(reason, file=sys.stderr)
     return 0 if doc["ok"] else 1

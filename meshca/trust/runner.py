@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 from cryptography import x509
 
-from ..certs import fingerprint, load_certs
+from ..certs import colon_fingerprint, fingerprint, load_certs, short_fingerprint
 from ..injection import injected_revision
 from ..errors import MeshcaError
 from .dumps import DEFAULT, ROOTCA, Bundle, DumpError, ProxySecrets, bundle_hash, load_bundle, parse_dump
@@ -496,7 +496,7 @@ class _Run:
                 unknown[fp] = unknown.get(fp, 0) + 1
         if unknown:
             pods_with = sum(1 for e in entries if e["unknownRoots"])
-            shown = ", ".join(f"sha256 {fp[:16]}... ({n} pod(s))" for fp, n in sorted(unknown.items()))
+            shown = ", ".join(f"sha256 {short_fingerprint(fp)} ({n} pod(s))" for fp, n in sorted(unknown.items()))
             warnings.append(MeshcaError("UnknownRootsPresent", req.check, count=pods_with, roots=shown).line())
 
         doc = {
@@ -592,7 +592,7 @@ def check_root_of_trust(source: ProxySource, given: Sequence[x509.Certificate], 
     live_fp = fingerprint(live[0])
     doc.update(live=live_fp, source=source_name, ok=live_fp == given_fp)
     if live_fp != given_fp:
-        doc["reason"] = MeshcaError("RootOfTrustMismatch", path, given=given_fp, cluster=cluster, live=live_fp, source=source_name).line()
+        doc["reason"] = MeshcaError("RootOfTrustMismatch", path, given=colon_fingerprint(given_fp), cluster=cluster, live=colon_fingerprint(live_fp), source=source_name).line()
     return doc
 
 
