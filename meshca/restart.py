@@ -32,6 +32,9 @@ KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonS
 
 @dataclass(frozen=True)
 class Kubectl:
+    """kubectl with the cluster's kubeconfig and context (stdin allowed): the one wrapper the
+    helper commands share (restart, preflight, mesh-config, webhooks, gateway)."""
+
     kubeconfig: str | None
     context: str | None
 
@@ -47,10 +50,10 @@ class Kubectl:
     def where(self) -> str:
         return f"context {self.context}" if self.context else "the current context"
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         argv = self.argv(*args)
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+            return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         except FileNotFoundError:
             raise MeshcaErrors([MeshcaError("ToolMissing", "kubectl", tool="kubectl")]) from None
         except subprocess.TimeoutExpired:

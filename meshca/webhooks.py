@@ -25,39 +25,21 @@ import argparse
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import yaml
 
 from .errors import MeshcaError, MeshcaErrors
 from .kubeaccess import require_cluster_access
+from .restart import Kubectl
 
 PROBE = "meshca-webhook-probe"
 NOT_INJECTABLE = ("kube-system", "kube-public", "kube-node-lease", "istio-system")
 TAGGED = (("istio-injection", "enabled"), ("istio.io/rev", "default"))
 
 
-@dataclass
-class Kube:
-    """kubectl with the cluster's kubeconfig and context, stdin allowed."""
-
-    kubeconfig: str | None
-    context: str | None
-
-    def argv(self, *args: str) -> list[str]:
-        out = ["kubectl"]
-        if self.kubeconfig:
-            out += ["--kubeconfig", self.kubeconfig]
-        if self.context:
-            out += ["--context", self.context]
-        return out + list(args)
-
-    def run(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        argv = self.argv(*args)
-        try:
-            return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
-        except FileNotFoundError:
-            raise MeshcaErrors([MeshcaError("ToolMissing", "kubectl", tool="kubectl")]) from None
+# kubectl with the cluster's kubeconfig and context: restart's wrapper (it also names a
+# timeout instead of raising).
+Kube = Kubectl
 
 
 def _first_line(text: str) -> str:
