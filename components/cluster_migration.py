@@ -118,12 +118,10 @@ class ClusterMigration(pulumi.ComponentResource):
             context=cluster.context,
             cluster_identifier=f"{cluster.project}/{cluster.location}/{cluster.name}",
             enable_server_side_apply=True,
-            # No patch force: pulumi-kubernetes 4.25.0 (the provider the Go module proxy serves,
-            # toolchain/pins.json) has no provider-level enablePatchForce (added in 4.29, #4242),
-            # and the pulumi.com/patchForce annotation would land on the live Namespace. None is
-            # needed: A2's kubectl label sets the very values the NamespacePatch then applies,
-            # and server-side apply shares a field between managers that apply the same value
-            # (a conflict only arises for a different value: a hand edit, which should stop up).
+            # No provider-level patch force: pulumi-kubernetes 4.25.0 (the provider the Go module
+            # proxy serves, toolchain/pins.json) has no enablePatchForce (added in 4.29, #4242);
+            # the NamespacePatch carries the pulumi.com/patchForce annotation instead
+            # (components/namespace_revision.py).
             opts=pulumi.ResourceOptions(parent=self),
         )
         graph = StepGraph(args.after)

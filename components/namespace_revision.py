@@ -4,7 +4,7 @@ Each move is the documented atomic ``kubectl label namespace NS istio.io/rev=R
 istio-injection- --overwrite`` (one request, so the namespace never carries both labels;
 it removes ``istio-injection`` even where kubectl set it, which a server-side-apply patch
 could not, as Pulumi does not own that field). A ``NamespacePatch`` then holds the desired
-labels as state (server-side apply of the values kubectl just set, so no force): drift shows in preview, and the policy
+labels as state (a forced server-side apply, see below): drift shows in preview, and the policy
 pack judges its labels. ``retain_on_delete``: destroy or a later phase never strips a label;
 a rollback is a new label value. Every revision change restarts the namespace's Deployments,
 StatefulSets and DaemonSets and waits for the rollouts (``meshca restart``).
@@ -66,11 +66,16 @@ class NamespaceRevision(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                 name=args.namespace,
                 labels=dict(args.labels),
-                # No pulumi.com/patch* annotations: pulumi-kubernetes applies them to the live
-                # Namespace (only pulumi.com/autonamed is internal, provider/pkg/metadata/
-                # annotations.go). No force either (components/cluster_migration.py): the
-                # patch applies the values the kubectl label step just set, which server-side
-                # apply lets two managers share.
+                # Forced: preview server-side dry-runs the patch while the live label still
+                # holds the previous revision, co-owned by kubectl-label since the last move,
+                # so an unforced apply conflicts ("conflict with kubectl-label ... istio.io/rev",
+                # seen on the real engine at mesh-ca batch 1). pulumi-kubernetes 4.25.0, the
+                # provider the Go module proxy serves (toolchain/pins.json), forces only through
+                # this annotation, which it also writes on the live Namespace (only
+                # pulumi.com/autonamed is internal, provider/pkg/metadata/annotations.go); the
+                # provider-level enablePatchForce that keeps objects clean exists from 4.29
+                # (#4242). Switch to it when the pin can move.
+                annotations={"pulumi.com/patchForce": "true"},
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

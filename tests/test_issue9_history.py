@@ -446,11 +446,12 @@ def test_finding8_ca_secret_providers_keep_their_outputs_on_operational_changes(
 # pulumi.com/patchFieldManager) and :46-47: the only internal annotation kept off the object is
 # pulumi.com/autonamed, so the patch annotations are applied to the live Namespace. The
 # provider-level switch (enablePatchForce) exists only from pulumi-kubernetes 4.29 (#4242); the
-# provider served here is 4.25.0, so nothing forces: the patch applies the values kubectl just
-# set, which server-side apply shares between managers (no conflict for equal values).
+# provider served here is 4.25.0, whose only force is the pulumi.com/patchForce annotation, and
+# the real engine needs force (preview dry-runs the patch against a label kubectl-label co-owns:
+# "conflict with kubectl-label", tests/e2e). So exactly that one annotation remains, nothing else.
 
 
-def test_finding8_namespace_patches_carry_no_pulumi_annotations():
+def test_finding8_namespace_patches_carry_only_the_force_annotation_4_25_needs():
     from harness import run_program
 
     result = run_program("dev", {"phase": "distribute-root", "namespaces": {**_all_on("dev", "old"), "frontend": load_stack_file(ROOT / "Pulumi.dev.yaml").rev1}})
@@ -458,7 +459,7 @@ def test_finding8_namespace_patches_carry_no_pulumi_annotations():
     assert patches
     for p in patches:
         annotations = (p.inputs.get("metadata") or {}).get("annotations") or {}
-        assert not [k for k in annotations if k.startswith("pulumi.com/")], (p.name, annotations)
+        assert {k: v for k, v in annotations.items() if k.startswith("pulumi.com/")} == {"pulumi.com/patchForce": "true"}, (p.name, annotations)
     providers = result.of_type("pulumi:providers:kubernetes")
     assert providers and not [p for p in providers if "enablePatchForce" in p.inputs]  # not in 4.25.0
 
@@ -484,7 +485,15 @@ def _gate_walls(monkeypatch, clusters: int) -> tuple[float, list[float]]:
         def close(self):
             pass
 
+    import threading
+
+    # Every cluster's check waits until all of them are running at once: if the gates of the
+    # 5th and 6th cluster queued behind the four host workers (which block here), the barrier
+    # breaks after its timeout and the checks fail. No wall-time assertion.
+    together = threading.Barrier(clusters, timeout=20)
+
     def fake_check(source, request, progress=None):
+        together.wait()
         time.sleep(CHECK_SECONDS)
         return {"ok": True, "summary": {"meshed": 1, "ok": 1, "failed": 0, "errors": 0, "skipped": 0, "retiring": 0}, "pods": [], "reason": ""}
 
@@ -514,8 +523,8 @@ def _gate_walls(monkeypatch, clusters: int) -> tuple[float, list[float]]:
 def test_finding8_gates_of_six_clusters_poll_together(monkeypatch):
     wall, finished = _gate_walls(monkeypatch, 6)
     print(f"6 clusters through {HOST_WORKERS} host workers: wall {wall:.2f} s, gates done at {[round(f, 2) for f in finished]}")
-    # together: about one check; queued behind the first four: about two
-    assert wall < 1.5 * CHECK_SECONDS, f"wall {wall:.2f} s for checks of {CHECK_SECONDS} s"
+    # every check ran while all six were running (the barrier in _gate_walls), so every gate passed
+    assert len(finished) == 6
 
 
 # pulumi-gcp 10.2.0 gkehub/membership.py (import section): a Membership is imported as

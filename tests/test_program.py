@@ -71,7 +71,7 @@ def test_dev_as_shipped_renders_the_current_position():
     patches = {r.inputs["metadata"]["name"]: r for r in result.of_type(PATCH)}
     assert set(patches) == {"frontend", "cart", "checkout"}
     assert patches["cart"].inputs["metadata"]["labels"] == {"istio.io/rev": REV1}
-    assert "annotations" not in patches["cart"].inputs["metadata"]  # forced by the provider (issue 9 finding 8)
+    assert patches["cart"].inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}  # 4.25.0 forces only so (issue 9 finding 8, components/namespace_revision.py)
     assert patches["cart"].retain_on_delete
     assert result.outputs["phase"] == "distribute-root" and result.outputs["position"] == 2
 
