@@ -119,12 +119,30 @@ def route(toolchain):
     if mode == "inline":
         env["PYTHONPATH"] = str(smoke.REPO)
         env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
+    # One stand-in state dir for every process (its default follows the kubeconfig's directory,
+    # which test_operational_key_runs_no_completed_step changes), and the stand-ins' test Mesh CA
+    # root as the gates' reference (meshca:meshcaRoot): standins/README.md "Consequence for
+    # meshca's gates" (Google's pinned root is not the stand-ins').
+    env["MESHCA_STANDIN_STATE"] = str(root / "standin-state")
+    sys.path.insert(0, str(smoke.REPO))
+    from standins import pki as standin_pki
+
+    saved_state = os.environ.get("MESHCA_STANDIN_STATE")
+    os.environ["MESHCA_STANDIN_STATE"] = env["MESHCA_STANDIN_STATE"]
+    try:
+        meshca_root = root / "meshca-root.pem"
+        meshca_root.write_bytes(standin_pki.meshca_root_pem(env["MESHCA_STANDIN_STATE"]))
+    finally:
+        if saved_state is None:
+            os.environ.pop("MESHCA_STANDIN_STATE", None)
+        else:
+            os.environ["MESHCA_STANDIN_STATE"] = saved_state
     istioctl = smoke.standin(proj, "istioctl")
     smoke.standin(proj, "asmcli")
     env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
     old = smoke.start_old_injector(root / "istio16-injector", clusters.env)
     project = {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(clusters.kubeconfig),
-               "clusters": clusters, "old_injector": old, "mode": mode, "log": log}
+               "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root)}
     yield project
     old["proc"].stop()
     keep = os.environ.get("MESHCA_E2E_KEEP") == "1"
@@ -241,7 +259,29 @@ def refused(project: dict, position: str, code: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # The route (in order)
 # ---------------------------------------------------------------------------------------------
+# Istio on GKE 1.6 ships Istio's CRDs (istio/istio 1.6.14 manifests/charts/base/files/crd-all.gen.yaml:
+# authorizationpolicies.security.istio.io, group security.istio.io, kind AuthorizationPolicy, served
+# version v1beta1, labels app=istio-pilot, istio=security, release=istio). A5's proof dry-runs an
+# AuthorizationPolicy (meshca/webhooks.py), which needs the kind to exist. Served here as apiextensions
+# v1 (the API server no longer serves v1beta1) with the schema left open.
+AUTHZ_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "authorizationpolicies.security.istio.io",
+                 "labels": {"app": "istio-pilot", "istio": "security", "release": "istio"}},
+    "spec": {"group": "security.istio.io", "scope": "Namespaced",
+             "names": {"kind": "AuthorizationPolicy", "listKind": "AuthorizationPolicyList", "plural": "authorizationpolicies",
+                       "singular": "authorizationpolicy", "categories": ["istio-io", "security-istio-io"]},
+             "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
 def test_baseline(route):
+    smoke.run("seed Istio 1.6 CRDs (kubectl apply)", ["kubectl", "--context", DEV_CONTEXT, "apply", "-f", "-"], route["env"],
+              route["dir"], route["logs"], stdin=json.dumps(AUTHZ_CRD), timeout=60)
+    smoke.run("wait for the CRD", ["kubectl", "--context", DEV_CONTEXT, "wait", "--for=condition=Established",
+                                   "crd/authorizationpolicies.security.istio.io", "--timeout=30s"],
+              route["env"], route["dir"], route["logs"], timeout=60)
     smoke.test_baseline(route)
 
 
@@ -313,6 +353,163 @@ def test_finish_phase_a_early_refused(route):
     smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Walk further: the rest of distribute-root and distribute-root-done (procedure.md Phase A).
+# Literal tables. Namespace rows: (istio-injection, istio.io/rev); "R1" rows are
+# (None, "asm-11910-9-distribute-root") by Phase A step 2's `kubectl label namespace NS
+# istio.io/rev=REVISION_1 istio-injection- --overwrite`; "OLD" rows ("enabled", None) as seeded.
+# Pod rows: the revision whose injector wrote the namespace's pod (step 2's restart re-injects).
+# Batches (meshca plan --stack dev, batchSize 3 in declaration order): 2 = payments, catalog,
+# search; 3 = recommendations, shipping, inventory; 4 = accounts, notifications, ads.
+# ---------------------------------------------------------------------------------------------
+R1 = (None, "asm-11910-9-distribute-root")
+OLD = ("enabled", None)
+WALK_NAMESPACES = {
+    "distribute-root batch 2": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": OLD, "shipping": OLD, "inventory": OLD, "accounts": OLD, "notifications": OLD, "ads": OLD,
+    },
+    "distribute-root batch 3": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": OLD, "notifications": OLD, "ads": OLD,
+    },
+    "distribute-root batch 4": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+    "distribute-root-done": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+}
+P1, P0 = "asm-11910-9-distribute-root", "default"
+WALK_PODS = {
+    "distribute-root batch 2": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P0, "shipping": P0, "inventory": P0, "accounts": P0, "notifications": P0, "ads": P0,
+    },
+    "distribute-root batch 3": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P0, "notifications": P0, "ads": P0,
+    },
+    "distribute-root batch 4": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+    "distribute-root-done": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+}
+# istio-system objects: A1's stay through phase A; A5 deletes the old istiod (Service, Deployment
+# named istiod; the Service istiod is then the one of istiod-service.yaml, see below) and the old
+# gateway Deployment istio-ingressgateway; the gateway Service stays (A4: "selected by the same Service").
+WALK_OBJECTS = {
+    "distribute-root batch 2": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root batch 3": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root batch 4": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root-done": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+    },
+}
+# Gateway pods behind Service istio-ingressgateway (its EndpointSlices' ready endpoints), by the
+# revision that injected them (None = not injected: the 1.6 gateway has an explicit proxy image,
+# procedure.md "What the guide leaves out"): before A4 only the old one; A4 adds a clone injected
+# by REVISION_1 ("selected by the same Service ... keep the old gateway"); A5 deletes the old one.
+WALK_GATEWAY_PODS = {
+    "distribute-root batch 2": ["unknown"],
+    "distribute-root batch 3": ["unknown"],
+    "distribute-root batch 4": ["asm-11910-9-distribute-root", "unknown"],
+    "distribute-root-done": ["asm-11910-9-distribute-root"],
+}
+BATCHES = {
+    "distribute-root batch 2": ("frontend", "cart", "checkout", "payments", "catalog", "search"),
+    "distribute-root batch 3": ("frontend", "cart", "checkout", "payments", "catalog", "search", "recommendations", "shipping", "inventory"),
+    "distribute-root batch 4": smoke.APP_NAMESPACES,
+    "distribute-root-done": smoke.APP_NAMESPACES,
+}
+
+
+def ready_endpoint_pods(env: dict, service: str, namespace: str = "istio-system") -> list[dict]:
+    slices = smoke.kubectl_json(env, "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}")["items"]
+    names = {e["targetRef"]["name"] for sl in slices for e in sl.get("endpoints") or []
+             if (e.get("conditions") or {}).get("ready") and (e.get("targetRef") or {}).get("kind") == "Pod"}
+    pods = smoke.kubectl_json(env, "get", "pods", "-n", namespace)["items"]
+    return [p for p in pods if p["metadata"]["name"] in names]
+
+
+def assert_walk(env: dict, position: str, project: Path) -> None:
+    smoke.EXPECTED_NAMESPACES[position] = WALK_NAMESPACES[position]
+    smoke.EXPECTED_POD_REVISIONS[position] = WALK_PODS[position]
+    smoke.EXPECTED_OBJECTS[position] = WALK_OBJECTS[position]
+    problems: list[str] = []
+    try:
+        smoke.assert_cluster(env, position, project)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    gw = sorted(str(smoke.injected_by(p)) for p in ready_endpoint_pods(env, "istio-ingressgateway"))
+    if gw != WALK_GATEWAY_PODS[position]:
+        problems.append(f"Service istio-ingressgateway's ready pods injected by {gw}, want {WALK_GATEWAY_PODS[position]}")
+    if position == "distribute-root-done":
+        # A5: "apply asm/istio/istiod-service.yaml from the new revision's output dir (the istiod
+        # Service, so the default validation webhook has a live backend)": anthos-service-mesh-packages
+        # asm/istio/istiod-service.yaml selects app: istiod, istio.io/rev: REVISION.
+        sel = smoke.kubectl_json(env, "get", "service", "istiod", "-n", "istio-system")["spec"].get("selector") or {}
+        if sel.get("app") != "istiod" or sel.get("istio.io/rev") != "asm-11910-9-distribute-root":
+            problems.append(f"Service istiod selects {sel}, want app=istiod, istio.io/rev=asm-11910-9-distribute-root")
+        backends = sorted({(p["metadata"].get("labels") or {}).get("istio.io/rev", "?") for p in ready_endpoint_pods(env, "istiod")})
+        if backends != ["asm-11910-9-distribute-root"]:
+            problems.append(f"Service istiod's ready endpoints are pods of revision(s) {backends}, want only istiod-asm-11910-9-distribute-root's")
+        # "What the guide leaves out": `istioctl tag set default --revision REV1 --overwrite` before A5's
+        # deletions: the default tag's webhooks (istio-revision-tag-default) belong to REV1.
+        tag = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default")
+        labels = tag["metadata"].get("labels") or {}
+        if labels.get("istio.io/rev") != "asm-11910-9-distribute-root" or labels.get("istio.io/tag") != "default":
+            problems.append(f"istio-revision-tag-default labels {labels}, want istio.io/rev=asm-11910-9-distribute-root, istio.io/tag=default")
+        if smoke.exists(env, "mutatingwebhookconfiguration", "istio-sidecar-injector", None):
+            old = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-sidecar-injector")
+            if old.get("webhooks"):
+                problems.append("the old istio-sidecar-injector still has webhooks (migrate-to-asm set_default_tag empties them)")
+        for probe_ns in ("frontend", "ads"):
+            try:
+                smoke.wait_injecting(env, probe_ns, "asm-11910-9-distribute-root", timeout=15)
+            except AssertionError as exc:
+                problems.append(str(exc))
+    assert not problems, f"live cluster after {position}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("position", list(BATCHES))
+def test_walk_distribute_root(route, position):
+    phase = "distribute-root-done" if position == "distribute-root-done" else "distribute-root"
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase=phase, moved=BATCHES[position], istioctl=True)
+    edit_stack(route, meshcaRoot=route["meshca_root"])
+    smoke.preview_and_up(route, position, {})
+    assert_walk(route["env"], position, route["dir"])
+
+
 def test_zz_destroy_leaves_the_mesh(route):
     before = live_snapshot(route["env"])
     before_log = len(log_lines(route))
@@ -320,6 +517,6 @@ def test_zz_destroy_leaves_the_mesh(route):
     new = log_lines(route)[before_log:]
     print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
     assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
-    # The mesh as it was: REV1 installed, batch 1 on REV1 with its pods, the rest on the old revision.
-    smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
+    # The mesh as it was (the last position of the walk).
+    smoke.assert_cluster(route["env"], "distribute-root-done", route["dir"])
     assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
