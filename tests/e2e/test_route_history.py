@@ -15,7 +15,10 @@ The tests run in order, one route:
    ``meshca:restartTimeoutSeconds`` and the cluster's kubeconfig path (a copy of the file) runs no
    completed step; changing ``meshca:rev1`` after A1 used it is refused (``MCA0662``);
 4. Safety: ``distribute-root-done`` while nine namespaces are still on the old revision is refused;
-5. ``pulumi destroy`` leaves the mesh and its labels as they are.
+5. The walk on: ``distribute-root`` batches 2-4 (A2; A3 with ``meshca:meshcaRoot`` = the stand-ins'
+   test Mesh CA root; A4) and ``distribute-root-done`` (A5), each against a literal table; then
+   ``meshca:meshcaRoot`` moved to another path runs no completed step;
+6. ``pulumi destroy`` leaves the mesh and its labels as they are.
 
 Every refusal is checked on ``pulumi preview --policy-pack policy`` AND on ``pulumi up
 --skip-preview --policy-pack policy``, and the invocation log and the live cluster show nothing
@@ -510,10 +513,21 @@ def test_walk_distribute_root(route, position):
     assert_walk(route["env"], position, route["dir"])
 
 
+def test_meshca_root_path_runs_no_completed_step(route):
+    # meshca:meshcaRoot is operational (README's config table): another path of the same root after
+    # gate A3 passed on it re-runs neither A3 nor anything after it.
+    other = route["root"] / "other-operator" / "meshca-root.pem"
+    other.parent.mkdir(exist_ok=True)
+    shutil.copy2(route["meshca_root"], other)
+    edit_stack(route, meshcaRoot=str(other))
+    run_nothing(route, "pulumi up, meshcaRoot changed (distribute-root-done)", "up", "--yes", "--policy-pack", "policy")
+    assert_walk(route["env"], "distribute-root-done", route["dir"])
+
+
 def test_zz_destroy_leaves_the_mesh(route):
     before = live_snapshot(route["env"])
     before_log = len(log_lines(route))
-    smoke.pulumi(route, "pulumi destroy (distribute-root batch 1)", "destroy", "--yes")
+    smoke.pulumi(route, "pulumi destroy (distribute-root-done)", "destroy", "--yes")
     new = log_lines(route)[before_log:]
     print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
     assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
