@@ -386,6 +386,14 @@ WALK_NAMESPACES = {
     },
 }
 P1, P0 = "asm-11910-9-distribute-root", "default"
+# Phase B step 2 (`kubectl label namespace NS istio.io/rev=REVISION_2 --overwrite`, restart): batch 1 of
+# mesh-ca is again frontend, cart, checkout.
+R2 = (None, "asm-11910-9-meshca-ca-migration")
+P2 = "asm-11910-9-meshca-ca-migration"
+WALK_NAMESPACES["mesh-ca batch 1"] = {
+    "frontend": R2, "cart": R2, "checkout": R2, "payments": R1, "catalog": R1, "search": R1,
+    "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+}
 WALK_PODS = {
     "distribute-root batch 2": {
         "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
@@ -403,6 +411,10 @@ WALK_PODS = {
         "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
         "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
     },
+}
+WALK_PODS["mesh-ca batch 1"] = {
+    "frontend": P2, "cart": P2, "checkout": P2, "payments": P1, "catalog": P1, "search": P1,
+    "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
 }
 # istio-system objects: A1's stay through phase A; A5 deletes the old istiod (Service, Deployment
 # named istiod; the Service istiod is then the one of istiod-service.yaml, see below) and the old
@@ -438,6 +450,19 @@ WALK_OBJECTS = {
         ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
     },
 }
+# Phase B step 1 installs REVISION_2 (asmcli: Deployment/Service istiod-REV2, its injector webhook);
+# nothing of phase A's result goes (B4 deletes REVISION_1 only at mesh-ca-done; the CA secrets stay
+# until phase C).
+WALK_OBJECTS["mesh-ca batch 1"] = {
+    ("deployment", "istiod"): False, ("service", "istiod"): True,
+    ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+    ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+    ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+    ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+    ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+    ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+}
 # Gateway pods behind Service istio-ingressgateway (its EndpointSlices' ready endpoints), by the
 # revision that injected them (None = not injected: the 1.6 gateway has an explicit proxy image,
 # procedure.md "What the guide leaves out"): before A4 only the old one; A4 adds a clone injected
@@ -447,6 +472,7 @@ WALK_GATEWAY_PODS = {
     "distribute-root batch 3": ["unknown"],
     "distribute-root batch 4": ["asm-11910-9-distribute-root", "unknown"],
     "distribute-root-done": ["asm-11910-9-distribute-root"],
+    "mesh-ca batch 1": ["asm-11910-9-distribute-root"],  # B3 upgrades it only when every namespace is on REV2
 }
 BATCHES = {
     "distribute-root batch 2": ("frontend", "cart", "checkout", "payments", "catalog", "search"),
@@ -524,6 +550,24 @@ def test_meshca_root_path_runs_no_completed_step(route):
     assert_walk(route["env"], "distribute-root-done", route["dir"])
 
 
+class NamespacePatchConflict(smoke.ProgramDefect):
+    """Phase B's relabel cannot be previewed: the namespace's NamespacePatch (components/namespace_revision.py:64-80,
+    server-side apply without force, components/cluster_migration.py:120-126) dry-runs istio.io/rev=REV2 while
+    the field is co-owned since A2 by the `kubectl label` step's manager "kubectl-label" with REV1 (the B2
+    label step has not run in a preview), so pulumi-kubernetes 4.25.0 reports "Apply failed with 1 conflict:
+    conflict with "kubectl-label" using v1: .metadata.labels.istio.io/rev". The comment there ("the patch
+    applies the values the kubectl label step just set") holds for A2 (a new field) only."""
+
+
+@pytest.mark.xfail(raises=NamespacePatchConflict, strict=True, reason="NamespacePatch SSA conflict with kubectl-label (see NamespacePatchConflict)")
+def test_walk_mesh_ca_batch_1(route):
+    position = "mesh-ca batch 1"
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
+    edit_stack(route, meshcaRoot=route["meshca_root"], namespaces={ns: P2 for ns in BATCH_1})
+    smoke.preview_and_up(route, position, {'conflict with "kubectl-label"': NamespacePatchConflict})
+    assert_walk(route["env"], position, route["dir"])
+
+
 def test_zz_destroy_leaves_the_mesh(route):
     before = live_snapshot(route["env"])
     before_log = len(log_lines(route))
@@ -532,5 +576,7 @@ def test_zz_destroy_leaves_the_mesh(route):
     print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
     assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
     # The mesh as it was (the last position of the walk).
+    # While NamespacePatchConflict stops mesh-ca's preview, the walk ends at distribute-root-done
+    # (nothing of mesh-ca was applied; once fixed, the strict xfail fails: make this "mesh-ca batch 1").
     smoke.assert_cluster(route["env"], "distribute-root-done", route["dir"])
     assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
