@@ -145,7 +145,8 @@ def route(toolchain):
     env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
     old = smoke.start_old_injector(root / "istio16-injector", clusters.env)
     project = {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(clusters.kubeconfig),
-               "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root)}
+               "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root),
+               "timings_from": len(smoke.TIMINGS)}
     yield project
     old["proc"].stop()
     keep = os.environ.get("MESHCA_E2E_KEEP") == "1"
@@ -582,3 +583,13 @@ def test_zz_destroy_leaves_the_mesh(route):
     # (nothing of mesh-ca was applied; once fixed, the strict xfail fails: make this "mesh-ca batch 1").
     smoke.assert_cluster(route["env"], "distribute-root-done", route["dir"])
     assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
+
+
+def test_zz_timings(route):
+    """Not a check: prints this module's timed commands (smoke.run records them in smoke.TIMINGS; taken
+    out again so the smoke's own timings list stays its own)."""
+    mine = smoke.TIMINGS[route["timings_from"]:]
+    del smoke.TIMINGS[route["timings_from"]:]
+    lines = [f"cluster start: {route['clusters'].timings['start']:.1f} s"] + [f"{what}: {dt:.1f} s" for what, dt in mine]
+    (route["root"] / "timings.txt").write_text("\n".join(lines) + "\n")
+    print("\n[e2e] route timings:\n  " + "\n  ".join(lines), file=sys.stderr)
