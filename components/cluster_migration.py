@@ -222,7 +222,7 @@ def gate_args(config: StackConfig, cluster, step: Step) -> TrustGateArgs:
         retiring_deployments=[f"{r['namespace']}/{r['deployment']}" for r in p["retiring"] if "deployment" in r],
         retiring_selectors=[f"{r['namespace']}/{r['selector']}" for r in p["retiring"] if "selector" in r],
         citadel_root=p["citadelRoot"] or "",
-        meshca_root="",
+        meshca_root=p.get("meshcaRoot") or "",
         root_cert=p["rootCert"] or "",
         fleet_project=p["fleetProject"] or "",
         revisions=list(p["revisions"]),

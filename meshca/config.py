@@ -80,6 +80,7 @@ SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "backupDir": ("str", "backups"),
     "upstreamStack": ("str", ""),
     "rev2CitadelRoot": ("bool", True),
+    "meshcaRoot": ("str", ""),
 }
 STRUCTURED_KEYS: dict[str, tuple[str, Any]] = {
     "clusters": ("list", _REQUIRED),
@@ -174,6 +175,7 @@ class GateSettings:
     timeout_seconds: int
     poll_seconds: int
     concurrency: int
+    meshca_root: str = ""  # meshca:meshcaRoot: the gates' Mesh CA reference PEM ("" = Google's pinned root)
 
 
 @dataclass(frozen=True)
@@ -715,6 +717,10 @@ def validate(
         elif _sets_ca_certificates(project_dir / _expand(overlay)):
             errors.append(MeshcaError("CustomOverlaySetsCaCertificates", overlay))
 
+    meshca_root = values.get("meshcaRoot")
+    if isinstance(meshca_root, str) and meshca_root and not (project_dir / _expand(meshca_root)).is_file():
+        errors.append(MeshcaError("MeshcaRootFileMissing", f"{NS}:meshcaRoot", value=meshca_root))
+
     upstream = values.get("upstreamStack")
     if isinstance(upstream, str) and upstream:
         problem = upstream_stack_problem(upstream, stack, project_dir)
@@ -776,6 +782,7 @@ def validate(
             timeout_seconds=values["gateTimeoutSeconds"],
             poll_seconds=values["gatePollSeconds"],
             concurrency=values["gateConcurrency"],
+            meshca_root=values["meshcaRoot"] or "",
         ),
         restart_timeout_seconds=values["restartTimeoutSeconds"],
         backup_dir=values["backupDir"],

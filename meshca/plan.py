@@ -384,6 +384,8 @@ class _Builder:
             # one), never re-read from the cluster: after C2 istio-ca-secret holds a NEW root.
             citadel_root = c.ca_files.shown("root_cert")
             flags += ["--citadel-root", citadel_root]
+            if c.gates.meshca_root:
+                flags += ["--meshca-root", c.gates.meshca_root]
         if check == "trust-domain":
             flags += ["--fleet-project", c.fleet_project]
             for revision in revisions:
@@ -404,6 +406,7 @@ class _Builder:
             forbid=list(forbid),
             retiring=list(retiring),
             citadelRoot=citadel_root,
+            meshcaRoot=(c.gates.meshca_root or None) if check != "root-of-trust" else None,
             rootCert=root_cert,
             fleetProject=c.fleet_project if check == "trust-domain" else None,
             revisions=list(revisions),

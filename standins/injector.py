@@ -63,6 +63,18 @@ def parse_inject_path(path: str) -> dict[str, str]:
     return res
 
 
+
+def validation_problem(obj: dict) -> str | None:
+    """The one rule of istiod's config validation modelled here (everything else is allowed):
+    istio 1.19.10 pkg/config/validation/validation.go lines 1998-2001 (ValidateAuthorizationPolicy):
+    an AuthorizationPolicy with ``action: CUSTOM`` and no ``rules`` is invalid."""
+    if obj.get("kind") == "AuthorizationPolicy" and str(obj.get("apiVersion", "")).startswith("security.istio.io/"):
+        spec = obj.get("spec") or {}
+        if spec.get("action") == "CUSTOM" and not spec.get("rules"):
+            return ("CUSTOM action without `rules` is meaningless as it will never be triggered, "
+                    "add an empty rule `{}` if you want it be triggered for every request")
+    return None
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -107,10 +119,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(out).encode())
         elif self.path.startswith("/validate"):
             req = review.get("request") or {}
+            problem = validation_problem(req.get("object") or {})
+            response = {"uid": req.get("uid", ""), "allowed": problem is None}
+            if problem is not None:
+                # istio 1.19.10 pkg/webhooks/validation/server/server.go (admitPilot): a failed
+                # validation is a denial with "configuration is invalid: <error>".
+                response["status"] = {"message": f"configuration is invalid: {problem}", "code": 400}
             out = {
                 "apiVersion": review.get("apiVersion") or "admission.k8s.io/v1",
                 "kind": "AdmissionReview",
-                "response": {"uid": req.get("uid", ""), "allowed": True},
+                "response": response,
             }
             self._send(200, json.dumps(out).encode())
         else:

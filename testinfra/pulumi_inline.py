@@ -12,7 +12,13 @@ testinfra/bin/meshca-policy-pack running DIR (a pack directory needs the languag
 
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev init
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev preview [--policy-pack policy]
-    cd PROJECT && python -m testinfra.pulumi_inline --stack dev up [--policy-pack policy]
+    cd PROJECT && python -m testinfra.pulumi_inline --stack dev up [--policy-pack policy] [--skip-preview]
+    cd PROJECT && python -m testinfra.pulumi_inline --stack dev destroy
+
+``up`` is always ``pulumi up --yes --skip-preview`` here: the Automation API passes both flags
+(pulumi/automation/_stack.py ``Stack.up``: ``args = ["up", "--yes", "--skip-preview"]``), so
+``--skip-preview`` is accepted and changes nothing. ``destroy`` is ``pulumi destroy --yes
+--skip-preview`` (``Stack.destroy``); it does not run the program.
 
 The CLI is ``pulumi`` from PATH; PULUMI_HOME, PULUMI_BACKEND_URL, the passphrase and the rest come
 from the environment. Output streams to stdout; exit 1 when the command fails.
@@ -30,8 +36,9 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m testinfra.pulumi_inline")
     ap.add_argument("--stack", required=True)
-    ap.add_argument("command", choices=("init", "preview", "up"))
+    ap.add_argument("command", choices=("init", "preview", "up", "destroy"))
     ap.add_argument("--policy-pack", action="append", default=[])
+    ap.add_argument("--skip-preview", action="store_true", help="accepted: the Automation API's up always skips the preview")
     args = ap.parse_args(argv)
 
     from pulumi import automation as auto
@@ -67,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.policy_pack:
             os.environ["MESHCA_POLICY_PACK_DIR"] = str((work_dir / args.policy_pack[0]).resolve())
             packs = [str(Path(__file__).resolve().parent / "bin" / "meshca-policy-pack")]
-        if args.command == "preview":
+        if args.command == "destroy":
+            stack.destroy(on_output=out, color="never")
+        elif args.command == "preview":
             stack.preview(policy_packs=packs or None, on_output=out, color="never")
         else:
             stack.up(policy_packs=packs or None, on_output=out, color="never")

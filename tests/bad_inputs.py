@@ -257,6 +257,7 @@ STACK_CONFIG: tuple[Case, ...] = (
     _config_case("namespace declared twice", "namespace declared twice", "MCA0141", "meshca:namespaces.cart", write=_duplicate_namespace, program="pulumi's YAML reader refuses duplicate keys; the program gets one map"),
     _config_case("gate poll of 0 seconds", "value out of range", "MCA0142", "meshca:gatePollSeconds", _set("gatePollSeconds", 0)),
     _config_case("overlay file missing", "overlay file missing", "MCA0143", "overlays/missing.yaml", _set("customOverlays", ["overlays/missing.yaml"])),
+    _config_case("Mesh CA reference root missing", "meshca root file missing", "MCA0153", "meshca:meshcaRoot", _set("meshcaRoot", "certs/missing-meshca-root.pem")),
     _config_case("upstream stack of another project", "upstream stack form invalid", "MCA0159", "meshca:upstreamStack", _set("upstreamStack", "organization/other-project/dev")),
     _config_case("migration option as an extra option", "migration option as extra", "MCA0144", "meshca:extraOptions", _set("extraOptions", ["ca-migration-citadel"])),
     _config_case("overlay listing caCertificates", "overlay sets caCertificates", "MCA0152", "overlays/extra-roots.yaml", write=_overlay_with_ca_certificates),

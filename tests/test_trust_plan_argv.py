@@ -53,3 +53,44 @@ def test_every_gate_argv_parses_and_every_gate_input_checks(stack, monkeypatch):
         assert failures == [], [(f.property, f.reason) for f in failures]
     assert steps, f"stack {stack} emits no gate"
     assert kinds == {"root-of-trust", "root-cert", "workload-cert", "trust-domain"}
+
+
+def test_meshca_root_reaches_every_gate_and_is_operational(monkeypatch, tmp_path):
+    """meshca:meshcaRoot (a PEM path) is every non-root-of-trust gate's --meshca-root, the TrustGate's
+    meshcaRoot input, and changing it alone never replaces a gate (an operational input)."""
+    import dataclasses
+
+    monkeypatch.chdir(ROOT)
+    root = tmp_path / "meshca-root.pem"
+    root.write_text((ROOT / "samples" / "certs" / "root-cert.pem").read_text())
+    parser = cli.build_parser()
+    provider = TrustGateProvider()
+    checked = 0
+    for config, cluster, step in gate_steps("dev"):
+        if step.params["check"] == "root-of-trust":
+            continue
+        olds = {_TO_CAMEL[k]: v for k, v in gate_args(config, cluster, step).to_props().items()}
+        assert olds["meshcaRoot"] == ""
+        news = {**olds, "meshcaRoot": str(root)}
+        assert provider.check({}, news).failures == []
+        assert provider.diff("id", olds, news).changes is False
+        checked += 1
+    assert checked
+
+    # the plan's argv: --meshca-root for the gates that read proxies, never for root-of-trust
+    base = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    config = dataclasses.replace(base, gates=dataclasses.replace(base.gates, meshca_root=str(root)))
+    kinds = set()
+    for pos in plan.route(config):
+        for cp in plan.build(config.at(pos.phase, False, pos.namespace_map)).clusters:
+            for step in cp.steps:
+                if not step.is_gate:
+                    continue
+                args = parser.parse_args(list(step.argv[1:]))
+                if step.params["check"] == "root-of-trust":
+                    assert "--meshca-root" not in step.argv
+                else:
+                    assert args.meshca_root == str(root), step.argv
+                    assert gate_args(config, cp.cluster, step).meshca_root == str(root)
+                    kinds.add(step.params["check"])
+    assert kinds == {"root-cert", "workload-cert", "trust-domain"}

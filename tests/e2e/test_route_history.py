@@ -1,0 +1,595 @@
+"""History and safety of the dev route under the REAL Pulumi CLI against a REAL kube-apiserver (issue 11).
+
+Same set-up as the smoke (tests/e2e/test_smoke.py, whose seed, stack writer, runner and cluster
+table this module imports), but on its OWN cluster (started here, stopped at the module's end,
+so the smoke's cluster and this one never share state) and its own project copy and file
+backend. Every stand-in, the command provider stand-in (``pulumi-resource-command``: every
+Command it runs) and the injector stand-in (every pod it reviews) append to ONE invocation log,
+``$MESHCA_STANDIN_LOG``; "nothing ran" is proved from it and from the live pods' UIDs.
+
+The tests run in order, one route:
+
+1. ``baseline`` (the smoke's position 1), then a refused phase skip ``baseline -> mesh-ca``;
+2. ``distribute-root`` batch 1 (the smoke's position 2);
+3. History: a second ``up`` with no change runs nothing; changing ``meshca:gateTimeoutSeconds``,
+   ``meshca:restartTimeoutSeconds`` and the cluster's kubeconfig path (a copy of the file) runs no
+   completed step; changing ``meshca:rev1`` after A1 used it is refused (``MCA0662``);
+4. Safety: ``distribute-root-done`` while nine namespaces are still on the old revision is refused;
+5. The walk on: ``distribute-root`` batches 2-4 (A2; A3 with ``meshca:meshcaRoot`` = the stand-ins'
+   test Mesh CA root; A4) and ``distribute-root-done`` (A5), each against a literal table; then
+   ``meshca:meshcaRoot`` moved to another path runs no completed step;
+6. ``pulumi destroy`` leaves the mesh and its labels as they are.
+
+Every refusal is checked on ``pulumi preview --policy-pack policy`` AND on ``pulumi up
+--skip-preview --policy-pack policy``, and the invocation log and the live cluster show nothing
+applied.
+
+Expectations (literal, never computed with meshca code):
+- procedure.md "The route": the phases are baseline, distribute-root, distribute-root-done,
+  mesh-ca, mesh-ca-done, old-root-removed, in this order; a phase is entered only from the one
+  before it ("every position is reached by editing the stack file"; phase B starts "when phase A
+  is done"). README "Config vocabulary": operational keys (timeouts, kubeconfig) may change, the
+  revision names "may not change once the migration started".
+- The codes are the catalogue's entries for these cases (meshca/messages.yaml): MCA0650 "A move
+  skips one or more phases."; MCA0662 "The stack name, use case, a revision name or another
+  identity key ... changed while the migration is under way"; MCA0131 (the config validation,
+  before anything is registered) "phase distribute-root-done is impossible while namespace X is on
+  default (phase A finishes only when every namespace is on REV1)".
+- README "Running a real migration": "`pulumi destroy` never uninstalls the mesh: Commands have no
+  delete scripts, namespace patches and the canary gateway are retained".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from testinfra.cluster import DEV_CONTEXT, Clusters, LaunchError
+
+import test_smoke as smoke  # the smoke's helpers and its literal tables (same module object pytest collected)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+
+REV1 = smoke.REV1
+BATCH_1 = smoke.BATCH_1
+# What counts as "applied" in the invocation log: any Command the command provider ran (create,
+# update or delete of a command:local:Command; an invoke of command:local:run is a read, listed
+# but allowed), any asmcli run, any istioctl other than reads (version, proxy-config), any pod the
+# injector stand-in reviewed (a pod was created: a restart).
+ISTIOCTL_READS = ("version", "proxy-config")
+
+
+class ProbeCrashHidesRefusal(smoke.ProgramDefect):
+    """The preview-time istioctl probe (components/cluster_migration.py:74, ``command.local.run_output``
+    of ``istioctl version --remote=false --short``) raises a Python exception when the istioctl does not
+    exist: with ``meshca:istioctlPath`` empty it is REV1's asmcli output dir (a local leftover of A1,
+    issue 9 finding 13), so a stack that never ran A1 gets a traceback ``invoke of command:local:run
+    failed ... exit status 127`` instead of its guard line (README "Every problem is one line")."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixture: own cluster, own project, one invocation log
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def route(toolchain):
+    root = Path(tempfile.mkdtemp(prefix="meshca-e2e-route-"))
+    print(f"[e2e] route dir {root} (MESHCA_E2E_KEEP=1 keeps it)", file=sys.stderr)
+    log = root / "invocations.jsonl"
+    log.touch()
+    saved = os.environ.get("MESHCA_STANDIN_LOG")
+    os.environ["MESHCA_STANDIN_LOG"] = str(log)  # the injector stand-in the cluster starts logs its reviews here
+    clusters = Clusters([DEV_CONTEXT], bindir=toolchain.bin)
+    try:
+        clusters.start()
+    except LaunchError as exc:
+        print(clusters.logs(), file=sys.stderr)
+        clusters.stop()
+        pytest.fail(f"cluster did not start: {exc}", pytrace=False)
+    finally:
+        if saved is None:
+            os.environ.pop("MESHCA_STANDIN_LOG", None)
+        else:
+            os.environ["MESHCA_STANDIN_LOG"] = saved
+    print(f"[e2e] route cluster up in {clusters.timings['start']:.1f} s; workdir {clusters.workdir}", file=sys.stderr)
+    proj = root / "project"
+    smoke.copy_project(proj)
+    logs = root / "logs"
+    logs.mkdir()
+    (root / "state").mkdir()
+    env = dict(clusters.env)
+    venv = proj / ".venv"
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(toolchain.bin), str(venv / "bin"), env["PATH"]])
+    for var in ("PYTHONHOME", "PYTHONPATH"):
+        env.pop(var, None)
+    env.update({
+        "PULUMI_HOME": str(toolchain.pulumi_home),
+        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "e2e",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+        "NO_COLOR": "1",
+        "MESHCA_STANDIN_LOG": str(log),
+    })
+    mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
+    if mode == "inline":
+        env["PYTHONPATH"] = str(smoke.REPO)
+        env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
+    # One stand-in state dir for every process (its default follows the kubeconfig's directory,
+    # which test_operational_key_runs_no_completed_step changes), and the stand-ins' test Mesh CA
+    # root as the gates' reference (meshca:meshcaRoot): standins/README.md "Consequence for
+    # meshca's gates" (Google's pinned root is not the stand-ins').
+    env["MESHCA_STANDIN_STATE"] = str(root / "standin-state")
+    sys.path.insert(0, str(smoke.REPO))
+    from standins import pki as standin_pki
+
+    saved_state = os.environ.get("MESHCA_STANDIN_STATE")
+    os.environ["MESHCA_STANDIN_STATE"] = env["MESHCA_STANDIN_STATE"]
+    try:
+        meshca_root = root / "meshca-root.pem"
+        meshca_root.write_bytes(standin_pki.meshca_root_pem(env["MESHCA_STANDIN_STATE"]))
+    finally:
+        if saved_state is None:
+            os.environ.pop("MESHCA_STANDIN_STATE", None)
+        else:
+            os.environ["MESHCA_STANDIN_STATE"] = saved_state
+    istioctl = smoke.standin(proj, "istioctl")
+    smoke.standin(proj, "asmcli")
+    env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
+    old = smoke.start_old_injector(root / "istio16-injector", clusters.env)
+    project = {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(clusters.kubeconfig),
+               "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root),
+               "timings_from": len(smoke.TIMINGS)}
+    yield project
+    old["proc"].stop()
+    keep = os.environ.get("MESHCA_E2E_KEEP") == "1"
+    clusters.stop(keep=keep)
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+def edit_stack(project: dict, **keys) -> None:
+    """Set meshca:KEY values in Pulumi.dev.yaml (after smoke.write_stack); ``kubeconfig`` sets the cluster's."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    path = project["dir"] / f"Pulumi.{smoke.STACK}.yaml"
+    doc = yaml.load(path.read_text())
+    cfg = doc["config"]
+    for key, value in keys.items():
+        if key == "kubeconfig":
+            cfg["meshca:clusters"][0]["kubeconfig"] = value
+        elif key == "namespaces":
+            for ns, rev in value.items():
+                cfg["meshca:namespaces"][ns] = rev
+        else:
+            cfg[f"meshca:{key}"] = value
+    with path.open("w") as fh:
+        yaml.dump(doc, fh)
+
+
+def log_lines(project: dict) -> list[dict]:
+    return [json.loads(line) for line in project["log"].read_text().splitlines() if line.strip()]
+
+
+def describe(rec: dict) -> str:
+    if rec.get("standin") == "pulumi-resource-command":
+        return f"command provider {rec.get('op')} {rec.get('urn', '').rsplit('::', 1)[-1]}: {str(rec.get('command') or rec.get('argv'))[:160]}"
+    if rec.get("tool") == "injector":
+        return f"injector review {rec.get('namespace')}/{rec.get('name')} revision {rec.get('revision')}"
+    return f"{rec.get('tool')}: {' '.join(map(str, rec.get('argv') or []))[:160]}"
+
+
+def applied(records: list[dict]) -> list[str]:
+    out = []
+    for rec in records:
+        if rec.get("standin") == "pulumi-resource-command":
+            # create/update/delete ran a Command; an invoke (command:local:run) is a preview-time probe,
+            # allowed only as the two reads the program probes with (kubectl get, istioctl version).
+            cmd = str(rec.get("command") or "")
+            words = cmd.split()
+            is_read = rec.get("op") == "invoke" and (
+                (words[:1] == ["kubectl"] and "get" in words and not {"apply", "label", "delete", "patch", "create"} & set(words))
+                or words[1:3] == ["version", "--remote=false"])
+            if not is_read:
+                out.append(describe(rec))
+        elif rec.get("tool") == "istioctl":
+            argv = [a for a in rec.get("argv") or [] if not a.startswith("-")]
+            if len(argv) < 2 or argv[1] not in ISTIOCTL_READS:
+                out.append(describe(rec))
+        else:  # asmcli, the injector (a pod was created), anything else
+            out.append(describe(rec))
+    return out
+
+
+def live_snapshot(env: dict) -> dict:
+    """Namespace labels and every pod's UID (a restart or a re-injection changes them)."""
+    namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in smoke.kubectl_json(env, "get", "namespaces")["items"]}
+    pods = sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}/{p['metadata']['uid']}"
+                  for p in smoke.kubectl_json(env, "get", "pods", "--all-namespaces")["items"]
+                  if not p["metadata"].get("deletionTimestamp"))
+    return {"namespaces": namespaces, "pods": pods}
+
+
+def run_nothing(project: dict, what: str, *args: str) -> None:
+    """`pulumi ARGS` succeeds and applies nothing: no Command, asmcli, istioctl write or new pod."""
+    before_log = len(log_lines(project))
+    before = live_snapshot(project["env"])
+    smoke.pulumi(project, what, *args)
+    new = log_lines(project)[before_log:]
+    print(f"[e2e] {what}: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
+    ran = applied(new)
+    after = live_snapshot(project["env"])
+    assert not ran, f"{what} ran completed steps again:\n  " + "\n  ".join(ran)
+    assert after == before, f"{what} changed the live cluster (namespace labels or pods)"
+
+
+def refused(project: dict, position: str, code: str) -> None:
+    """preview AND up --skip-preview fail with CODE's line; nothing applied (log, live cluster)."""
+    for what, args in ((f"pulumi preview ({position})", ("preview", "--policy-pack", "policy")),
+                       (f"pulumi up --skip-preview ({position})", ("up", "--yes", "--skip-preview", "--policy-pack", "policy"))):
+        before_log = len(log_lines(project))
+        before = live_snapshot(project["env"])
+        proc = smoke.pulumi(project, what, *args, check=False)
+        out = proc.stdout + proc.stderr
+        new = log_lines(project)[before_log:]
+        print(f"[e2e] {what}: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
+        lines = list(dict.fromkeys(line.strip() for line in out.splitlines() if code in line))
+        assert proc.returncode != 0, f"{what} was not refused:\n{smoke.tail(proc.stdout, 40)}"
+        if not lines and "invoke of command:local:run failed" in out:
+            crash = [line.strip() for line in out.splitlines() if "command:local:run" in line or "not found" in line]
+            raise ProbeCrashHidesRefusal(f"{what}: refused by a crash, not {code}:\n  " + "\n  ".join(crash[:6]))
+        mca = list(dict.fromkeys(line.strip() for line in out.splitlines() if "MCA" in line))
+        assert lines, f"{what} was refused without {code}; its MCA lines:\n  " + "\n  ".join(mca[:12]) + f"\n{smoke.tail(out, 30)}"
+        assert any(line.startswith(f"Error {code} ") or f" Error {code} " in line or f"Error {code} " in line for line in lines), \
+            f"{what}: {code} is not an Error line: {lines[:3]}"
+        print(f"[e2e] {what} refused: {lines[0][:300]}", file=sys.stderr)
+        ran = applied(new)
+        assert not ran, f"{what} was refused but applied:\n  " + "\n  ".join(ran)
+        assert live_snapshot(project["env"]) == before, f"{what} was refused but changed the live cluster"
+
+
+# ---------------------------------------------------------------------------------------------
+# The route (in order)
+# ---------------------------------------------------------------------------------------------
+# Istio on GKE 1.6 ships Istio's CRDs (istio/istio 1.6.14 manifests/charts/base/files/crd-all.gen.yaml:
+# authorizationpolicies.security.istio.io, group security.istio.io, kind AuthorizationPolicy, served
+# version v1beta1, labels app=istio-pilot, istio=security, release=istio). A5's proof dry-runs an
+# AuthorizationPolicy (meshca/webhooks.py), which needs the kind to exist. Served here as apiextensions
+# v1 (the API server no longer serves v1beta1) with the schema left open.
+AUTHZ_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "authorizationpolicies.security.istio.io",
+                 "labels": {"app": "istio-pilot", "istio": "security", "release": "istio"}},
+    "spec": {"group": "security.istio.io", "scope": "Namespaced",
+             "names": {"kind": "AuthorizationPolicy", "listKind": "AuthorizationPolicyList", "plural": "authorizationpolicies",
+                       "singular": "authorizationpolicy", "categories": ["istio-io", "security-istio-io"]},
+             "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_baseline(route):
+    smoke.run("seed Istio 1.6 CRDs (kubectl apply)", ["kubectl", "--context", DEV_CONTEXT, "apply", "-f", "-"], route["env"],
+              route["dir"], route["logs"], stdin=json.dumps(AUTHZ_CRD), timeout=60)
+    smoke.run("wait for the CRD", ["kubectl", "--context", DEV_CONTEXT, "wait", "--for=condition=Established",
+                                   "crd/authorizationpolicies.security.istio.io", "--timeout=30s"],
+              route["env"], route["dir"], route["logs"], timeout=60)
+    smoke.test_baseline(route)
+
+
+@pytest.mark.xfail(raises=ProbeCrashHidesRefusal, strict=True, reason="istioctl probe crash hides the guard's MCA0650 (see ProbeCrashHidesRefusal)")
+def test_skip_baseline_to_mesh_ca_refused_default_istioctl(route):
+    # procedure.md "The route": mesh-ca follows distribute-root-done; baseline -> mesh-ca skips two phases.
+    # Namespaces as mesh-ca allows them (all on REV1) so that only the skip is wrong. meshca:istioctlPath
+    # as shipped (empty: the istioctl of the tagged revision's asmcli output dir, never written here).
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
+    try:
+        refused(route, "baseline -> mesh-ca", "MCA0650")
+    finally:
+        smoke.assert_cluster(route["env"], "baseline", route["dir"])
+
+
+def test_skip_baseline_to_mesh_ca_refused(route):
+    # The same skip with an istioctl that exists (meshca:istioctlPath, a tool path: operational).
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
+    edit_stack(route, istioctlPath="./standins/istioctl")
+    refused(route, "baseline -> mesh-ca", "MCA0650")
+    smoke.assert_cluster(route["env"], "baseline", route["dir"])
+
+
+def test_distribute_root_batch_1(route):
+    smoke.test_distribute_root_batch_1(route)
+
+
+def test_second_up_runs_nothing(route):
+    run_nothing(route, "pulumi up, no change (distribute-root batch 1)", "up", "--yes", "--policy-pack", "policy")
+    smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
+
+
+@pytest.mark.parametrize("key,value", [
+    ("gateTimeoutSeconds", 75),          # write_stack sets 60
+    ("restartTimeoutSeconds", 150),      # write_stack sets 120
+    ("kubeconfig", "copy"),              # another path, same file content
+])
+def test_operational_key_runs_no_completed_step(route, key, value):
+    if value == "copy":
+        other = route["root"] / "other-operator" / "kubeconfig.yaml"
+        other.parent.mkdir(exist_ok=True)
+        shutil.copy2(route["kubeconfig"], other)
+        value = str(other)
+    edit_stack(route, **{key: value})
+    run_nothing(route, f"pulumi up, {key} changed (distribute-root batch 1)", "up", "--yes", "--policy-pack", "policy")
+    smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
+
+
+def test_identity_key_change_refused(route):
+    # README: rev1 "may not change once the migration started" (A1 installed it). Renamed consistently:
+    # the batch already moved names the new rev1 too (else the map itself is invalid, MCA0130).
+    other = "asm-11910-9-other-name"
+    edit_stack(route, rev1=other, namespaces={ns: other for ns in BATCH_1})
+    try:
+        refused(route, "rev1 changed after A1", "MCA0662")
+    finally:
+        edit_stack(route, rev1=REV1, namespaces={ns: REV1 for ns in BATCH_1})
+    smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
+
+
+def test_finish_phase_a_early_refused(route):
+    # procedure.md "The route": distribute-root-done (A5 deletes the old istiod) needs every namespace
+    # on REV1 and gate A3 passed; batch 1 leaves nine namespaces on the old revision.
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase="distribute-root-done", moved=BATCH_1, istioctl=True)
+    try:
+        refused(route, "distribute-root batch 1 -> distribute-root-done", "MCA0131")
+    finally:
+        smoke.write_stack(route["dir"], route["kubeconfig"], phase="distribute-root", moved=BATCH_1, istioctl=True)
+    smoke.assert_cluster(route["env"], "distribute-root batch 1", route["dir"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Walk further: the rest of distribute-root and distribute-root-done (procedure.md Phase A).
+# Literal tables. Namespace rows: (istio-injection, istio.io/rev); "R1" rows are
+# (None, "asm-11910-9-distribute-root") by Phase A step 2's `kubectl label namespace NS
+# istio.io/rev=REVISION_1 istio-injection- --overwrite`; "OLD" rows ("enabled", None) as seeded.
+# Pod rows: the revision whose injector wrote the namespace's pod (step 2's restart re-injects).
+# Batches (meshca plan --stack dev, batchSize 3 in declaration order): 2 = payments, catalog,
+# search; 3 = recommendations, shipping, inventory; 4 = accounts, notifications, ads.
+# ---------------------------------------------------------------------------------------------
+R1 = (None, "asm-11910-9-distribute-root")
+OLD = ("enabled", None)
+WALK_NAMESPACES = {
+    "distribute-root batch 2": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": OLD, "shipping": OLD, "inventory": OLD, "accounts": OLD, "notifications": OLD, "ads": OLD,
+    },
+    "distribute-root batch 3": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": OLD, "notifications": OLD, "ads": OLD,
+    },
+    "distribute-root batch 4": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+    "distribute-root-done": {
+        "frontend": R1, "cart": R1, "checkout": R1, "payments": R1, "catalog": R1, "search": R1,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+}
+P1, P0 = "asm-11910-9-distribute-root", "default"
+# Phase B step 2 (`kubectl label namespace NS istio.io/rev=REVISION_2 --overwrite`, restart): batch 1 of
+# mesh-ca is again frontend, cart, checkout.
+R2 = (None, "asm-11910-9-meshca-ca-migration")
+P2 = "asm-11910-9-meshca-ca-migration"
+WALK_NAMESPACES["mesh-ca batch 1"] = {
+    "frontend": R2, "cart": R2, "checkout": R2, "payments": R1, "catalog": R1, "search": R1,
+    "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+}
+WALK_PODS = {
+    "distribute-root batch 2": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P0, "shipping": P0, "inventory": P0, "accounts": P0, "notifications": P0, "ads": P0,
+    },
+    "distribute-root batch 3": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P0, "notifications": P0, "ads": P0,
+    },
+    "distribute-root batch 4": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+    "distribute-root-done": {
+        "frontend": P1, "cart": P1, "checkout": P1, "payments": P1, "catalog": P1, "search": P1,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+}
+WALK_PODS["mesh-ca batch 1"] = {
+    "frontend": P2, "cart": P2, "checkout": P2, "payments": P1, "catalog": P1, "search": P1,
+    "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+}
+# istio-system objects: A1's stay through phase A; A5 deletes the old istiod (Service, Deployment
+# named istiod; the Service istiod is then the one of istiod-service.yaml, see below) and the old
+# gateway Deployment istio-ingressgateway; the gateway Service stays (A4: "selected by the same Service").
+WALK_OBJECTS = {
+    "distribute-root batch 2": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root batch 3": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root batch 4": {
+        ("deployment", "istiod"): True, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): True, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    },
+    "distribute-root-done": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+    },
+}
+# Phase B step 1 installs REVISION_2 (asmcli: Deployment/Service istiod-REV2, its injector webhook);
+# nothing of phase A's result goes (B4 deletes REVISION_1 only at mesh-ca-done; the CA secrets stay
+# until phase C).
+WALK_OBJECTS["mesh-ca batch 1"] = {
+    ("deployment", "istiod"): False, ("service", "istiod"): True,
+    ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+    ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+    ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+    ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+    ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+    ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+    ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+}
+# Gateway pods behind Service istio-ingressgateway (its EndpointSlices' ready endpoints), by the
+# revision that injected them (None = not injected: the 1.6 gateway has an explicit proxy image,
+# procedure.md "What the guide leaves out"): before A4 only the old one; A4 adds a clone injected
+# by REVISION_1 ("selected by the same Service ... keep the old gateway"); A5 deletes the old one.
+WALK_GATEWAY_PODS = {
+    "distribute-root batch 2": ["unknown"],
+    "distribute-root batch 3": ["unknown"],
+    "distribute-root batch 4": ["asm-11910-9-distribute-root", "unknown"],
+    "distribute-root-done": ["asm-11910-9-distribute-root"],
+    "mesh-ca batch 1": ["asm-11910-9-distribute-root"],  # B3 upgrades it only when every namespace is on REV2
+}
+BATCHES = {
+    "distribute-root batch 2": ("frontend", "cart", "checkout", "payments", "catalog", "search"),
+    "distribute-root batch 3": ("frontend", "cart", "checkout", "payments", "catalog", "search", "recommendations", "shipping", "inventory"),
+    "distribute-root batch 4": smoke.APP_NAMESPACES,
+    "distribute-root-done": smoke.APP_NAMESPACES,
+}
+
+
+def ready_endpoint_pods(env: dict, service: str, namespace: str = "istio-system") -> list[dict]:
+    slices = smoke.kubectl_json(env, "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}")["items"]
+    names = {e["targetRef"]["name"] for sl in slices for e in sl.get("endpoints") or []
+             if (e.get("conditions") or {}).get("ready") and (e.get("targetRef") or {}).get("kind") == "Pod"}
+    pods = smoke.kubectl_json(env, "get", "pods", "-n", namespace)["items"]
+    return [p for p in pods if p["metadata"]["name"] in names]
+
+
+def assert_walk(env: dict, position: str, project: Path) -> None:
+    smoke.EXPECTED_NAMESPACES[position] = WALK_NAMESPACES[position]
+    smoke.EXPECTED_POD_REVISIONS[position] = WALK_PODS[position]
+    smoke.EXPECTED_OBJECTS[position] = WALK_OBJECTS[position]
+    problems: list[str] = []
+    try:
+        smoke.assert_cluster(env, position, project)
+    except AssertionError as exc:
+        problems.append(str(exc))
+    gw = sorted(str(smoke.injected_by(p)) for p in ready_endpoint_pods(env, "istio-ingressgateway"))
+    if gw != WALK_GATEWAY_PODS[position]:
+        problems.append(f"Service istio-ingressgateway's ready pods injected by {gw}, want {WALK_GATEWAY_PODS[position]}")
+    if position == "distribute-root-done":
+        # A5: "apply asm/istio/istiod-service.yaml from the new revision's output dir (the istiod
+        # Service, so the default validation webhook has a live backend)": anthos-service-mesh-packages
+        # asm/istio/istiod-service.yaml selects app: istiod, istio.io/rev: REVISION.
+        sel = smoke.kubectl_json(env, "get", "service", "istiod", "-n", "istio-system")["spec"].get("selector") or {}
+        if sel.get("app") != "istiod" or sel.get("istio.io/rev") != "asm-11910-9-distribute-root":
+            problems.append(f"Service istiod selects {sel}, want app=istiod, istio.io/rev=asm-11910-9-distribute-root")
+        backends = sorted({(p["metadata"].get("labels") or {}).get("istio.io/rev", "?") for p in ready_endpoint_pods(env, "istiod")})
+        if backends != ["asm-11910-9-distribute-root"]:
+            problems.append(f"Service istiod's ready endpoints are pods of revision(s) {backends}, want only istiod-asm-11910-9-distribute-root's")
+        # "What the guide leaves out": `istioctl tag set default --revision REV1 --overwrite` before A5's
+        # deletions: the default tag's webhooks (istio-revision-tag-default) belong to REV1.
+        tag = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default")
+        labels = tag["metadata"].get("labels") or {}
+        if labels.get("istio.io/rev") != "asm-11910-9-distribute-root" or labels.get("istio.io/tag") != "default":
+            problems.append(f"istio-revision-tag-default labels {labels}, want istio.io/rev=asm-11910-9-distribute-root, istio.io/tag=default")
+        if smoke.exists(env, "mutatingwebhookconfiguration", "istio-sidecar-injector", None):
+            old = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-sidecar-injector")
+            if old.get("webhooks"):
+                problems.append("the old istio-sidecar-injector still has webhooks (migrate-to-asm set_default_tag empties them)")
+        for probe_ns in ("frontend", "ads"):
+            try:
+                smoke.wait_injecting(env, probe_ns, "asm-11910-9-distribute-root", timeout=15)
+            except AssertionError as exc:
+                problems.append(str(exc))
+    assert not problems, f"live cluster after {position}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("position", list(BATCHES))
+def test_walk_distribute_root(route, position):
+    phase = "distribute-root-done" if position == "distribute-root-done" else "distribute-root"
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase=phase, moved=BATCHES[position], istioctl=True)
+    edit_stack(route, meshcaRoot=route["meshca_root"])
+    smoke.preview_and_up(route, position, {})
+    assert_walk(route["env"], position, route["dir"])
+
+
+def test_meshca_root_path_runs_no_completed_step(route):
+    # meshca:meshcaRoot is operational (README's config table): another path of the same root after
+    # gate A3 passed on it re-runs neither A3 nor anything after it.
+    other = route["root"] / "other-operator" / "meshca-root.pem"
+    other.parent.mkdir(exist_ok=True)
+    shutil.copy2(route["meshca_root"], other)
+    edit_stack(route, meshcaRoot=str(other))
+    run_nothing(route, "pulumi up, meshcaRoot changed (distribute-root-done)", "up", "--yes", "--policy-pack", "policy")
+    assert_walk(route["env"], "distribute-root-done", route["dir"])
+
+
+class NamespacePatchConflict(smoke.ProgramDefect):
+    """Phase B's relabel cannot be previewed: the namespace's NamespacePatch (components/namespace_revision.py:64-80,
+    server-side apply without force, components/cluster_migration.py:120-126) dry-runs istio.io/rev=REV2 while
+    the field is co-owned since A2 by the `kubectl label` step's manager "kubectl-label" with REV1 (the B2
+    label step has not run in a preview), so pulumi-kubernetes 4.25.0 reports "Apply failed with 1 conflict:
+    conflict with "kubectl-label" using v1: .metadata.labels.istio.io/rev". The comment there ("the patch
+    applies the values the kubectl label step just set") holds for A2 (a new field) only. Measured once
+    (not a test): `pulumi up --skip-preview` of the same position exits 0 and its table holds, so the
+    conflict stops the preview (and `pulumi up`, which previews first under the real CLI) only."""
+
+
+@pytest.mark.xfail(raises=NamespacePatchConflict, strict=True, reason="NamespacePatch SSA conflict with kubectl-label (see NamespacePatchConflict)")
+def test_walk_mesh_ca_batch_1(route):
+    position = "mesh-ca batch 1"
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
+    edit_stack(route, meshcaRoot=route["meshca_root"], namespaces={ns: P2 for ns in BATCH_1})
+    smoke.preview_and_up(route, position, {'conflict with "kubectl-label"': NamespacePatchConflict})
+    assert_walk(route["env"], position, route["dir"])
+
+
+def test_zz_destroy_leaves_the_mesh(route):
+    before = live_snapshot(route["env"])
+    before_log = len(log_lines(route))
+    smoke.pulumi(route, "pulumi destroy (distribute-root-done)", "destroy", "--yes")
+    new = log_lines(route)[before_log:]
+    print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
+    assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
+    # The mesh as it was (the last position of the walk).
+    # While NamespacePatchConflict stops mesh-ca's preview, the walk ends at distribute-root-done
+    # (nothing of mesh-ca was applied; once fixed, the strict xfail fails: make this "mesh-ca batch 1").
+    smoke.assert_cluster(route["env"], "distribute-root-done", route["dir"])
+    assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
+
+
+def test_zz_timings(route):
+    """Not a check: prints this module's timed commands (smoke.run records them in smoke.TIMINGS; taken
+    out again so the smoke's own timings list stays its own)."""
+    mine = smoke.TIMINGS[route["timings_from"]:]
+    del smoke.TIMINGS[route["timings_from"]:]
+    lines = [f"cluster start: {route['clusters'].timings['start']:.1f} s"] + [f"{what}: {dt:.1f} s" for what, dt in mine]
+    (route["root"] / "timings.txt").write_text("\n".join(lines) + "\n")
+    print("\n[e2e] route timings:\n  " + "\n  ".join(lines), file=sys.stderr)
