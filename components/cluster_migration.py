@@ -71,7 +71,9 @@ def probe_cacerts(config: StackConfig, cluster) -> pulumi.Output[str]:
 
 def probe_istioctl(config: StackConfig, cluster, path: str) -> pulumi.Output[str]:
     """At preview and up: the istioctl the tag steps run reports the pinned release (MCA0340)."""
-    result = command.local.run_output(command=shlex.join(cmd.istioctl_version(path)), logging=command.local.Logging.NONE)
+    # `|| true`: an istioctl that is missing or fails prints why (2>&1) and the version check
+    # names it (MCA0340) instead of the invoke failing with a traceback.
+    result = command.local.run_output(command=shlex.join(cmd.istioctl_version(path)) + " 2>&1 || true", logging=command.local.Logging.NONE)
     return result.stdout.apply(lambda out: planmod.istioctl_version_fact(out or "", config, cluster, path))
 
 
@@ -147,7 +149,10 @@ class ClusterMigration(pulumi.ComponentResource):
         role = {config.old_revision: "old", config.rev1: "rev1", config.rev2: "rev2"}
         needs_probe = any(s.action == "install" and s.params["ca"] == "citadel" for s in cp.steps)
         cacerts = probe_cacerts(config, cluster) if needs_probe else None
-        istioctl = {s.id: probe_istioctl(config, cluster, s.params["istioctl"]) for s in cp.steps if s.action == "tag-default"}
+        # Only a tag step of the current phase (about to run) needs its istioctl; a completed one
+        # is history and must not depend on a local asm-out/ (nor hide the guard's refusal of a
+        # skipped phase behind a probe of a step that will never run).
+        istioctl = {s.id: probe_istioctl(config, cluster, s.params["istioctl"]) for s in cp.steps if s.action == "tag-default" and s.phase == config.phase}
         for revision, steps in groups.revisions.items():
             ControlPlaneRevision(
                 f"{cluster.name}.{revision}",

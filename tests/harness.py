@@ -160,7 +160,7 @@ class MeshMocks(pulumi.runtime.Mocks):
         self.calls.append((args.token, dict(args.args)))
         if args.token == "command:local:run":
             command = args.args.get("command", "")
-            if command.endswith("istioctl version --remote=false --short"):
+            if "istioctl version --remote=false --short" in command:  # the probe appends " 2>&1 || true"
                 return {"stdout": self.istioctl_version, "stderr": ""}
             for context, stdout in self.cacerts.items():
                 if f"--context {context} " in command:

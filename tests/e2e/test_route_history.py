@@ -289,7 +289,6 @@ def test_baseline(route):
     smoke.test_baseline(route)
 
 
-@pytest.mark.xfail(raises=ProbeCrashHidesRefusal, strict=True, reason="istioctl probe crash hides the guard's MCA0650 (see ProbeCrashHidesRefusal)")
 def test_skip_baseline_to_mesh_ca_refused_default_istioctl(route):
     # procedure.md "The route": mesh-ca follows distribute-root-done; baseline -> mesh-ca skips two phases.
     # Namespaces as mesh-ca allows them (all on REV1) so that only the skip is wrong. meshca:istioctlPath
@@ -562,7 +561,6 @@ class NamespacePatchConflict(smoke.ProgramDefect):
     conflict stops the preview (and `pulumi up`, which previews first under the real CLI) only."""
 
 
-@pytest.mark.xfail(raises=NamespacePatchConflict, strict=True, reason="NamespacePatch SSA conflict with kubectl-label (see NamespacePatchConflict)")
 def test_walk_mesh_ca_batch_1(route):
     position = "mesh-ca batch 1"
     smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
@@ -579,9 +577,8 @@ def test_zz_destroy_leaves_the_mesh(route):
     print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
     assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
     # The mesh as it was (the last position of the walk).
-    # While NamespacePatchConflict stops mesh-ca's preview, the walk ends at distribute-root-done
-    # (nothing of mesh-ca was applied; once fixed, the strict xfail fails: make this "mesh-ca batch 1").
-    smoke.assert_cluster(route["env"], "distribute-root-done", route["dir"])
+    # The walk ends at mesh-ca batch 1 (NamespacePatchConflict, fixed: the patch is forced again).
+    assert_walk(route["env"], "mesh-ca batch 1", route["dir"])
     assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
 
 
