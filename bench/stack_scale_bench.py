@@ -236,7 +236,7 @@ def markdown(rows: list[dict], command: str, loads: tuple[str, str], repeat: int
 def update_section(path: Path, section: str) -> None:
     """Replace only this script's section (up to the next '## ' heading); append it if absent."""
     lines = path.read_text().splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.startswith(SECTION)), None)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
     if start is None:
         text = "".join(lines).rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
         path.write_text(text)
