@@ -701,6 +701,7 @@ class Stack:
 
     def __init__(self, resources: Sequence[Any]) -> None:
         self.undecided: list[str] = []
+        self._segments: dict[int, tuple[list[list[str]] | None, str | None]] = {}
         by_urn: dict[str, Res] = {}
         wrapped: list[tuple[Any, Res]] = []
         for r in resources:
@@ -771,11 +772,18 @@ class Stack:
         return list(seen.values())
 
     def segments(self, res: Res) -> list[list[str]] | None:
-        try:
-            return command_argv(res.props)
-        except _Undecided as u:
-            self.unknown(f"{res.name}.{u.path}")
-            return None
+        """``command_argv`` of a resource, split once per Stack (rules ask again per namespace;
+        the lists are only read). An undecided line is reported again on every ask, as before."""
+        cached = self._segments.get(id(res))
+        if cached is None:
+            try:
+                cached = (command_argv(res.props), None)
+            except _Undecided as u:
+                cached = (None, f"{res.name}.{u.path}")
+            self._segments[id(res)] = cached
+        if cached[1] is not None:
+            self.unknown(cached[1])
+        return cached[0]
 
     # -- the stack's declarations -------------------------------------------------------------
 
@@ -955,6 +963,11 @@ def validate_labels_on_kept_revisions(stack: Stack, report: Callable) -> None:
     """Every namespace label selects a revision the stack declares and keeps on that cluster."""
     declared = stack.declared()
     uses = stack.label_uses() + [u for u in stack.namespace_uses() if u.source.type == NAMESPACE_REVISION]
+    # What a cluster installs and removes, worked out once per cluster (it was once per
+    # namespace use, each a pass over every Command: quadratic in steps). The stack does not
+    # change during the rule; a repeated ask only reported the same undecided values again.
+    installed_on: dict[str | None, set[str]] = {}
+    removed_on: dict[str | None, set[str]] = {}
     for use in uses:
         subject = f"{use.source.name} ({'revision' if use.source.type == NAMESPACE_REVISION else 'metadata.labels'})"
         if declared is not None and use.revision not in declared:
@@ -971,8 +984,11 @@ def validate_labels_on_kept_revisions(stack: Stack, report: Callable) -> None:
                 use.source.urn,
             )
             continue
-        installed = stack.installed(use.cluster)
-        removed = stack.removed(use.cluster)
+        if use.cluster not in installed_on:
+            installed_on[use.cluster] = stack.installed(use.cluster)
+            removed_on[use.cluster] = stack.removed(use.cluster)
+        installed = installed_on[use.cluster]
+        removed = removed_on[use.cluster]
         if use.revision in installed and use.revision not in removed:
             continue
         if declared is None and use.revision not in removed:

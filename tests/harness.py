@@ -94,6 +94,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.registered: list[Registered] = []
+        self._by_urn: dict[str, list[Registered]] = {}  # RegisterResourceOutputs without a scan per call
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC name)
         response = super().RegisterResource(request)
@@ -119,12 +120,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     wire_outputs=json_format.MessageToDict(response.object) if request.custom else {},
                 )
             )
+            self._by_urn.setdefault(response.urn, []).append(self.registered[-1])
         return response
 
     def RegisterResourceOutputs(self, request):  # noqa: N802 (gRPC name)
-        for r in self.registered:
-            if r.urn == request.urn:
-                r.wire_outputs = json_format.MessageToDict(request.outputs)
+        for r in self._by_urn.get(request.urn, ()):
+            r.wire_outputs = json_format.MessageToDict(request.outputs)
         return super().RegisterResourceOutputs(request)
 
 
