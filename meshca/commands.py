@@ -153,10 +153,6 @@ def delete_deployment(cluster: Cluster, namespace: str, name: str) -> tuple[str,
     return kubectl(cluster, "delete", f"deploy/{name}", "-n", namespace, IGNORE_NOT_FOUND)
 
 
-def delete_deployments_by_label(cluster: Cluster, namespace: str, selector: str) -> tuple[str, ...]:
-    return kubectl(cluster, "delete", "deploy", "-l", selector, "-n", namespace, IGNORE_NOT_FOUND)
-
-
 def delete_istiod(cluster: Cluster, name: str, kinds: str = ISTIOD_KINDS) -> tuple[str, ...]:
     return kubectl(cluster, "delete", kinds, name, "-n", SYSTEM_NS, IGNORE_NOT_FOUND)
 

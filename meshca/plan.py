@@ -279,10 +279,6 @@ def canary_name(gateway: Gateway, config: StackConfig) -> str:
     return f"{gateway.deployment}-{config.rev1}"
 
 
-def gateway_selector(gateway: Gateway, revision: str) -> str:
-    return f"app={gateway.labels['app']},istio.io/rev={revision}"
-
-
 def istiod_service_manifest(revision: str) -> dict[str, Any]:
     """Service ``istiod`` pointed at ``revision``: the kpt package's ``asm/istio/istiod-service.yaml``
     (anthos-service-mesh-packages, tag 1.19.10-asm.9+config1, lines 19-46) with its ``ASM_REV``
