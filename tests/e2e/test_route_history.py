@@ -102,22 +102,8 @@ def route(toolchain):
     logs = root / "logs"
     logs.mkdir()
     (root / "state").mkdir()
-    env = dict(clusters.env)
-    venv = proj / ".venv"
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = os.pathsep.join([str(toolchain.bin), str(venv / "bin"), env["PATH"]])
-    for var in ("PYTHONHOME", "PYTHONPATH"):
-        env.pop(var, None)
-    env.update({
-        "PULUMI_HOME": str(toolchain.pulumi_home),
-        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "e2e",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "NO_COLOR": "1",
-        "MESHCA_STANDIN_LOG": str(log),
-    })
+    env = smoke.project_env(clusters.env, toolchain, proj, root)
+    env["MESHCA_STANDIN_LOG"] = str(log)
     mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
     if mode == "inline":
         env["PYTHONPATH"] = str(smoke.REPO)

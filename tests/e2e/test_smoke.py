@@ -398,22 +398,7 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
     logs = root / "logs"
     logs.mkdir()
     (root / "state").mkdir()
-    env = dict(dev_clusters.env)
-    venv = proj / ".venv"
-    # README's set-up (`source .venv/bin/activate`) and toolchain/env.sh, and nothing else.
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = os.pathsep.join([str(toolchain.bin), str(venv / "bin"), env["PATH"]])
-    for var in ("PYTHONHOME", "PYTHONPATH"):  # nothing of this pytest process leaks into the user's shell
-        env.pop(var, None)
-    env.update({
-        "PULUMI_HOME": str(toolchain.pulumi_home),
-        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "e2e",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "NO_COLOR": "1",
-    })
+    env = project_env(dev_clusters.env, toolchain, proj, root)
     # Without the Python language host (toolchain/README.md: the proxy refuses it) the CLI cannot
     # launch a `runtime: python` program; the same CLI then runs it through the Automation API's
     # inline mode (testinfra/pulumi_inline.py), the policy pack as an executable analyzer plugin
@@ -459,6 +444,27 @@ def pulumi(project: dict, what: str, *args: str, **kw) -> subprocess.CompletedPr
         rest = [a for a in args[1:] if a not in ("init", STACK, "--yes")]
         argv = [str(project["dir"] / ".venv" / "bin" / "python"), "-m", "testinfra.pulumi_inline", "--stack", STACK, sub, *rest]
     return run(f"{what} [{project['mode']}]", argv, project["env"], project["dir"], project["logs"], **kw)
+
+
+def project_env(cluster_env: dict, toolchain, proj: Path, root: Path) -> dict:
+    """The shell README's set-up gives (the project's .venv and toolchain/env.sh) over the clusters'
+    environment, with a file backend under ``root/state``, and nothing else."""
+    env = dict(cluster_env)
+    venv = proj / ".venv"
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = os.pathsep.join([str(toolchain.bin), str(venv / "bin"), env["PATH"]])
+    for var in ("PYTHONHOME", "PYTHONPATH"):  # nothing of this pytest process leaks into the user's shell
+        env.pop(var, None)
+    env.update({
+        "PULUMI_HOME": str(toolchain.pulumi_home),
+        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "e2e",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+        "NO_COLOR": "1",
+    })
+    return env
 
 
 def preview_and_up(project: dict, position: str, defect_signatures: dict[str, type[ProgramDefect]]) -> None:
