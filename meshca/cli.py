@@ -137,7 +137,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 fingerprint=short_fingerprint(root_fp),
                 cluster=cl.name,
                 context=cl.context,
-                path=config.ca_files.shown("root_cert"),
             )
         )
     if args.json:

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from bad_inputs import CA_FILES, REFERENCE_FILES, STACK_CONFIG, CertKit
-from hardening import main_in_process
+from hardening import ROOT, main_in_process
 from meshca.errors import catalogue, split_line
 
 TEST_CA = re.compile(r"samples/|make certs|gen-test-certs")
@@ -62,3 +62,39 @@ def test_reference_file_fixes(case, kit, tmp_path):
     assert rc == 2 and err.strip()
     for line in err.splitlines():
         assert not TEST_CA.search(_fix(line)), line
+
+
+# ----------------------------------------------------------------------------- filled lines of the shipped stacks
+#
+# The shipped stacks point at samples/certs, so a template that fills a path into its fix
+# (MCA0301 did: `--root-cert {path}`) turns into advice to check the test CA. Every coded
+# line `meshca plan` prints for them (offline: MCA0301 per cluster) must keep samples/ out
+# of its fix; the subject may name it, since that is the file the stack points at.
+
+SHIPPED = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def test_every_shipped_stack_is_covered():
+    assert {"dev", "staging", "prod", "csm116"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+@pytest.mark.parametrize("extra", [[], ["--all"]], ids=["position", "all"])
+def test_plan_lines_of_the_shipped_stacks(stack, extra):
+    rc, _, err, _ = main_in_process(["plan", "--stack", stack, "--project-dir", str(ROOT), *extra], cwd=ROOT)
+    assert rc == 0, err
+    lines = [line for line in err.splitlines() if split_line(line)]
+    assert any(" MCA0301 " in line for line in lines), err  # the offline warning is among them
+    for line in lines:
+        assert "samples/" in line.split(": ", 1)[0] or " MCA0301 " not in line  # its subject: the file of the stack
+        assert not TEST_CA.search(_fix(line)), line
+
+
+def test_the_offline_warning_names_the_key_not_the_file():
+    rc, _, err, _ = main_in_process(["plan", "--stack", "dev", "--project-dir", str(ROOT)], cwd=ROOT)
+    warning = next(line for line in err.splitlines() if " MCA0301 " in line)
+    # transcribed: the fix names the command and the stack key, with ROOT to fill in
+    assert _fix(warning) == (
+        "run `meshca check root-of-trust --context gke_acme-mesh-dev_us-central1_dev-1 --root-cert ROOT` "
+        "with ROOT the file meshca:caFiles.rootCert names (this line's subject); pulumi up runs this gate before A1"
+    )
