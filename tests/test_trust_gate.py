@@ -325,3 +325,31 @@ def test_trust_gate_resource_sends_camel_case_and_reads_snake_case(files):
         return pulumi.Output.all(gate.namespace_digest, gate.passed, gate.checked_at, gate.gate_id).apply(verify)
 
     program()
+
+
+# ----------------------------------------------------------------------------- kubeconfig, as `meshca check`
+#
+# README: every command that needs a cluster resolves the kubeconfig as kubectl does and refuses
+# a file that does not exist (MCA1001) or a context no file defines (MCA1002) before any tool
+# starts. The gates run the same check in the provider process; they used to hand the paths to
+# the source, so a missing file surfaced as the Kubernetes client's MCA0424 (or istioctl's error).
+
+
+@pytest.mark.parametrize("source", ["kube", "istioctl"])
+def test_gate_refuses_a_missing_kubeconfig_like_check(tmp_path, files, source):
+    missing = tmp_path / "gone.yaml"
+    with pytest.raises(TrustGateFailed) as err:
+        TrustGateProvider().create(inputs(files, source=source, kubeconfig=str(missing), context="loopback"))
+    text = str(err.value)
+    assert text.startswith("gate A3.gate.root-cert on cluster dev-1 (stack dev, phase distribute-root): ")
+    assert f"Error MCA1001 {missing}: no such kubeconfig file (--kubeconfig); fix: " in text
+    assert "MCA0424" not in text
+
+
+@pytest.mark.parametrize("source", ["kube", "istioctl"])
+def test_gate_refuses_an_undefined_context_like_check(tmp_path, files, source):
+    from conftest import FAKE_KUBECONFIG
+
+    with pytest.raises(TrustGateFailed) as err:
+        TrustGateProvider().create(inputs(files, source=source, kubeconfig=str(FAKE_KUBECONFIG), context="no-such-context"))
+    assert f"Error MCA1002 context no-such-context: not defined in {FAKE_KUBECONFIG}; fix: " in str(err.value)

@@ -229,9 +229,15 @@ def run_gate(inputs: dict[str, Any], *, sleep: Callable[[float], None] = time.sl
 
 
 def _run_gate(ins: dict[str, Any], label: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
+    from meshca.errors import MeshcaErrors
+    from meshca.kubeaccess import require_cluster_access
     from meshca.trust.cli import make_source
 
     check = ins["check"]
+    try:  # as `meshca check` does: a missing kubeconfig or context is MCA1001/MCA1002, before any tool
+        require_cluster_access(ins["kubeconfig"] or None, ins["context"] or None)
+    except MeshcaErrors as exc:
+        raise TrustGateFailed(f"{label}: {exc.errors[0].line()}") from None
     source = make_source(check, ins["source"], ins["kubeconfig"] or None, ins["context"] or None, int(ins["concurrency"]))
     try:
         return _poll(ins, label, source, sleep, clock)
