@@ -154,7 +154,7 @@ def _interruption_line(doc: dict, stop: dict) -> str:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from .engine import Rehearsal
-    from .report import gates_blind, ok, print_table, render_html
+    from .report import gates_blind, make_console, ok, print_table, render_html
 
     if args.list:
         print(_listing())
@@ -187,13 +187,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=1))
     elif to_stdout:  # stdout carries the report: the table goes to stderr (not with --quiet)
         if not args.quiet:
-            from rich.console import Console
-
-            print_table(doc, Console(file=sys.stderr, width=160))
+            print_table(doc, make_console(file=sys.stderr))
     else:
-        from rich.console import Console
-
-        print_table(doc, Console() if sys.stdout.isatty() else Console(width=160))
+        print_table(doc, make_console())
     if args.report and not to_stdout and not args.quiet:
         print(f"report: {args.report}", file=sys.stderr)
     for stop in doc["summary"].get("interruptions") or ():

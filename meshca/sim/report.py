@@ -43,34 +43,72 @@ def condense(changed: Sequence[str]) -> list[str]:
     return [f"{moves[e[1:]]} workload(s) restarted ({e[1:]})" if e.startswith("\0") else e for e in out]
 
 
-def print_table(doc: dict, console) -> None:
-    from rich.table import Table
+# Colour by meaning, never by rich's automatic highlighting (numbers, paths, quoted words):
+# every console is made with highlight=False and every cell is a Text with one of these styles.
+STYLES = {"error": "red", "warning": "yellow", "ok": "green"}
 
-    table = Table(title=f"meshca rehearse: stack {doc['stack']}, scenario {doc['scenario']}", show_lines=False)
-    for col, kw in (("#", {"justify": "right"}), ("cluster", {}), ("step", {}), ("what changed", {"overflow": "fold"}), ("mTLS ok", {"justify": "right"}), ("failed", {"justify": "right"}), ("gates", {})):
-        table.add_column(col, **kw)
+
+def make_console(file=None, width: int | None = None):
+    """The rehearsal's console: no automatic highlighting, no markup in data, the terminal's
+    width (COLUMNS, else 80 when not a terminal); the table reads at 80 columns."""
+    from rich.console import Console
+
+    return Console(file=file, width=width, highlight=False, markup=False, emoji=False)
+
+
+def _styled(text: str, meaning: str | None = None):
+    from rich.text import Text
+
+    return Text(text, style=STYLES[meaning] if meaning else "")
+
+
+def print_table(doc: dict, console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    clusters = sorted({s["cluster"] for s in doc["steps"] if s["cluster"]})
+    one = len(clusters) <= 1  # one cluster: named under the table, no column for it (80 columns)
+    table = Table(
+        title=f"meshca rehearse: stack {doc['stack']}, scenario {doc['scenario']}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        highlight=False,
+        caption=(f"cluster {clusters[0]}; " if one and clusters else "") + "ok, failed: pair verdicts (mTLS) after the step",
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    if not one:
+        table.add_column("cluster", no_wrap=True)
+    table.add_column("step, and what changed", overflow="fold", ratio=1)
+    table.add_column("ok", justify="right", no_wrap=True)
+    table.add_column("failed", justify="right", no_wrap=True)
+    table.add_column("gates", no_wrap=True)
     for s in doc["steps"]:
         changed = condense(s["changed"])
-        text = "; ".join(changed[:2]) + (f" (+{len(changed) - 2} more)" if len(changed) > 2 else "")
+        cell = Text(s["step"], style="bold")  # the step id in bold, what changed below it
         if s.get("error"):
-            text = f"[red]ERROR {s['error'][:160]}[/red]"
+            cell.append("\n").append_text(_styled(f"ERROR {s['error'][:160]}", "error"))
+        elif changed:
+            cell.append("\n" + "; ".join(changed[:2]) + (f" (+{len(changed) - 2} more)" if len(changed) > 2 else ""))
         failed = s["handshakes"]["failed"]
-        gates = " ".join(f"[{'green' if v == 'pass' else 'red'}]{v}[/]" for v in s["gates"].values())
-        table.add_row(
-            str(s["index"]), s["cluster"] or "-", s["step"], text or "-", str(s["handshakes"]["ok"]),
-            f"[red]{failed}[/red]" if failed else "0", gates or "",
-        )
+        gates = Text(" ").join(_styled(v, "ok" if v == "pass" else "error") for v in s["gates"].values())
+        row = [str(s["index"])] + ([] if one else [s["cluster"] or "-"])
+        row += [cell, str(s["handshakes"]["ok"]), _styled(str(failed), "error") if failed else "0", gates]
+        table.add_row(*row)
     console.print(table)
     sm = doc["summary"]
     st = doc["stats"]
-    verdict = "[green]PASS[/green]" if ok(doc) else "[red]FAIL[/red]"
+    verdict = _styled("PASS", "ok") if ok(doc) else _styled("FAIL", "error")
     console.print(
-        f"{verdict}: {sm['steps']} steps, {sm['handshakes']} pair verdicts ({sm['handshakesFailed']} failed), "
-        f"{sm['gatesFailed']} gates failed; {st['realHandshakes']} real handshakes, {st['gateChecks']} gate checks, "
-        f"{st['elapsedSeconds']:.2f}s"
+        Text.assemble(
+            verdict,
+            f": {sm['steps']} steps, {sm['handshakes']} pair verdicts ({sm['handshakesFailed']} failed), "
+            f"{sm['gatesFailed']} gates failed; {st['realHandshakes']} real handshakes, {st['gateChecks']} gate checks, "
+            f"{st['elapsedSeconds']:.2f}s",
+        )
     )
     if sm.get("gatesBlind"):
-        console.print("[yellow]why the gates passed:[/yellow] " + gates_blind_text(sm["gatesBlind"]), highlight=False)
+        console.print(Text.assemble(_styled("why the gates passed:", "warning"), " " + gates_blind_text(sm["gatesBlind"])))
     console.print("assumptions: " + ", ".join(f"{k}={sw.shown(v)}" for k, v in doc["assumptions"].items()))
     for w in doc.get("whatIf") or ():
         outcome = "pass" if w["firstBrokenStep"] is None and w["completed"] else f"first broken at step {w['firstBrokenStep']} {w['step']} ({w['handshakesFailed']} failed pairs, {w['gatesFailed']} failed gates)"
