@@ -84,3 +84,34 @@ def test_the_rehearsal_log_shows_roots_in_colon_form(capsys):
     text = json.dumps(json.loads(out))
     roots = re.findall(r"own CA root (?:sha256 )?(\S+)\)", text)
     assert "none" in roots and all(re.fullmatch(SHORT, r) for r in roots if r != "none")
+
+
+# ----------------------------------------------------------------------------- grep, everywhere
+
+
+def test_source_prints_sha256_only_through_the_colon_helpers():
+    """grep: every `sha256 {...}` a person reads is filled by colon_fingerprint or short_fingerprint."""
+    offenders = []
+    for path in sorted([*(ROOT / "meshca").rglob("*.py"), *(ROOT / "components").rglob("*.py"), *(ROOT / "policy").rglob("*.py")]):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for m in re.finditer(r"sha256 \{([^}]*)\}", line, re.I):
+                if not re.search(r"\b(colon_fingerprint|short_fingerprint)\(", m.group(1)):
+                    offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+def test_no_bare_hex_fingerprint_in_any_text_a_person_reads(capsys, tmp_path):
+    """grep the text outputs (not --json): plan of every shipped stack, the rehearsal's table,
+    progress, coded lines and HTML report (a scenario whose log names roots)."""
+    texts = {}
+    for stack in sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml")):
+        rc, out, err = run(capsys, "plan", "--stack", stack, "--project-dir", str(ROOT), "--all")
+        assert rc == 0, err
+        texts[f"plan {stack}"] = out + err
+    report = tmp_path / "r.html"
+    rc, out, err = run(capsys, "rehearse", "--stack", "dev", "--project-dir", str(ROOT), "--scenario", "cert-expiry", "--report", str(report))
+    texts["rehearse"] = out + err
+    texts["rehearse report"] = report.read_text(encoding="utf-8")
+    assert "sha256 " in texts["rehearse"] and re.search(SHORT, texts["rehearse report"])  # roots are named, in colon form
+    found = {name: HEX_RUN.findall(text) for name, text in texts.items()}
+    assert {name: runs for name, runs in found.items() if runs} == {}
