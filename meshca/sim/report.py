@@ -297,7 +297,7 @@ def render_html(doc: dict, snapshots: Sequence[dict]) -> str:
         f"<div>{_legend(settings['revisions'])}</div>",
         f"<div class='scroll'>{_timeline(doc, snapshots)}</div>",
         "<h2>Assumptions this verdict rests on</h2>",
-        "<p class='small'>Rules trust-model.md marks as inferred are switches of the model; change one with <code>--assume NAME=VALUE</code>.</p>",
+        "<p class='small'>Rules of the model that are inferred, not read from Istio's or asmcli's source, are switches; change one with <code>--assume NAME=VALUE</code> (docs/rehearsal.md, the model's assumptions).</p>",
         "<table><tr><th>switch</th><th>setting</th><th>default</th><th>rule (inferred)</th><th>the other setting</th></tr>",
     ]
     for s in sw.SWITCHES:
