@@ -52,7 +52,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 def colon_fingerprint(hex_fp: str) -> str:
     """openssl's form (``openssl x509 -noout -fingerprint -sha256``): upper-case byte pairs
     joined by ``:``. Every fingerprint shown to a person (text output, coded lines, logs) is in
-    this form; JSON fields named ``sha256``/``...Sha256`` keep the lower-case hex (README)."""
+    this form; JSON fields named ``sha256``/``...Sha256`` keep the lower-case hex (docs/commands.md)."""
     return ":".join(hex_fp[i : i + 2] for i in range(0, len(hex_fp), 2)).upper()
 
 

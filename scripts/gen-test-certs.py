@@ -3,7 +3,7 @@
 
 TEST ONLY, like istio/samples/certs: the private key is committed for the shipped stacks, the
 rehearsal and the tests. Never use these files on a real mesh: a real migration must use the
-CA the mesh trusts today (see README, "Root of trust").
+CA the mesh trusts today (docs/ca-files.md).
 
     python scripts/gen-test-certs.py [DIR] [--org NAME] [--days N]
 """

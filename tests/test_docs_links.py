@@ -183,3 +183,11 @@ def test_the_rehearsal_report_sends_readers_to_the_docs(capsys):
     assert rc == 0 and "(docs/rehearsal.md, the model's assumptions)" in page
     assert "the-models-assumptions" in anchors(ROOT / "docs" / "rehearsal.md")  # the section it names exists
     assert outside_problems(page) == []
+
+
+def test_pages_named_by_the_program_exist():
+    """Fixes, help texts and reports that send the user to docs/ name pages that exist."""
+    sources = [ROOT / "meshca" / "messages.yaml", ROOT / "Pulumi.yaml", *sorted((ROOT / "meshca").rglob("*.py"))]
+    named = {m.group(0) for path in sources for m in re.finditer(r"(?<![\w/])docs/[\w.-]+\.md\b", path.read_text(encoding="utf-8"))}
+    assert {"docs/config.md", "docs/running.md", "docs/rehearsal.md"} <= named
+    assert sorted(n for n in named if not (ROOT / n).is_file()) == []

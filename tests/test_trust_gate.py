@@ -329,7 +329,7 @@ def test_trust_gate_resource_sends_camel_case_and_reads_snake_case(files):
 
 # ----------------------------------------------------------------------------- kubeconfig, as `meshca check`
 #
-# README: every command that needs a cluster resolves the kubeconfig as kubectl does and refuses
+# docs/commands.md ("Kubeconfig and context"): every command that needs a cluster resolves the kubeconfig as kubectl does and refuses
 # a file that does not exist (MCA1001) or a context no file defines (MCA1002) before any tool
 # starts. The gates run the same check in the provider process; they used to hand the paths to
 # the source, so a missing file surfaced as the Kubernetes client's MCA0424 (or istioctl's error).
