@@ -499,6 +499,14 @@ def _gate_walls(monkeypatch, clusters: int) -> tuple[float, list[float]]:
 
     monkeypatch.setattr(trust_cli, "make_source", lambda *a, **k: _Source())
     monkeypatch.setattr(runner, "run_check", fake_check)
+    # a gate refuses a context no kubeconfig defines (MCA1002) before its source: define them
+    import tempfile
+
+    import yaml
+
+    kubeconfig = Path(tempfile.mkdtemp()) / "kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": f"ctx{i}", "context": {"cluster": "c", "user": "u"}} for i in range(clusters)]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     import uuid
 
     digest = uuid.uuid4().hex * 2  # a fresh gate (the provider process lives for one run)
