@@ -23,8 +23,9 @@ The tests run in order, one route:
    (MCA0131); ``mesh-ca-done`` with a stray REV1 proxy stops at gate B4, and phase C is then refused
    (MCA0658, before its gate); ``mesh-ca-done`` (B4: default tag, Service istiod, REV1 deleted);
 7. Issue 9 finding 7 on the real CLI: a program defect injected into the project copy (phase C's
-   backups and deletion not after gate C0) is stopped by the policy pack's resource rule (MCA0627)
-   in ``up --skip-preview`` before any phase C step runs;
+   deletion not after its backups) is stopped by the policy pack's resource rule (MCA0626) in
+   ``up --skip-preview`` before any phase C step runs (the invocation log: no backup read, no
+   ``kubectl delete secret``, no Command);
 8. Phase C: ``old-root-removed`` (C0 gate, C1 0600 backups that read back as the deleted Secrets,
    C2 deletion, C3 control-plane restart, C4 gate);
 9. ``pulumi destroy`` leaves the mesh and its labels as they are.
@@ -272,8 +273,8 @@ def live_snapshot(env: dict) -> dict:
 
 def run_nothing(project: dict, what: str, *args: str) -> None:
     """`pulumi ARGS` succeeds and applies nothing: no Command, asmcli, istioctl write or new pod."""
-    before_log = len(log_lines(project))
     before = live_snapshot(project["env"])
+    before_log = len(log_lines(project))  # after the test's own kubectl reads
     smoke.pulumi(project, what, *args)
     new = log_lines(project)[before_log:]
     print(f"[e2e] {what}: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
@@ -287,8 +288,8 @@ def refused(project: dict, position: str, code: str) -> None:
     """preview AND up --skip-preview fail with CODE's line; nothing applied (log, live cluster)."""
     for what, args in ((f"pulumi preview ({position})", ("preview", "--policy-pack", "policy")),
                        (f"pulumi up --skip-preview ({position})", ("up", "--yes", "--skip-preview", "--policy-pack", "policy"))):
-        before_log = len(log_lines(project))
         before = live_snapshot(project["env"])
+        before_log = len(log_lines(project))  # after the test's own kubectl reads
         proc = smoke.pulumi(project, what, *args, check=False)
         out = proc.stdout + proc.stderr
         new = log_lines(project)[before_log:]
@@ -896,12 +897,14 @@ def test_walk_mesh_ca_done(route):
 # every step (pulumi/pulumi pkg/resource/deploy/deployment_executor.go: WaitForCompletion, then
 # AnalyzeResources), but a resource policy on each resource's inputs before its step
 # (step_generator.go: analyzeAll, then "resource %s is invalid"). A program defect injected into the
-# project copy: phase C's backups and deletion no longer wait for gate C0 (the plan's depends_on).
-# The policy pack's resource rule on CaSecrets (MCA0627, messages.yaml "The CA secrets are deleted
-# without depending on a workload-cert gate") must stop `up --skip-preview` before any of its steps.
+# project copy: phase C's deletion C2 no longer lists the C1 backups among the steps it waits for
+# (meshca/plan.py remove_old_root: ``depends_on=[c0, *backups]`` -> ``[c0]``; the plan adds the last
+# gate to every step itself, so a dropped gate is not a fault the plan can make). The policy pack's
+# resource rule on the CaSecrets component (MCA0626, messages.yaml "The CA secrets are deleted
+# without depending on a backup of each") must stop `up --skip-preview` before any phase C step runs:
+# no backup, no `kubectl delete secret`, no drop-root, no control-plane restart.
 PLAN_FAULT = (
-    ("                depends_on=[c0],\n                secret=secret,", "                depends_on=list(self.frontier),\n                secret=secret,"),
-    ("            depends_on=[c0, *backups],\n            backups=backups,", "            depends_on=list(backups),\n            backups=backups,"),
+    ("            depends_on=[c0, *backups],\n            backups=backups,", "            depends_on=[c0],\n            backups=backups,"),
 )
 
 
@@ -923,13 +926,13 @@ def test_blocking_rule_stops_up_before_the_damaging_step(route):
     mesh_ca_stack(route, "old-root-removed", smoke.APP_NAMESPACES)
     try:
         # Without the pack the faulty program would delete the CA secrets (preview only: nothing runs).
-        proc = smoke.pulumi(route, "pulumi preview without policy pack (faulty plan, old-root-removed)", "preview", check=False)
+        proc = smoke.pulumi(route, "pulumi preview without the policy pack (faulty plan, old-root-removed)", "preview", check=False)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"the faulty program's preview failed:\n{smoke.tail(out, 30)}"
         planned = [line.strip() for line in out.splitlines() if "CaSecretDeletion" in line and "create" in line]
         assert planned, f"the faulty program does not plan the CA secret deletion:\n{smoke.tail(out, 40)}"
         before_log = len(log_lines(route))
-        refused(route, "old-root-removed, C1/C2 not after gate C0", "MCA0627")
+        refused(route, "old-root-removed, C2 not after C1", "MCA0626")
         phase_c = [describe(r) for r in log_lines(route)[before_log:] if r.get("tool") == "kubectl" and touches_ca_secrets(r["argv"])]
         assert not phase_c, "phase C touched the CA secrets although the pack refused CaSecrets:\n  " + "\n  ".join(phase_c)
     finally:
