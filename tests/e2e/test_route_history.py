@@ -4,8 +4,10 @@ Same set-up as the smoke (tests/e2e/test_smoke.py, whose seed, stack writer, run
 table this module imports), but on its OWN cluster (started here, stopped at the module's end,
 so the smoke's cluster and this one never share state) and its own project copy and file
 backend. Every stand-in, the command provider stand-in (``pulumi-resource-command``: every
-Command it runs) and the injector stand-in (every pod it reviews) append to ONE invocation log,
-``$MESHCA_STANDIN_LOG``; "nothing ran" is proved from it and from the live pods' UIDs.
+Command it runs), the injector stand-in (every pod it reviews) and a ``kubectl`` wrapper first on
+PATH (every kubectl call of a Command, a helper, a dynamic provider such as phase C's backup and
+deletion, or the test) append to ONE invocation log, ``$MESHCA_STANDIN_LOG``; "nothing ran" is
+proved from it (kubectl reads and dry-runs allowed) and from the live pods' UIDs.
 
 The tests run in order, one route:
 
@@ -47,7 +49,10 @@ Expectations (literal, never computed with meshca code):
   skips one or more phases."; MCA0662 "The stack name, use case, a revision name or another
   identity key ... changed while the migration is under way"; MCA0131 (the config validation,
   before anything is registered) "phase distribute-root-done is impossible while namespace X is on
-  default (phase A finishes only when every namespace is on REV1)".
+  default (phase A finishes only when every namespace is on REV1)" (and the same for mesh-ca-done
+  and REV2); MCA0658 "Phase C would delete the old CA before a workload-cert gate proved no proxy
+  holds a Citadel certificate."; MCA0626 "The CA secrets are deleted without depending on a backup
+  of each."
 - README "Running a real migration": "`pulumi destroy` never uninstalls the mesh: Commands have no
   delete scripts, namespace patches and the canary gateway are retained".
 """
