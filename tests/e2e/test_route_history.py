@@ -4,8 +4,10 @@ Same set-up as the smoke (tests/e2e/test_smoke.py, whose seed, stack writer, run
 table this module imports), but on its OWN cluster (started here, stopped at the module's end,
 so the smoke's cluster and this one never share state) and its own project copy and file
 backend. Every stand-in, the command provider stand-in (``pulumi-resource-command``: every
-Command it runs) and the injector stand-in (every pod it reviews) append to ONE invocation log,
-``$MESHCA_STANDIN_LOG``; "nothing ran" is proved from it and from the live pods' UIDs.
+Command it runs), the injector stand-in (every pod it reviews) and a ``kubectl`` wrapper first on
+PATH (every kubectl call of a Command, a helper, a dynamic provider such as phase C's backup and
+deletion, or the test) append to ONE invocation log, ``$MESHCA_STANDIN_LOG``; "nothing ran" is
+proved from it (kubectl reads and dry-runs allowed) and from the live pods' UIDs.
 
 The tests run in order, one route:
 
@@ -18,7 +20,20 @@ The tests run in order, one route:
 5. The walk on: ``distribute-root`` batches 2-4 (A2; A3 with ``meshca:meshcaRoot`` = the stand-ins'
    test Mesh CA root; A4) and ``distribute-root-done`` (A5), each against a literal table; then
    ``meshca:meshcaRoot`` moved to another path runs no completed step;
-6. ``pulumi destroy`` leaves the mesh and its labels as they are.
+6. Phase B: ``mesh-ca`` batches 1-4 (B0/B1 gates and REV2's install, B2 relabel + restart, B3 the
+   gateway upgraded in place); ``mesh-ca-done`` while three namespaces are still on REV1 is refused
+   (MCA0131); ``mesh-ca-done`` with a stray REV1 proxy stops at gate B4, and phase C is then refused
+   (MCA0658, before its gate); ``mesh-ca-done`` (B4: default tag, Service istiod, REV1 deleted);
+7. Issue 9 finding 7 on the real CLI: a program defect injected into the project copy (phase C's
+   deletion not after its backups) is stopped by the policy pack's resource rule (MCA0626) in
+   ``up --skip-preview`` before any phase C step runs (the invocation log: no backup read, no
+   ``kubectl delete secret``, no Command);
+8. Phase C: ``old-root-removed`` (C0 gate, C1 0600 backups that read back as the deleted Secrets,
+   C2 deletion, C3 control-plane restart, C4 gate);
+9. ``pulumi destroy`` leaves the mesh and its labels as they are.
+
+After each position's up the stack's resources are counted (``pulumi stack export``) and printed
+with the preview/up wall times (BENCHMARKS.md "Real engine: the dev route's positions (e2e)").
 
 Every refusal is checked on ``pulumi preview --policy-pack policy`` AND on ``pulumi up
 --skip-preview --policy-pack policy``, and the invocation log and the live cluster show nothing
@@ -34,7 +49,10 @@ Expectations (literal, never computed with meshca code):
   skips one or more phases."; MCA0662 "The stack name, use case, a revision name or another
   identity key ... changed while the migration is under way"; MCA0131 (the config validation,
   before anything is registered) "phase distribute-root-done is impossible while namespace X is on
-  default (phase A finishes only when every namespace is on REV1)".
+  default (phase A finishes only when every namespace is on REV1)" (and the same for mesh-ca-done
+  and REV2); MCA0658 "Phase C would delete the old CA before a workload-cert gate proved no proxy
+  holds a Citadel certificate."; MCA0626 "The CA secrets are deleted without depending on a backup
+  of each."
 - README "Running a real migration": "`pulumi destroy` never uninstalls the mesh: Commands have no
   delete scripts, namespace patches and the canary gateway are retained".
 """
@@ -44,8 +62,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +91,29 @@ class ProbeCrashHidesRefusal(smoke.ProgramDefect):
     exist: with ``meshca:istioctlPath`` empty it is REV1's asmcli output dir (a local leftover of A1,
     issue 9 finding 13), so a stack that never ran A1 gets a traceback ``invoke of command:local:run
     failed ... exit status 127`` instead of its guard line (README "Every problem is one line")."""
+
+
+KUBECTL_LOGGER = """#!/usr/bin/python3 -S
+# TEST INFRASTRUCTURE (tests/e2e/test_route_history.py): logs this kubectl call to $MESHCA_STANDIN_LOG
+# (the stand-ins' invocation log, standins/README.md), then runs the toolchain's kubectl in its place.
+import json, os, sys, time
+REAL = __REAL__
+log = os.environ.get("MESHCA_STANDIN_LOG")
+if log:
+    with open(log, "a") as fh:
+        fh.write(json.dumps({"tool": "kubectl", "argv": ["kubectl", *sys.argv[1:]], "start": time.time(), "cwd": os.getcwd(), "pid": os.getpid()}) + "\\n")
+os.execv(REAL, [REAL, *sys.argv[1:]])
+"""
+
+
+def write_kubectl_logger(bindir: Path, real: Path) -> Path:
+    """A ``kubectl`` first on PATH that appends each call to the invocation log, then execs the real one:
+    what the dynamic providers (phase C's backups and deletion) and the Commands run is in the log too."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    path = bindir / "kubectl"
+    path.write_text(KUBECTL_LOGGER.replace("__REAL__", repr(str(real))))
+    path.chmod(0o755)
+    return bindir
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +171,7 @@ def route(toolchain):
             os.environ["MESHCA_STANDIN_STATE"] = saved_state
     istioctl = smoke.standin(proj, "istioctl")
     smoke.standin(proj, "asmcli")
-    env["PATH"] = os.pathsep.join([str(istioctl.parent), env["PATH"]])
+    env["PATH"] = os.pathsep.join([str(write_kubectl_logger(root / "bin", toolchain.bin / "kubectl")), str(istioctl.parent), env["PATH"]])
     old = smoke.start_old_injector(root / "istio16-injector", clusters.env)
     project = {"dir": proj, "root": root, "logs": logs, "env": env, "kubeconfig": str(clusters.kubeconfig),
                "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root),
@@ -177,6 +220,28 @@ def describe(rec: dict) -> str:
     return f"{rec.get('tool')}: {' '.join(map(str, rec.get('argv') or []))[:160]}"
 
 
+KUBECTL_VALUE_FLAGS = {"--context", "-n", "--namespace", "--kubeconfig", "-o", "--output", "-l", "--selector", "--timeout",
+                       "-f", "--filename", "--field-selector", "--request-timeout", "-c", "--container", "--for"}
+KUBECTL_READS = {"get", "describe", "wait", "version", "api-resources", "api-versions", "auth", "config", "explain", "logs", "top"}
+
+
+def kubectl_is_read(argv: list) -> bool:
+    """A kubectl call that changes nothing: a read verb, ``rollout status/history``, or a dry-run."""
+    words, skip = [], False
+    for arg in map(str, argv[1:]):
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            if arg.startswith("--dry-run") and not arg.endswith("=none"):
+                return True
+            skip = "=" not in arg and arg in KUBECTL_VALUE_FLAGS
+        else:
+            words.append(arg)
+    if not words:
+        return True
+    return words[0] in KUBECTL_READS or (words[0] == "rollout" and words[1:2] in (["status"], ["history"]))
+
+
 def applied(records: list[dict]) -> list[str]:
     out = []
     for rec in records:
@@ -189,6 +254,9 @@ def applied(records: list[dict]) -> list[str]:
                 (words[:1] == ["kubectl"] and "get" in words and not {"apply", "label", "delete", "patch", "create"} & set(words))
                 or words[1:3] == ["version", "--remote=false"])
             if not is_read:
+                out.append(describe(rec))
+        elif rec.get("tool") == "kubectl":
+            if not kubectl_is_read(rec.get("argv") or []):
                 out.append(describe(rec))
         elif rec.get("tool") == "istioctl":
             argv = [a for a in rec.get("argv") or [] if not a.startswith("-")]
@@ -210,8 +278,8 @@ def live_snapshot(env: dict) -> dict:
 
 def run_nothing(project: dict, what: str, *args: str) -> None:
     """`pulumi ARGS` succeeds and applies nothing: no Command, asmcli, istioctl write or new pod."""
-    before_log = len(log_lines(project))
     before = live_snapshot(project["env"])
+    before_log = len(log_lines(project))  # after the test's own kubectl reads
     smoke.pulumi(project, what, *args)
     new = log_lines(project)[before_log:]
     print(f"[e2e] {what}: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
@@ -225,8 +293,8 @@ def refused(project: dict, position: str, code: str) -> None:
     """preview AND up --skip-preview fail with CODE's line; nothing applied (log, live cluster)."""
     for what, args in ((f"pulumi preview ({position})", ("preview", "--policy-pack", "policy")),
                        (f"pulumi up --skip-preview ({position})", ("up", "--yes", "--skip-preview", "--policy-pack", "policy"))):
-        before_log = len(log_lines(project))
         before = live_snapshot(project["env"])
+        before_log = len(log_lines(project))  # after the test's own kubectl reads
         proc = smoke.pulumi(project, what, *args, check=False)
         out = proc.stdout + proc.stderr
         new = log_lines(project)[before_log:]
@@ -273,6 +341,7 @@ def test_baseline(route):
                                    "crd/authorizationpolicies.security.istio.io", "--timeout=30s"],
               route["env"], route["dir"], route["logs"], timeout=60)
     smoke.test_baseline(route)
+    count_resources(route, "baseline")
 
 
 def test_skip_baseline_to_mesh_ca_refused_default_istioctl(route):
@@ -296,6 +365,7 @@ def test_skip_baseline_to_mesh_ca_refused(route):
 
 def test_distribute_root_batch_1(route):
     smoke.test_distribute_root_batch_1(route)
+    count_resources(route, "distribute-root batch 1")
 
 
 def test_second_up_runs_nothing(route):
@@ -468,12 +538,179 @@ BATCHES = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# Walk on: phase B (procedure.md "Phase B: switch signing to Mesh CA") and phase C ("Phase C:
+# remove the old root"). Literal tables, as above. Batches of mesh-ca (`meshca plan --stack dev`,
+# batchSize 3 in declaration order, the same as phase A's): 1 = frontend, cart, checkout;
+# 2 = payments, catalog, search; 3 = recommendations, shipping, inventory; 4 = accounts,
+# notifications, ads.
+#   B2: `kubectl label namespace NS istio.io/rev=REVISION_2 --overwrite`, restart: the batch's
+#       namespaces (None, REV2) and their pods injected by REVISION_2.
+#   B3: "Upgrade the gateway Deployment installed in A.4 in place to REVISION_2": only once
+#       every namespace is on REVISION_2 (batch 4); the Service's ready pods are then REV2's.
+#   B4 (mesh-ca-done): "apply istiod-service.yaml of REVISION_2; delete gateways of REVISION_1;
+#       delete istiod-REVISION_1 (Service, Deployment, HPA, PDB); delete installed-state-REVISION_1";
+#       "What the guide leaves out": the default tag (istio-revision-tag-default,
+#       istiod-default-validator) moved to REV2 before B4's deletions, and REV1's webhooks lose
+#       their backend with it (so they go too).
+#   C1-C3 (old-root-removed): back up cacerts and istio-ca-secret, `kubectl delete secret cacerts
+#       istio-ca-secret -n istio-system`, `kubectl rollout restart deployment -n istio-system`.
+# ---------------------------------------------------------------------------------------------
+MESH_CA_MOVED = {
+    "mesh-ca batch 2": ("frontend", "cart", "checkout", "payments", "catalog", "search"),
+    "mesh-ca batch 3": ("frontend", "cart", "checkout", "payments", "catalog", "search", "recommendations", "shipping", "inventory"),
+    "mesh-ca batch 4": smoke.APP_NAMESPACES,
+}
+WALK_NAMESPACES.update({
+    "mesh-ca batch 2": {
+        "frontend": R2, "cart": R2, "checkout": R2, "payments": R2, "catalog": R2, "search": R2,
+        "recommendations": R1, "shipping": R1, "inventory": R1, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+    "mesh-ca batch 3": {
+        "frontend": R2, "cart": R2, "checkout": R2, "payments": R2, "catalog": R2, "search": R2,
+        "recommendations": R2, "shipping": R2, "inventory": R2, "accounts": R1, "notifications": R1, "ads": R1,
+    },
+    "mesh-ca batch 4": {
+        "frontend": R2, "cart": R2, "checkout": R2, "payments": R2, "catalog": R2, "search": R2,
+        "recommendations": R2, "shipping": R2, "inventory": R2, "accounts": R2, "notifications": R2, "ads": R2,
+    },
+    "mesh-ca-done": {
+        "frontend": R2, "cart": R2, "checkout": R2, "payments": R2, "catalog": R2, "search": R2,
+        "recommendations": R2, "shipping": R2, "inventory": R2, "accounts": R2, "notifications": R2, "ads": R2,
+    },
+    "old-root-removed": {
+        "frontend": R2, "cart": R2, "checkout": R2, "payments": R2, "catalog": R2, "search": R2,
+        "recommendations": R2, "shipping": R2, "inventory": R2, "accounts": R2, "notifications": R2, "ads": R2,
+    },
+})
+WALK_PODS.update({
+    "mesh-ca batch 2": {
+        "frontend": P2, "cart": P2, "checkout": P2, "payments": P2, "catalog": P2, "search": P2,
+        "recommendations": P1, "shipping": P1, "inventory": P1, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+    "mesh-ca batch 3": {
+        "frontend": P2, "cart": P2, "checkout": P2, "payments": P2, "catalog": P2, "search": P2,
+        "recommendations": P2, "shipping": P2, "inventory": P2, "accounts": P1, "notifications": P1, "ads": P1,
+    },
+    "mesh-ca batch 4": {
+        "frontend": P2, "cart": P2, "checkout": P2, "payments": P2, "catalog": P2, "search": P2,
+        "recommendations": P2, "shipping": P2, "inventory": P2, "accounts": P2, "notifications": P2, "ads": P2,
+    },
+    "mesh-ca-done": {
+        "frontend": P2, "cart": P2, "checkout": P2, "payments": P2, "catalog": P2, "search": P2,
+        "recommendations": P2, "shipping": P2, "inventory": P2, "accounts": P2, "notifications": P2, "ads": P2,
+    },
+    "old-root-removed": {
+        "frontend": P2, "cart": P2, "checkout": P2, "payments": P2, "catalog": P2, "search": P2,
+        "recommendations": P2, "shipping": P2, "inventory": P2, "accounts": P2, "notifications": P2, "ads": P2,
+    },
+})
+WALK_OBJECTS.update({
+    "mesh-ca batch 2": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+        ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+    },
+    "mesh-ca batch 3": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+        ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+    },
+    "mesh-ca batch 4": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): True, ("service", "istiod-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): True,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+        ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+    },
+    "mesh-ca-done": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): True, ("secret", "cacerts"): True,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): False, ("service", "istiod-asm-11910-9-distribute-root"): False,
+        ("istiooperator", "installed-state-asm-11910-9-distribute-root"): False,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): False,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+        ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+    },
+    "old-root-removed": {
+        ("deployment", "istiod"): False, ("service", "istiod"): True,
+        ("deployment", "istio-ingressgateway"): False, ("service", "istio-ingressgateway"): True,
+        ("secret", "istio-ca-secret"): False, ("secret", "cacerts"): False,
+        ("deployment", "istiod-asm-11910-9-distribute-root"): False, ("service", "istiod-asm-11910-9-distribute-root"): False,
+        ("istiooperator", "installed-state-asm-11910-9-distribute-root"): False,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-distribute-root"): False,
+        ("mutatingwebhookconfiguration", "istio-revision-tag-default"): True,
+        ("deployment", "istiod-asm-11910-9-meshca-ca-migration"): True, ("service", "istiod-asm-11910-9-meshca-ca-migration"): True,
+        ("mutatingwebhookconfiguration", "istio-sidecar-injector-asm-11910-9-meshca-ca-migration"): True,
+    },
+})
+WALK_GATEWAY_PODS.update({
+    "mesh-ca batch 2": ["asm-11910-9-distribute-root"],
+    "mesh-ca batch 3": ["asm-11910-9-distribute-root"],
+    "mesh-ca batch 4": ["asm-11910-9-meshca-ca-migration"],  # B3: the A4 gateway upgraded in place
+    "mesh-ca-done": ["asm-11910-9-meshca-ca-migration"],
+    "old-root-removed": ["asm-11910-9-meshca-ca-migration"],
+})
+# Service istiod's selector revision (A5 / B4 "apply istiod-service.yaml" of the new revision:
+# anthos-service-mesh-packages asm/istio/istiod-service.yaml selects app: istiod, istio.io/rev:
+# REVISION) and the revision the default tag belongs to (istio-revision-tag-default and
+# istiod-default-validator labelled istio.io/rev=REV, istio.io/tag=default; a dry-run pod
+# labelled istio.io/rev=default in an unlabelled namespace is injected by REV: istio 1.19.10
+# manifests/charts/istio-control/istio-discovery/templates/revision-tags.yaml rev.object.*).
+WALK_CONTROL = {
+    "distribute-root-done": "asm-11910-9-distribute-root",
+    "mesh-ca batch 1": "asm-11910-9-distribute-root",
+    "mesh-ca batch 2": "asm-11910-9-distribute-root",
+    "mesh-ca batch 3": "asm-11910-9-distribute-root",
+    "mesh-ca batch 4": "asm-11910-9-distribute-root",
+    "mesh-ca-done": "asm-11910-9-meshca-ca-migration",
+    "old-root-removed": "asm-11910-9-meshca-ca-migration",
+}
+# Phase C's Secrets (procedure.md C1/C2), as `kubectl get secret/NAME -n istio-system -o yaml` shows them.
+CA_SECRETS = ("cacerts", "istio-ca-secret")
+RESOURCE_COUNTS: dict[str, dict] = {}
+
+
 def ready_endpoint_pods(env: dict, service: str, namespace: str = "istio-system") -> list[dict]:
     slices = smoke.kubectl_json(env, "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}")["items"]
     names = {e["targetRef"]["name"] for sl in slices for e in sl.get("endpoints") or []
              if (e.get("conditions") or {}).get("ready") and (e.get("targetRef") or {}).get("kind") == "Pod"}
     pods = smoke.kubectl_json(env, "get", "pods", "-n", namespace)["items"]
     return [p for p in pods if p["metadata"]["name"] in names]
+
+
+def wait_tag_injecting(env: dict, revision: str, timeout: float = 15) -> str | None:
+    """A server-side dry-run Pod labelled istio.io/rev=default in namespace default (no injection
+    label): the default tag's rev.object webhook injects it with REVISION's sidecar. Returns a
+    problem or None."""
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"generateName": "tag-probe-", "labels": {"app": "tag-probe", "istio.io/rev": "default"}},
+           "spec": {"containers": [{"name": "probe", "image": "example.invalid/probe:1"}]}}
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = subprocess.run(["kubectl", "--context", DEV_CONTEXT, "create", "-n", "default", "-f", "-", "--dry-run=server", "-o", "json"],
+                              input=json.dumps(pod), env=env, capture_output=True, text=True, timeout=30)
+        last = str(smoke.injected_by(json.loads(proc.stdout))) if proc.returncode == 0 else proc.stderr.strip()
+        if last == revision:
+            return None
+        if time.monotonic() > deadline:
+            return f"a dry-run pod labelled istio.io/rev=default is injected by {last}, want {revision} (the default tag)"
+        time.sleep(0.5)
 
 
 def assert_walk(env: dict, position: str, project: Path) -> None:
@@ -488,32 +725,53 @@ def assert_walk(env: dict, position: str, project: Path) -> None:
     gw = sorted(str(smoke.injected_by(p)) for p in ready_endpoint_pods(env, "istio-ingressgateway"))
     if gw != WALK_GATEWAY_PODS[position]:
         problems.append(f"Service istio-ingressgateway's ready pods injected by {gw}, want {WALK_GATEWAY_PODS[position]}")
-    if position == "distribute-root-done":
-        # A5: "apply asm/istio/istiod-service.yaml from the new revision's output dir (the istiod
-        # Service, so the default validation webhook has a live backend)": anthos-service-mesh-packages
-        # asm/istio/istiod-service.yaml selects app: istiod, istio.io/rev: REVISION.
+    control = WALK_CONTROL.get(position)
+    if control:
         sel = smoke.kubectl_json(env, "get", "service", "istiod", "-n", "istio-system")["spec"].get("selector") or {}
-        if sel.get("app") != "istiod" or sel.get("istio.io/rev") != "asm-11910-9-distribute-root":
-            problems.append(f"Service istiod selects {sel}, want app=istiod, istio.io/rev=asm-11910-9-distribute-root")
+        if sel.get("app") != "istiod" or sel.get("istio.io/rev") != control:
+            problems.append(f"Service istiod selects {sel}, want app=istiod, istio.io/rev={control}")
         backends = sorted({(p["metadata"].get("labels") or {}).get("istio.io/rev", "?") for p in ready_endpoint_pods(env, "istiod")})
-        if backends != ["asm-11910-9-distribute-root"]:
-            problems.append(f"Service istiod's ready endpoints are pods of revision(s) {backends}, want only istiod-asm-11910-9-distribute-root's")
-        # "What the guide leaves out": `istioctl tag set default --revision REV1 --overwrite` before A5's
-        # deletions: the default tag's webhooks (istio-revision-tag-default) belong to REV1.
-        tag = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-revision-tag-default")
-        labels = tag["metadata"].get("labels") or {}
-        if labels.get("istio.io/rev") != "asm-11910-9-distribute-root" or labels.get("istio.io/tag") != "default":
-            problems.append(f"istio-revision-tag-default labels {labels}, want istio.io/rev=asm-11910-9-distribute-root, istio.io/tag=default")
+        if backends != [control]:
+            problems.append(f"Service istiod's ready endpoints are pods of revision(s) {backends}, want only istiod-{control}'s")
+        for kind, name in (("mutatingwebhookconfiguration", "istio-revision-tag-default"),
+                           ("validatingwebhookconfiguration", "istiod-default-validator")):
+            if not smoke.exists(env, kind, name, None):
+                problems.append(f"{kind} {name} missing (the default tag)")
+                continue
+            labels = smoke.kubectl_json(env, "get", kind, name)["metadata"].get("labels") or {}
+            if labels.get("istio.io/rev") != control or labels.get("istio.io/tag") != "default":
+                problems.append(f"{kind} {name} labels {labels}, want istio.io/rev={control}, istio.io/tag=default")
         if smoke.exists(env, "mutatingwebhookconfiguration", "istio-sidecar-injector", None):
             old = smoke.kubectl_json(env, "get", "mutatingwebhookconfiguration", "istio-sidecar-injector")
             if old.get("webhooks"):
                 problems.append("the old istio-sidecar-injector still has webhooks (migrate-to-asm set_default_tag empties them)")
+        problem = wait_tag_injecting(env, control)
+        if problem:
+            problems.append(problem)
+    if position == "distribute-root-done":
         for probe_ns in ("frontend", "ads"):
             try:
                 smoke.wait_injecting(env, probe_ns, "asm-11910-9-distribute-root", timeout=15)
             except AssertionError as exc:
                 problems.append(str(exc))
     assert not problems, f"live cluster after {position}:\n  " + "\n  ".join(problems)
+
+
+def count_resources(route: dict, position: str) -> None:
+    """The stack's resources after POSITION's up (`pulumi stack export`: the real CLI reads the file
+    backend without a language host), by kind; printed with the timings."""
+    proc = subprocess.run(["pulumi", "stack", "export", "--stack", smoke.STACK, "--non-interactive"], cwd=route["dir"], env=route["env"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"pulumi stack export: {proc.stderr.strip()[-500:]}"
+    resources = json.loads(proc.stdout)["deployment"].get("resources") or []
+    kinds: dict[str, int] = {}
+    for r in resources:
+        t = r["type"]
+        kind = ("command" if t.startswith("command:") else "kubernetes" if t.startswith("kubernetes:") else
+                "dynamic" if t.startswith("pulumi-python:dynamic") else "component" if t.startswith("meshca:") else "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    RESOURCE_COUNTS[position] = {"total": len(resources), **kinds}
+    print(f"[e2e] resources after {position}: {RESOURCE_COUNTS[position]}", file=sys.stderr)
 
 
 @pytest.mark.parametrize("position", list(BATCHES))
@@ -523,6 +781,7 @@ def test_walk_distribute_root(route, position):
     edit_stack(route, meshcaRoot=route["meshca_root"])
     smoke.preview_and_up(route, position, {})
     assert_walk(route["env"], position, route["dir"])
+    count_resources(route, position)
 
 
 def test_meshca_root_path_runs_no_completed_step(route):
@@ -547,32 +806,233 @@ class NamespacePatchConflict(smoke.ProgramDefect):
     conflict stops the preview (and `pulumi up`, which previews first under the real CLI) only."""
 
 
+def mesh_ca_stack(route: dict, phase: str, moved: tuple[str, ...], **keys) -> None:
+    """The dev stack at PHASE (mesh-ca or later) with MOVED on REV2 and the rest on REV1."""
+    smoke.write_stack(route["dir"], route["kubeconfig"], phase=phase, moved=smoke.APP_NAMESPACES, istioctl=True)
+    edit_stack(route, meshcaRoot=route["meshca_root"], namespaces={ns: P2 for ns in moved}, **keys)
+
+
 def test_walk_mesh_ca_batch_1(route):
     position = "mesh-ca batch 1"
-    smoke.write_stack(route["dir"], route["kubeconfig"], phase="mesh-ca", moved=smoke.APP_NAMESPACES, istioctl=True)
-    edit_stack(route, meshcaRoot=route["meshca_root"], namespaces={ns: P2 for ns in BATCH_1})
+    mesh_ca_stack(route, "mesh-ca", BATCH_1)
     smoke.preview_and_up(route, position, {'conflict with "kubectl-label"': NamespacePatchConflict})
     assert_walk(route["env"], position, route["dir"])
+    count_resources(route, position)
+
+
+@pytest.mark.parametrize("position", ["mesh-ca batch 2", "mesh-ca batch 3"])
+def test_walk_mesh_ca(route, position):
+    mesh_ca_stack(route, "mesh-ca", MESH_CA_MOVED[position])
+    smoke.preview_and_up(route, position, {})
+    assert_walk(route["env"], position, route["dir"])
+    count_resources(route, position)
+
+
+def test_finish_phase_b_early_refused(route):
+    # procedure.md Phase B step 4 deletes istiod-REVISION_1: mesh-ca-done needs every namespace on
+    # REVISION_2; batch 3 leaves accounts, notifications, ads on REVISION_1. MCA0131 (messages.yaml:
+    # "The phase does not follow from the namespace map").
+    mesh_ca_stack(route, "mesh-ca-done", MESH_CA_MOVED["mesh-ca batch 3"])
+    try:
+        refused(route, "mesh-ca batch 3 -> mesh-ca-done", "MCA0131")
+    finally:
+        mesh_ca_stack(route, "mesh-ca", MESH_CA_MOVED["mesh-ca batch 3"])
+    assert_walk(route["env"], "mesh-ca batch 3", route["dir"])
+
+
+def test_walk_mesh_ca_batch_4(route):
+    position = "mesh-ca batch 4"
+    mesh_ca_stack(route, "mesh-ca", MESH_CA_MOVED[position])
+    smoke.preview_and_up(route, position, {})
+    assert_walk(route["env"], position, route["dir"])
+    count_resources(route, position)
+
+
+# A pod outside meshca:namespaces that REV1 injected (pod label istio.io/rev=REV1 in an unlabelled
+# namespace: REV1's rev.object webhook, istio 1.19.10 templates/mutatingwebhook.yaml) still holds a
+# Citadel certificate: the B4 workload-cert gate ("every proxy holds a Mesh CA certificate") cannot pass.
+STRAY = {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "stray-rev1", "namespace": "default", "labels": {"app": "stray", "istio.io/rev": "asm-11910-9-distribute-root"}},
+         "spec": {"containers": [{"name": "stray", "image": "example.invalid/acme/stray:1.0"}]}}
+
+
+def test_phase_c_before_its_gate_refused(route):
+    """mesh-ca-done's up stops at gate B4 (a REV1 proxy remains); phase C is then refused (MCA0658,
+    messages.yaml "Phase C would delete the old CA before a workload-cert gate proved no proxy holds a
+    Citadel certificate") by preview and by up --skip-preview, with nothing applied."""
+    env = route["env"]
+    smoke.run("stray REV1 pod (kubectl apply)", ["kubectl", "--context", DEV_CONTEXT, "apply", "-f", "-"], env, route["dir"], route["logs"],
+              stdin=json.dumps(STRAY), timeout=60)
+    try:
+        smoke.run("stray pod ready", ["kubectl", "--context", DEV_CONTEXT, "wait", "--for=condition=Ready", "pod/stray-rev1", "-n", "default",
+                                      "--timeout=30s"], env, route["dir"], route["logs"], timeout=60)
+        assert smoke.injected_by(smoke.kubectl_json(env, "get", "pod", "stray-rev1", "-n", "default")) == P1
+        # The shortest deadline the config allows (MCA0142: 10..86400); operational, so the retry
+        # below with write_stack's 60 re-runs nothing that completed.
+        mesh_ca_stack(route, "mesh-ca-done", smoke.APP_NAMESPACES, gateTimeoutSeconds=10)
+        before_log = len(log_lines(route))
+        proc = smoke.pulumi(route, "pulumi up (mesh-ca-done, B4 gate fails)", "up", "--yes", "--policy-pack", "policy", check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0, "mesh-ca-done's up passed gate B4 with a REV1 proxy in the cluster"
+        errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error" in line.lower()))
+        print("[e2e] mesh-ca-done with a REV1 proxy: " + " | ".join(errors[:4])[:600], file=sys.stderr)
+        assert "workload-cert" in out and "stray-rev1" in out, \
+            "mesh-ca-done's up failed, but not at gate B4 on the stray REV1 proxy:\n  " + "\n  ".join(errors[:12])
+        ran = applied(log_lines(route)[before_log:])
+        assert not any("tag set" in r or " delete " in r or "apply -f -" in r for r in ran), \
+            "steps after gate B4 ran although it failed:\n  " + "\n  ".join(ran)
+        assert smoke.exists(env, "deployment", "istiod-asm-11910-9-distribute-root", "istio-system"), "REV1's istiod deleted behind a failed gate"
+        mesh_ca_stack(route, "old-root-removed", smoke.APP_NAMESPACES)
+        refused(route, "mesh-ca-done (gate B4 failed) -> old-root-removed", "MCA0658")
+        assert smoke.exists(env, "secret", "cacerts", "istio-system") and smoke.exists(env, "secret", "istio-ca-secret", "istio-system")
+    finally:
+        smoke.run("stray pod deleted", ["kubectl", "--context", DEV_CONTEXT, "delete", "pod", "stray-rev1", "-n", "default", "--ignore-not-found",
+                                        "--wait=true", "--timeout=30s"], env, route["dir"], route["logs"], timeout=60)
+
+
+def test_walk_mesh_ca_done(route):
+    position = "mesh-ca-done"
+    mesh_ca_stack(route, "mesh-ca-done", smoke.APP_NAMESPACES)
+    smoke.preview_and_up(route, position, {})
+    assert_walk(route["env"], position, route["dir"])
+    count_resources(route, position)
+
+
+# Finding 7 of issue 9 on the real CLI: in `pulumi up` the engine runs stack policies only after
+# every step (pulumi/pulumi pkg/resource/deploy/deployment_executor.go: WaitForCompletion, then
+# AnalyzeResources), but a resource policy on each resource's inputs before its step
+# (step_generator.go: analyzeAll, then "resource %s is invalid"). A program defect injected into the
+# project copy: phase C's deletion C2 no longer lists the C1 backups among the steps it waits for
+# (meshca/plan.py remove_old_root: ``depends_on=[c0, *backups]`` -> ``[c0]``; the plan adds the last
+# gate to every step itself, so a dropped gate is not a fault the plan can make). The policy pack's
+# resource rule on the CaSecrets component (MCA0626, messages.yaml "The CA secrets are deleted
+# without depending on a backup of each") must stop `up --skip-preview` before any phase C step runs:
+# no backup, no `kubectl delete secret`, no drop-root, no control-plane restart.
+PLAN_FAULT = (
+    ("            depends_on=[c0, *backups],\n            backups=backups,", "            depends_on=[c0],\n            backups=backups,"),
+)
+
+
+def touches_ca_secrets(argv: list) -> bool:
+    """C1's `kubectl get secret/NAME -n istio-system -o yaml` or C2's `kubectl delete secret cacerts istio-ca-secret`."""
+    argv = [str(a) for a in argv]
+    return any(f"secret/{s}" in argv for s in CA_SECRETS) or ("delete" in argv and any(s in argv for s in CA_SECRETS))
+
+
+def test_blocking_rule_stops_up_before_the_damaging_step(route):
+    env = route["env"]
+    plan_py = route["dir"] / "meshca" / "plan.py"
+    original = plan_py.read_text()
+    faulty = original
+    for old, new in PLAN_FAULT:
+        assert faulty.count(old) == 1, f"the fault cannot be injected: {old!r} not found once in meshca/plan.py"
+        faulty = faulty.replace(old, new)
+    plan_py.write_text(faulty)
+    mesh_ca_stack(route, "old-root-removed", smoke.APP_NAMESPACES)
+    try:
+        # Without the pack the faulty program would delete the CA secrets (preview only: nothing runs).
+        proc = smoke.pulumi(route, "pulumi preview without the policy pack (faulty plan, old-root-removed)", "preview", check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"the faulty program's preview failed:\n{smoke.tail(out, 30)}"
+        planned = [line.strip() for line in out.splitlines() if "CaSecretDeletion" in line and "create" in line]
+        assert planned, f"the faulty program does not plan the CA secret deletion:\n{smoke.tail(out, 40)}"
+        before_log = len(log_lines(route))
+        refused(route, "old-root-removed, C2 not after C1", "MCA0626")
+        phase_c = [describe(r) for r in log_lines(route)[before_log:] if r.get("tool") == "kubectl" and touches_ca_secrets(r["argv"])]
+        assert not phase_c, "phase C touched the CA secrets although the pack refused CaSecrets:\n  " + "\n  ".join(phase_c)
+    finally:
+        plan_py.write_text(original)
+    for secret in CA_SECRETS:
+        assert smoke.exists(env, "secret", secret, "istio-system"), f"secret {secret} deleted although the pack refused its deletion"
+    assert not list((route["dir"] / "backups").rglob("*.yaml")), "a backup of phase C ran although the pack refused CaSecrets"
+
+
+def test_walk_old_root_removed(route):
+    position = "old-root-removed"
+    env = route["env"]
+    live = {s: smoke.kubectl_json(env, "get", "secret", s, "-n", "istio-system") for s in CA_SECRETS}
+    before_uids = {p["metadata"]["uid"] for p in smoke.kubectl_json(env, "get", "pods", "-n", "istio-system")["items"]}
+    mesh_ca_stack(route, "old-root-removed", smoke.APP_NAMESPACES)
+    before_log = len(log_lines(route))
+    smoke.preview_and_up(route, position, {})
+    calls = [r for r in log_lines(route)[before_log:] if r.get("tool") == "kubectl"]
+    deployments = [d["metadata"]["name"] for d in smoke.kubectl_json(env, "get", "deployments", "-n", "istio-system")["items"]]
+    for name in deployments:
+        smoke.run(f"rollout status istio-system/{name}", ["kubectl", "--context", DEV_CONTEXT, "rollout", "status", f"deployment/{name}",
+                                                          "-n", "istio-system", "--timeout=60s"], env, route["dir"], route["logs"], timeout=90)
+    assert_walk(env, position, route["dir"])
+    problems = []
+    # C3 `kubectl rollout restart deployment -n istio-system`: every Deployment there runs new pods.
+    pods = [p for p in smoke.kubectl_json(env, "get", "pods", "-n", "istio-system")["items"] if not p["metadata"].get("deletionTimestamp")]
+    for name in deployments:
+        mine = [p for p in pods if p["metadata"]["name"].startswith(name + "-")]
+        if not mine or any(p["metadata"]["uid"] in before_uids for p in mine):
+            problems.append(f"deployment istio-system/{name} was not restarted (pods {[p['metadata']['name'] for p in mine]})")
+    # C1 "back up ... `kubectl get secret/cacerts -n istio-system -o yaml` and the same for
+    # istio-ca-secret" (README: meshca:backupDir, default `backups`, 0600): one file per Secret under
+    # the project's backups/, mode 0600, that parses back as the Secret deleted (name, type, data).
+    import stat as stat_mod
+
+    import yaml
+
+    for secret in CA_SECRETS:
+        files = sorted((route["dir"] / "backups").rglob(f"{secret}.yaml"))
+        if len(files) != 1:
+            problems.append(f"backups of {secret}: {[str(f) for f in files]}, want one")
+            continue
+        mode = stat_mod.S_IMODE(files[0].stat().st_mode)
+        if mode != 0o600:
+            problems.append(f"backup {files[0]} has mode {oct(mode)}, want 0o600")
+        doc = yaml.safe_load(files[0].read_text())
+        got = (doc.get("kind"), (doc.get("metadata") or {}).get("name"), (doc.get("metadata") or {}).get("namespace"), doc.get("type"), doc.get("data"))
+        want = ("Secret", secret, "istio-system", live[secret].get("type"), live[secret].get("data"))
+        if got != want:
+            problems.append(f"backup {files[0]} does not read back as the deleted Secret {secret} "
+                            f"(kind, name, namespace, type equal: {got[:4] == want[:4]}; data equal: {got[4] == want[4]})")
+    # C2 only after C1 (the invocation log, kubectl calls in order): `kubectl delete secret cacerts
+    # istio-ca-secret` ran once, after each Secret was read for its backup and after both files were written.
+    deletions = [r for r in calls if "delete" in r["argv"] and "cacerts" in r["argv"] and "istio-ca-secret" in r["argv"]]
+    if len(deletions) != 1:
+        problems.append(f"`kubectl delete secret cacerts istio-ca-secret` ran {len(deletions)} time(s), want once")
+    else:
+        t = deletions[0]["start"]
+        for secret in CA_SECRETS:
+            reads = [r["start"] for r in calls if f"secret/{secret}" in r["argv"] and "yaml" in r["argv"]]
+            if not reads or min(reads) > t:
+                problems.append(f"secret {secret} deleted before it was read for its backup")
+            files = list((route["dir"] / "backups").rglob(f"{secret}.yaml"))
+            if files and files[0].stat().st_mtime > t:
+                problems.append(f"backup {files[0]} written after the deletion")
+    assert not problems, f"live cluster after {position}:\n  " + "\n  ".join(problems)
+    count_resources(route, position)
 
 
 def test_zz_destroy_leaves_the_mesh(route):
     before = live_snapshot(route["env"])
     before_log = len(log_lines(route))
-    smoke.pulumi(route, "pulumi destroy (distribute-root-done)", "destroy", "--yes")
+    smoke.pulumi(route, "pulumi destroy (old-root-removed)", "destroy", "--yes")
     new = log_lines(route)[before_log:]
     print(f"[e2e] pulumi destroy: {len(new)} invocation(s): " + "; ".join(describe(r) for r in new), file=sys.stderr)
     assert not applied(new), "destroy ran:\n  " + "\n  ".join(applied(new))
     # The mesh as it was (the last position of the walk).
-    # The walk ends at mesh-ca batch 1 (NamespacePatchConflict, fixed: the patch is forced again).
-    assert_walk(route["env"], "mesh-ca batch 1", route["dir"])
+    assert_walk(route["env"], "old-root-removed", route["dir"])
     assert live_snapshot(route["env"]) == before, "destroy changed namespace labels or pods"
 
 
 def test_zz_timings(route):
     """Not a check: prints this module's timed commands (smoke.run records them in smoke.TIMINGS; taken
-    out again so the smoke's own timings list stays its own)."""
+    out again so the smoke's own timings list stays its own), then per position of the walk its
+    preview and up wall times and the stack's resource count after the up."""
     mine = smoke.TIMINGS[route["timings_from"]:]
     del smoke.TIMINGS[route["timings_from"]:]
     lines = [f"cluster start: {route['clusters'].timings['start']:.1f} s"] + [f"{what}: {dt:.1f} s" for what, dt in mine]
+    times = dict(mine)
+    table = []
+    for position, counts in RESOURCE_COUNTS.items():
+        pre = times.get(f"pulumi preview ({position}) [{route['mode']}]")
+        up = times.get(f"pulumi up ({position}) [{route['mode']}]")
+        rest = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total")
+        table.append(f"| {position} | {pre if pre is None else f'{pre:.1f}'} | {up if up is None else f'{up:.1f}'} | {counts['total']} ({rest}) |")
+    lines += ["", "| position | preview (s) | up (s) | resources |", "|---|---:|---:|---|"] + table
     (route["root"] / "timings.txt").write_text("\n".join(lines) + "\n")
     print("\n[e2e] route timings:\n  " + "\n  ".join(lines), file=sys.stderr)
