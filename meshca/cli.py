@@ -22,6 +22,7 @@ from .errors import MeshcaError, MeshcaErrors
 # Each module contributes subcommands through register(subparsers). Order is help order.
 COMMAND_MODULES = [
     "meshca.cli",  # plan
+    "meshca.operate",  # advance, up (move the stack file along the route; up runs pulumi)
     "meshca.restart",  # restart (the restart step's helper)
     "meshca.preflight",  # preflight (a step's preconditions on the cluster)
     "meshca.meshconfig",  # overlay / mesh-config (REV2's explicit Citadel root)
