@@ -206,6 +206,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     if here is None:
         moved = sorted(n for n, r in config.namespace_map.items() if r != config.old_revision)
         raise MeshcaError("AdvanceOffRoute", f"{config.source} meshca:namespaces", phase=config.phase, moved=", ".join(moved) or "nothing", stack=config.stack)
+    if target.index < here:  # only from a rollback (plan_move refuses it otherwise): the way back is advance's edit
+        cur = positions[here]
+        raise MeshcaError("AdvanceNotForward", "--to", target=planmod.position_name(target), current=planmod.position_name(cur),
+                          current_ref=planmod.position_ref(cur), stack=config.stack)
     engine = args.engine if args.engine != "auto" else default_engine()
     walk = positions[here : target.index + 1]
     runner = _Runner(project_dir, config.stack, engine, console)

@@ -229,6 +229,14 @@ def test_up_backward_target_is_refused_before_pulumi_runs(project, monkeypatch, 
     assert script.calls == [] and stack_file(project) == before
 
 
+def test_up_does_not_walk_back_from_a_rollback(project, monkeypatch, capsys):
+    # The return from a rollback is one edit (advance --to baseline), never a walk of up (MCA1013).
+    set_position(project, "distribute-root", lambda ns: REV1 if ns in NAMESPACES[:3] else "default", rollback=True)
+    code, _, err, script = up(project, monkeypatch, {}, "--to", "baseline", capsys=capsys)
+    assert code == 2 and err.startswith("Error MCA1013 --to: 0 baseline is not ahead of the stack's position 2 distribute-root:1")
+    assert script.calls == []
+
+
 def test_up_without_the_stack_in_the_backend(project, monkeypatch, capsys):
     code, _, err, script = up(project, monkeypatch, {("preview", 2): (3, "cannot select stack dev: no stack named 'dev' found\n", {})},
                               "--to", "3", capsys=capsys)

@@ -6,14 +6,18 @@ seeded as Istio on GKE 1.6 at baseline (test_smoke.seed_objects), the stack file
 baseline, the stack created with `pulumi stack init`; from there on only `meshca up` runs Pulumi
 (Automation API; inline program without pulumi-language-python, meshca/pulumi_run.py).
 
-Injected fault: a namespace outside meshca:namespaces relabelled by hand with the retiring
-injection label (``istio-injection=enabled``, namespace ``legacy``). README "The route" /
-procedure.md "What the guide leaves out": moving the default tag (A5, distribute-root-done) would
-change that namespace's injector unannounced, so A5's ``meshca webhooks strays`` refuses it
-(MCA0341, meshca/messages.yaml "StrayInjectionLabel"). Expected: the walk applies positions 0-5,
-stops at 6 (distribute-root-done) with MCA0341 and MCA1015, exit 1, the stack file left at
-distribute-root-done; after the label is removed by hand the same command resumes there and
-reaches 13 (old-root-removed).
+Two faults, each fixed by hand, then the same command again:
+1. A refusal at preview: meshca:istioctlPath as shipped (empty: the istioctl asmcli links into its
+   output dir, which the asmcli stand-in does not write) makes distribute-root-done's tag step
+   refuse at preview (MCA0340). Expected: positions 0-5 applied, the stack file back at 5
+   (distribute-root:4), MCA1014, exit 2. Fixed by pointing meshca:istioctlPath at the istioctl.
+2. A failed up: a namespace outside meshca:namespaces relabelled by hand with the retiring
+   injection label (``istio-injection=enabled``, namespace ``legacy``). README "The route" /
+   procedure.md "What the guide leaves out": moving the default tag (A5) would change that
+   namespace's injector unannounced, so A5's ``meshca webhooks strays`` refuses it (MCA0341,
+   meshca/messages.yaml "StrayInjectionLabel"). Expected: resumed at 5, stopped at 6 with MCA0341
+   and MCA1015, exit 1, the file left at distribute-root-done; after the label is removed the same
+   command resumes there and reaches 13 (old-root-removed).
 
 The end state, transcribed from procedure.md: Phase B step 2 labels every namespace
 ``istio.io/rev=REVISION_2`` (no istio-injection) and restarts it (its pods injected by REVISION_2);
@@ -80,18 +84,37 @@ def test_seed_and_stack_init(route):
     smoke.pulumi(route, "pulumi stack init", "stack", "init")
 
 
-def test_up_stops_at_the_stray_label(route):
-    proc = meshca_up(route, "meshca up --to old-root-removed (stray label)", "--to", "old-root-removed")
-    assert proc.returncode == 1, f"meshca up did not stop with exit 1:\n{smoke.tail(proc.stdout)}\n{proc.stderr}"
+def test_up_refused_at_preview_restores_the_file(route):
+    # Fault 1 (a refusal): meshca:istioctlPath as shipped (empty) names the istioctl asmcli links into
+    # REV1's output dir, which the asmcli stand-in does not write; distribute-root-done's tag step
+    # probes it at preview and refuses (MCA0340). Everything before it is applied.
+    proc = meshca_up(route, "meshca up --to old-root-removed (no istioctl)", "--to", "old-root-removed")
+    assert proc.returncode == 2, f"meshca up was not refused:\n{smoke.tail(proc.stdout)}\n{proc.stderr}"
     err = proc.stderr.splitlines()
-    assert any(line.startswith("Error MCA0341 ") and "legacy" in line for line in err), proc.stderr
-    assert err[-1].startswith("Error MCA1015 ") and "pulumi up at position 6 distribute-root-done failed: MCA0341" in err[-1], proc.stderr
-    # Positions 0-5 done, each previewed and applied; the progress names each position and gate.
+    assert any(line.startswith("Error MCA0340 ") for line in err), proc.stderr
+    assert err[-1].startswith("Error MCA1014 position 6 distribute-root-done: position 6 distribute-root-done refused by "
+                              "pulumi preview --policy-pack policy (MCA0340); the stack file is back at 5 distribute-root:4;"), proc.stderr
+    # Positions 0-5 previewed and applied, in order; the progress names each position and gate.
     for n, ref in enumerate(["baseline", "distribute-root:0", "distribute-root:1", "distribute-root:2", "distribute-root:3",
                              "distribute-root:4", "distribute-root-done"], start=1):
         assert f"[{n}/14] position {n - 1} {ref}" in proc.stdout
-    assert proc.stdout.count("  up: done") == 6 and proc.stdout.count("  preview: ok") == 7
-    assert "A3.gate.root-cert: passed" in proc.stdout
+    assert proc.stdout.count("  up: done") == 6 and proc.stdout.count("  preview: ok") == 6
+    assert "gate dev-1.A0.gate.root-of-trust: passed" in proc.stdout and "gate dev-1.A3.gate.root-cert: passed" in proc.stdout
+    # The stack file is back at the last applied position (5: every namespace on REV1, phase distribute-root).
+    phase, namespaces = stack_phase(route)
+    assert phase == "distribute-root" and set(namespaces.values()) == {smoke.REV1}
+
+
+def test_up_resumes_and_stops_at_the_stray_label(route):
+    # Fix 1: the istioctl of the pinned release (operational key). Fault 2 (a failed up): the
+    # namespace `legacy` relabelled by hand (seeded above) is refused by A5's strays step.
+    edit_stack(route, istioctlPath="./standins/istioctl")
+    proc = meshca_up(route, "meshca up --to old-root-removed (stray label)", "--to", "old-root-removed")
+    assert proc.returncode == 1, f"meshca up did not stop with exit 1:\n{smoke.tail(proc.stdout)}\n{proc.stderr}"
+    assert proc.stdout.splitlines()[0].startswith("meshca up dev: 5 distribute-root:4 -> 13 old-root-removed, 9 position(s)")
+    err = proc.stderr.splitlines()
+    assert any(line.startswith("Error MCA0341 ") and "legacy" in line for line in err), proc.stderr
+    assert err[-1].startswith("Error MCA1015 ") and "pulumi up at position 6 distribute-root-done failed: MCA0341" in err[-1], proc.stderr
     # The file stays at the failed position, so rerunning resumes there.
     phase, namespaces = stack_phase(route)
     assert phase == "distribute-root-done" and set(namespaces.values()) == {smoke.REV1}
