@@ -92,7 +92,7 @@ def _yaml_scalar(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def plan_preview(plan) -> dict:
+def plan_preview(plan, marks=None) -> dict:
     """What `pulumi up` of the stack's position does against the previous position (the marks
     of plan.step_marks), the edit that reaches the next position and the commands to run.
     The JSON form; ``_plan_text`` prints the same."""
@@ -100,7 +100,7 @@ def plan_preview(plan) -> dict:
 
     c = plan.config
     previous = planmod.previous_plan(plan)
-    marks = planmod.step_marks(plan, previous)
+    marks = marks if marks is not None else planmod.step_marks(plan, previous)
     counts = {"new": 0, "changed": 0, "unchanged": 0}
     names = {planmod.ADD: "new", planmod.CHANGE: "changed", planmod.SAME: "unchanged"}
     for cluster_marks in marks.values():
@@ -146,8 +146,9 @@ def _plan_text(plan, show_all: bool) -> str:
     from .certs import colon_fingerprint, fingerprint, load_certs
 
     c = plan.config
-    preview = plan_preview(plan)
-    marks = {cluster: dict(ms) for cluster, ms in ((k, [(s.id, m) for m, s in v]) for k, v in planmod.step_marks(plan, planmod.previous_plan(plan)).items())}
+    step_marks = planmod.step_marks(plan, planmod.previous_plan(plan))
+    preview = plan_preview(plan, step_marks)
+    marks = {cluster: {s.id: m for m, s in ms} for cluster, ms in step_marks.items()}
     last = len(plan.route) - 1
     out = [f"stack {c.stack} · useCase {c.use_case} · phase {c.phase} · rollback {str(c.rollback).lower()}"]
     if plan.position is None:
@@ -222,7 +223,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plan", help="print the ordered steps of the stack's current position")
+    p = subparsers.add_parser("plan", help="preview the stack's position: its steps marked new or already done, the next position's edit")
     add_stack_arguments(p)
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--all", action="store_true", help="every step since the starting point, not only the current phase's")

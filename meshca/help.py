@@ -26,9 +26,13 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("meshca plan --stack dev", "meshca rehearse --report rehearsal.html", "meshca explain MCA0131", "meshca completion bash > /etc/bash_completion.d/meshca"),
     ),
     "plan": (
-        "Print the ordered steps of the stack's current position per cluster, with exact command\n"
-        "lines, the position on the route and the next one. Offline: the root of trust is\n"
-        "reported as unverifiable (MCA0301) until `meshca check root-of-trust` runs against the cluster.",
+        "Preview the stack's position as `pulumi preview` marks resources: per cluster its ordered\n"
+        "steps with exact command lines, each marked + (new here), ~ (declared before with other\n"
+        "inputs: runs again) or unmarked (already done at the previous position); a summary count;\n"
+        "the commands that apply it; the exact stack-file edit that reaches the next position (made\n"
+        "by `meshca advance`), or a line saying the migration is complete. Positions are numbered\n"
+        "from baseline = 0. Offline: the root of trust is reported as unverifiable (MCA0301) until\n"
+        "`meshca check root-of-trust` runs against the cluster.",
         ("meshca plan --stack dev", "meshca plan --stack prod --all --json", "meshca plan --config ../envs/Pulumi.qa.yaml"),
     ),
     "advance": (

@@ -158,7 +158,10 @@ class _Runner:
                     continue
                 name = str(ev.get("urn") or "").rsplit("::", 1)[-1]
                 if ev.get("kind") == "summary":
-                    summary = ev.get("changes") or {}
+                    summary = dict(ev.get("changes") or {})
+                    packs = ev.get("policyPacks") or {}
+                    if packs:
+                        summary["policy packs"] = ", ".join(f"{k}@{v}" for k, v in sorted(packs.items()))
                 elif ev.get("type") == GATE_TYPE and command == "up":
                     if ev["kind"] == "resource_pre_event" and ev.get("op") not in ("same", "read"):
                         started[name] = time.monotonic()
@@ -188,8 +191,10 @@ def _error_lines(text: str) -> list[str]:
 
 
 def _changes(summary: dict) -> str:
-    parts = [f"{v} {k}" for k, v in sorted(summary.items()) if v and k != "same"]
-    return ", ".join(parts) or "no changes"
+    """``12 create, 3 update, policy packs meshca@0.1.0`` (the engine's summary event)."""
+    parts = [f"{v} {k}" for k, v in sorted(summary.items()) if isinstance(v, int) and v and k != "same"]
+    packs = summary.get("policy packs")
+    return ", ".join(parts or ["no changes"]) + (f"; policy packs {packs}" if packs else "; no policy pack")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -74,7 +74,8 @@ def _event_record(event) -> dict | None:
         return {"kind": "policy", "level": p.enforcement_level, "policy": p.policy_name, "urn": p.resource_urn, "message": p.message}
     if getattr(event, "summary_event", None) is not None:
         s = event.summary_event
-        return {"kind": "summary", "changes": {str(getattr(k, "value", k)): v for k, v in (s.resource_changes or {}).items()}}
+        return {"kind": "summary", "changes": {str(getattr(k, "value", k)): v for k, v in (s.resource_changes or {}).items()},
+                "policyPacks": dict(s.policy_packs or {})}
     return None
 
 

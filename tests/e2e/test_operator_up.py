@@ -99,6 +99,9 @@ def test_up_refused_at_preview_restores_the_file(route):
                              "distribute-root:4", "distribute-root-done"], start=1):
         assert f"[{n}/14] position {n - 1} {ref}" in proc.stdout
     assert proc.stdout.count("  up: done") == 6 and proc.stdout.count("  preview: ok") == 6
+    # Every preview ran the policy pack (the engine's summary names it: policy/PulumiPolicy.yaml's pack).
+    previews = [line for line in proc.stdout.splitlines() if line.startswith("  preview: ok")]
+    assert all("; policy packs meshca@" in line for line in previews), previews
     assert "gate dev-1.A0.gate.root-of-trust: passed" in proc.stdout and "gate dev-1.A3.gate.root-cert: passed" in proc.stdout
     # The stack file is back at the last applied position (5: every namespace on REV1, phase distribute-root).
     phase, namespaces = stack_phase(route)
