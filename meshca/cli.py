@@ -101,7 +101,8 @@ def plan_preview(plan, marks=None) -> dict:
     c = plan.config
     previous = planmod.previous_plan(plan)
     marks = marks if marks is not None else planmod.step_marks(plan, previous)
-    counts = {"new": 0, "changed": 0, "unchanged": 0}
+    dropped = planmod.dropped_steps(plan, previous)
+    counts = {"new": 0, "changed": 0, "unchanged": 0, "dropped": sum(len(v) for v in dropped.values())}
     names = {planmod.ADD: "new", planmod.CHANGE: "changed", planmod.SAME: "unchanged"}
     for cluster_marks in marks.values():
         for mark, _ in cluster_marks:
@@ -110,6 +111,7 @@ def plan_preview(plan, marks=None) -> dict:
         "position": None,
         "previous": None,
         "marks": {cluster: {s.id: names[m] for m, s in ms} for cluster, ms in marks.items()},
+        "dropped": {cluster: [s.id for s in steps] for cluster, steps in dropped.items()},
         "summary": counts,
         "commands": [f"pulumi preview --stack {c.stack} --policy-pack policy", f"pulumi up --stack {c.stack} --policy-pack policy"],
         "next": None,
@@ -123,10 +125,8 @@ def plan_preview(plan, marks=None) -> dict:
         prev = previous.route[previous.position] if previous.position is not None else None
         if prev is not None:
             out["previous"] = {"index": prev.index, "ref": planmod.position_ref(prev), "name": planmod.position_name(prev)}
-    if c.rollback:
-        return out
-    if here.index + 1 < len(plan.route):
-        nxt = plan.route[here.index + 1]
+    if c.rollback or here.index + 1 < len(plan.route):
+        nxt = planmod.return_position(plan) if c.rollback else plan.route[here.index + 1]
         out["next"] = {
             "index": nxt.index,
             "ref": planmod.position_ref(nxt),
@@ -134,7 +134,7 @@ def plan_preview(plan, marks=None) -> dict:
             "label": nxt.label,
             "file": Path(c.source).name if c.source else f"Pulumi.{c.stack}.yaml",
             "edit": [{"key": k, "from": a, "to": b} for k, a, b in planmod.config_edit(c, nxt)],
-            "command": f"meshca advance --stack {c.stack}",
+            "command": f"meshca advance --stack {c.stack}" + (f" --to {planmod.position_ref(nxt)}" if c.rollback else ""),
         }
     else:
         out["complete"] = True
@@ -170,17 +170,20 @@ def _plan_text(plan, show_all: bool) -> str:
                 out.append(f"      after: {', '.join(s.depends_on)}")
             if s.action == "install" and s.params.get("cacerts") == "unknown":
                 out.append("      note: the four certificate flags are dropped when a cacerts Secret matching the files exists (read at preview)")
+        for s in planmod.dropped_steps(plan, planmod.previous_plan(plan))[cp.cluster.name]:
+            out.append(f"- [{s.procedure}] {s.id}: {s.title} (leaves the state; runs nothing)")
     n = preview["summary"]
     against = f"position {preview['previous']['name']}" if preview["previous"] else "nothing (the first position)"
     out.append("")
-    out.append(f"summary: {n['new'] + n['changed']} to run ({n['new']} new +, {n['changed']} changed ~), {n['unchanged']} already done, against {against}")
+    dropped = f", {n['dropped']} dropped -" if n["dropped"] else ""
+    out.append(f"summary: {n['new'] + n['changed']} to run ({n['new']} new +, {n['changed']} changed ~), {n['unchanged']} already done{dropped}, against {against}")
     out.append("apply this position:")
     out += [f"  {line}" for line in preview["commands"]]
     if preview["complete"]:
         out.append(f"the migration is complete: position {preview['position']['name']} is the route's last")
     elif preview["next"]:
         nxt = preview["next"]
-        out.append(f"next position {nxt['name']}: {nxt['label']}")
+        out.append(f"{'after the rollback, return to' if c.rollback else 'next'} position {nxt['name']}: {nxt['label']}")
         out.append(f"  edit {nxt['file']} ({nxt['command']} does it):")
         for e in nxt["edit"]:
             out.append(f"    {e['key']}: {_yaml_scalar(e['from'])} -> {_yaml_scalar(e['to'])}")

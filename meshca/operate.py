@@ -161,7 +161,8 @@ class _Runner:
                     summary = dict(ev.get("changes") or {})
                     packs = ev.get("policyPacks") or {}
                     if packs:
-                        summary["policy packs"] = ", ".join(f"{k}@{v}" for k, v in sorted(packs.items()))
+                        # keys are NAME|local|PATH for a local pack (the engine's summary event)
+                        summary["policy packs"] = ", ".join(f"{k.split('|', 1)[0]}@{v}" for k, v in sorted(packs.items()))
                 elif ev.get("type") == GATE_TYPE and command == "up":
                     if ev["kind"] == "resource_pre_event" and ev.get("op") not in ("same", "read"):
                         started[name] = time.monotonic()

@@ -1160,6 +1160,27 @@ def step_marks(plan: Plan, previous: Plan | None) -> dict[str, list[tuple[str, S
     return out
 
 
+def dropped_steps(plan: Plan, previous: Plan | None) -> dict[str, list[Step]]:
+    """Per cluster, the steps of ``previous`` that ``plan`` no longer declares: Pulumi deletes
+    their resources from the state (``-``); a Command has no delete script, so nothing runs."""
+    if previous is None:
+        return {cp.cluster.name: [] for cp in plan.clusters}
+    out = {}
+    for cp in plan.clusters:
+        mine = {s.id for s in cp.steps}
+        out[cp.cluster.name] = [s for s in previous.cluster(cp.cluster.name).steps if s.id not in mine]
+    return out
+
+
+def return_position(plan: Plan) -> Position | None:
+    """Where a rollback returns to: the last forward position of the phase before (README "The
+    route": baseline after A6, distribute-root-done after B5)."""
+    if not plan.config.rollback or plan.position is None:
+        return None
+    before = PHASES[PHASES.index(plan.config.phase) - 1]
+    return [p for p in plan.route if p.phase == before][-1]
+
+
 def previous_plan(plan: Plan) -> Plan | None:
     """The plan of the position before ``plan``'s (for a rollback: the position it rolls back
     from); None at baseline or off the route."""
