@@ -257,3 +257,9 @@ def test_mca_lines_are_found_in_pulumi_output():
     assert operate.mca_lines(text) == [
         "Error MCA0650 PhaseGuard phase: baseline -> mesh-ca skips distribute-root, distribute-root-done; fix: set meshca:phase to distribute-root"
     ]
+
+
+def test_progress_names_the_policy_pack_the_engine_ran():
+    # The engine's summary event keys a local pack as NAME|local|PATH (seen on pulumi 3.274.1).
+    assert operate._changes({"create": 5, "same": 3, "policy packs": "meshca@0.0.1"}) == "5 create; policy packs meshca@0.0.1"
+    assert operate._changes({"same": 40}) == "no changes; no policy pack"

@@ -88,7 +88,8 @@ def test_json_carries_the_same_preview(project, capsys):
     preview = json.loads(out)["preview"]
     assert preview["position"]["index"] == 2 and preview["position"]["ref"] == "distribute-root:1"
     assert preview["previous"] == {"index": 1, "ref": "distribute-root:0", "name": "1 distribute-root:0"}
-    assert preview["summary"] == {"new": 6, "changed": 0, "unchanged": 3}
+    assert preview["summary"] == {"new": 6, "changed": 0, "unchanged": 3, "dropped": 0}
+    assert preview["dropped"] == {"dev-1": []}
     assert preview["marks"]["dev-1"]["A2.label.frontend"] == "new"
     assert preview["marks"]["dev-1"]["A0.gate.root-of-trust"] == "unchanged"
     assert preview["commands"] == ["pulumi preview --stack dev --policy-pack policy", "pulumi up --stack dev --policy-pack policy"]
@@ -138,3 +139,31 @@ def test_all_shows_history_unmarked(project, capsys):
     marked = [line for line in out.splitlines() if line.startswith(("+ [", "~ [", "  ["))]
     assert any(line.startswith("  [A1] A1.install.") for line in marked)
     assert all(line.startswith("+ [C") for line in marked if line.startswith("+"))
+
+
+def test_a_rollback_drops_the_unfinished_moves_and_names_its_return(project, capsys):
+    # README "The route": rollback at distribute-root renders A6 (the canary gateways deleted, every
+    # moved namespace relabelled back and restarted, istiod-REV1 deleted) and declares only itself;
+    # afterwards the phase is set back to baseline with the namespaces on the old revision and
+    # rollback false.
+    set_position(project, "distribute-root", lambda ns: REV1 if ns in NAMESPACES[:3] else "default")
+    path = project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace("meshca:rollback: false", "meshca:rollback: true"))
+    code, out = plan(project, capsys=capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("position 2 distribute-root:1 (of 0..13): ") and lines[1].endswith(" (rollback)")
+    dropped = [line.split("] ", 1)[1].split(":", 1)[0] for line in lines if line.startswith("- [")]
+    assert dropped == [f"A2.{verb}.{ns}" for ns in NAMESPACES[:3] for verb in ("label", "restart")]
+    assert all(line.startswith("+ [A6]") for line in lines if line.startswith("+ "))
+    tail = out.split("summary: ", 1)[1].splitlines()
+    assert tail[0].endswith(", 6 dropped -, against position 2 distribute-root:1")
+    assert tail[4:] == [
+        "after the rollback, return to position 0 baseline: baseline: the mesh as it runs today",
+        "  edit Pulumi.dev.yaml (meshca advance --stack dev --to baseline does it):",
+        "    meshca:phase: distribute-root -> baseline",
+        "    meshca:rollback: true -> false",
+        f"    meshca:namespaces.frontend: {REV1} -> default",
+        f"    meshca:namespaces.cart: {REV1} -> default",
+        f"    meshca:namespaces.checkout: {REV1} -> default",
+    ]
