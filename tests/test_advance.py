@@ -7,7 +7,7 @@ Pulumi.dev.yaml: 12 namespaces in declaration order, batchSize 3; positions 0 ba
 7 mesh-ca:0, 8-11 mesh-ca:1-4, 12 mesh-ca-done, 13 old-root-removed. Shipped dev is at 2.
 Phases go one at a time and a phase is finished only when every namespace is on its revision
 (README "The route", "Safety"); the guard's codes are the catalogue's (MCA0650 a skipped phase,
-MCA0657 the old control plane still in use, MCA0651 backwards without rollback).
+MCA0657 the old control plane still in use, MCA0669 a return into a rolled-back phase).
 
 `meshca up` here never reaches Pulumi except through ``_Runner.run``, replaced by a scripted
 stand-in that answers as the child process would (exit code, output with coded lines); the real
