@@ -20,7 +20,8 @@ import pulumi
 import pulumi.dynamic
 
 from meshca.config import StackConfig
-from meshca.plan import identity, namespace_digest
+
+from meshca.transitions import guard_inputs
 from meshca.providers.phase_guard import PhaseGuardProvider
 
 TYPE = "pulumi-python:dynamic/meshca:PhaseGuard"
@@ -117,18 +118,8 @@ def own_gate_results(parent: pulumi.Resource) -> pulumi.Output[list]:
 
 
 def guard_args(config: StackConfig, evidence: pulumi.Input[Sequence[Any]]) -> PhaseGuardArgs:
-    return PhaseGuardArgs(
-        stack=config.stack,
-        useCase=config.use_case,
-        phase=config.phase,
-        rollback=config.rollback,
-        namespaces=config.namespace_map,
-        namespaceDigest=namespace_digest(config.stack, config.namespace_map),
-        revisions={"old": config.old_revision, "rev1": config.rev1, "rev2": config.rev2},
-        evidence=evidence,
-        clusters=[c.name for c in config.clusters],
-        identity=identity(config),
-    )
+    # The same inputs `meshca advance` judges offline (meshca/transitions.py guard_inputs).
+    return PhaseGuardArgs(**guard_inputs(config, evidence))
 
 
 def guard_for(config: StackConfig, parent: pulumi.Resource, evidence: pulumi.Input[Sequence[Any]] | None = None) -> PhaseGuard:

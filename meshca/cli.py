@@ -22,6 +22,7 @@ from .errors import MeshcaError, MeshcaErrors
 # Each module contributes subcommands through register(subparsers). Order is help order.
 COMMAND_MODULES = [
     "meshca.cli",  # plan
+    "meshca.operate",  # advance, up (move the stack file along the route; up runs pulumi)
     "meshca.restart",  # restart (the restart step's helper)
     "meshca.preflight",  # preflight (a step's preconditions on the cluster)
     "meshca.meshconfig",  # overlay / mesh-config (REV2's explicit Citadel root)
@@ -87,19 +88,74 @@ def _shell_line(step) -> str:
     return f"{line} <<'EOF'\n{step.stdin.rstrip()}\nEOF"
 
 
+def _yaml_scalar(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def plan_preview(plan, marks=None) -> dict:
+    """What `pulumi up` of the stack's position does against the previous position (the marks
+    of plan.step_marks), the edit that reaches the next position and the commands to run.
+    The JSON form; ``_plan_text`` prints the same."""
+    from . import plan as planmod
+
+    c = plan.config
+    previous = planmod.previous_plan(plan)
+    marks = marks if marks is not None else planmod.step_marks(plan, previous)
+    dropped = planmod.dropped_steps(plan, previous)
+    counts = {"new": 0, "changed": 0, "unchanged": 0, "dropped": sum(len(v) for v in dropped.values())}
+    names = {planmod.ADD: "new", planmod.CHANGE: "changed", planmod.SAME: "unchanged"}
+    for cluster_marks in marks.values():
+        for mark, _ in cluster_marks:
+            counts[names[mark]] += 1
+    out: dict = {
+        "position": None,
+        "previous": None,
+        "marks": {cluster: {s.id: names[m] for m, s in ms} for cluster, ms in marks.items()},
+        "dropped": {cluster: [s.id for s in steps] for cluster, steps in dropped.items()},
+        "summary": counts,
+        "commands": [f"pulumi preview --stack {c.stack} --policy-pack policy", f"pulumi up --stack {c.stack} --policy-pack policy"],
+        "next": None,
+        "complete": False,
+    }
+    if plan.position is None:
+        return out
+    here = plan.route[plan.position]
+    out["position"] = {"index": here.index, "ref": planmod.position_ref(here), "name": planmod.position_name(here), "label": here.label}
+    if previous is not None:
+        prev = previous.route[previous.position] if previous.position is not None else None
+        if prev is not None:
+            out["previous"] = {"index": prev.index, "ref": planmod.position_ref(prev), "name": planmod.position_name(prev)}
+    if c.rollback or here.index + 1 < len(plan.route):
+        nxt = planmod.return_position(plan) if c.rollback else plan.route[here.index + 1]
+        out["next"] = {
+            "index": nxt.index,
+            "ref": planmod.position_ref(nxt),
+            "name": planmod.position_name(nxt),
+            "label": nxt.label,
+            "file": Path(c.source).name if c.source else f"Pulumi.{c.stack}.yaml",
+            "edit": [{"key": k, "from": a, "to": b} for k, a, b in planmod.config_edit(c, nxt)],
+            "command": f"meshca advance --stack {c.stack}" + (f" --to {planmod.position_ref(nxt)}" if c.rollback else ""),
+        }
+    else:
+        out["complete"] = True
+    return out
+
+
 def _plan_text(plan, show_all: bool) -> str:
+    from . import plan as planmod
     from .certs import colon_fingerprint, fingerprint, load_certs
 
     c = plan.config
+    step_marks = planmod.step_marks(plan, planmod.previous_plan(plan))
+    preview = plan_preview(plan, step_marks)
+    marks = {cluster: {s.id: m for m, s in ms} for cluster, ms in step_marks.items()}
+    last = len(plan.route) - 1
     out = [f"stack {c.stack} · useCase {c.use_case} · phase {c.phase} · rollback {str(c.rollback).lower()}"]
     if plan.position is None:
         out.append("position: off the route's batch order (see MCA0304 on stderr)")
     else:
         pos = plan.route[plan.position]
-        out.append(f"position {pos.index} of {len(plan.route) - 1}: {pos.label}")
-        if pos.index + 1 < len(plan.route) and not c.rollback:
-            nxt = plan.route[pos.index + 1]
-            out.append(f"next:       {nxt.label}")
+        out.append(f"position {planmod.position_name(pos)} (of 0..{last}): {pos.label}{' (rollback)' if c.rollback else ''}")
     root = load_certs(c.ca_files.root_cert.read_bytes())[0]
     out.append(f"root of trust: {c.ca_files.shown('root_cert')} sha256 {colon_fingerprint(fingerprint(root))}")
     for cp in plan.clusters:
@@ -107,13 +163,30 @@ def _plan_text(plan, show_all: bool) -> str:
         out.append("")
         out.append(f"cluster {cp.cluster.name} (context {cp.cluster.context}): {len(steps)} steps{' in phase ' + c.phase if not show_all else ''}")
         for s in steps:
-            out.append(f"  [{s.procedure}] {s.id}: {s.title}")
+            out.append(f"{marks[cp.cluster.name][s.id]} [{s.procedure}] {s.id}: {s.title}")
             for i, text in enumerate(_shell_line(s).split("\n")):
                 out.append(("      $ " if i == 0 else "        ") + text)
             if s.depends_on:
                 out.append(f"      after: {', '.join(s.depends_on)}")
             if s.action == "install" and s.params.get("cacerts") == "unknown":
                 out.append("      note: the four certificate flags are dropped when a cacerts Secret matching the files exists (read at preview)")
+        for s in planmod.dropped_steps(plan, planmod.previous_plan(plan))[cp.cluster.name]:
+            out.append(f"- [{s.procedure}] {s.id}: {s.title} (leaves the state; runs nothing)")
+    n = preview["summary"]
+    against = f"position {preview['previous']['name']}" if preview["previous"] else "nothing (the first position)"
+    out.append("")
+    dropped = f", {n['dropped']} dropped -" if n["dropped"] else ""
+    out.append(f"summary: {n['new'] + n['changed']} to run ({n['new']} new +, {n['changed']} changed ~), {n['unchanged']} already done{dropped}, against {against}")
+    out.append("apply this position:")
+    out += [f"  {line}" for line in preview["commands"]]
+    if preview["complete"]:
+        out.append(f"the migration is complete: position {preview['position']['name']} is the route's last")
+    elif preview["next"]:
+        nxt = preview["next"]
+        out.append(f"{'after the rollback, return to' if c.rollback else 'next'} position {nxt['name']}: {nxt['label']}")
+        out.append(f"  edit {nxt['file']} ({nxt['command']} does it):")
+        for e in nxt["edit"]:
+            out.append(f"    {e['key']}: {_yaml_scalar(e['from'])} -> {_yaml_scalar(e['to'])}")
     return "\n".join(out)
 
 
@@ -142,6 +215,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         doc = plan.to_json()
         doc["rootOfTrust"] = {"rootSha256": root_fp, "verified": False, "reason": "offline: needs a cluster"}
+        doc["preview"] = plan_preview(plan)
         print(json.dumps(doc, indent=2))
     else:
         print(_plan_text(plan, args.all))
@@ -151,7 +225,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plan", help="print the ordered steps of the stack's current position")
+    p = subparsers.add_parser("plan", help="preview the stack's position: its steps marked new or already done, the next position's edit")
     add_stack_arguments(p)
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.add_argument("--all", action="store_true", help="every step since the starting point, not only the current phase's")

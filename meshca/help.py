@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from .config import PHASES
+
 STACK = "meshca plan --stack dev"
 
 # command path (space-joined, without "meshca") -> (description, examples)
@@ -24,10 +26,35 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("meshca plan --stack dev", "meshca rehearse --report rehearsal.html", "meshca explain MCA0131", "meshca completion bash > /etc/bash_completion.d/meshca"),
     ),
     "plan": (
-        "Print the ordered steps of the stack's current position per cluster, with exact command\n"
-        "lines, the position on the route and the next one. Offline: the root of trust is\n"
-        "reported as unverifiable (MCA0301) until `meshca check root-of-trust` runs against the cluster.",
+        "Preview the stack's position as `pulumi preview` marks resources: per cluster its ordered\n"
+        "steps with exact command lines, each marked + (new here), ~ (declared before with other\n"
+        "inputs: runs again) or unmarked (already done at the previous position); a summary count;\n"
+        "the commands that apply it; the exact stack-file edit that reaches the next position (made\n"
+        "by `meshca advance`), or a line saying the migration is complete. Positions are numbered\n"
+        "from baseline = 0. Offline: the root of trust is reported as unverifiable (MCA0301) until\n"
+        "`meshca check root-of-trust` runs against the cluster.",
         ("meshca plan --stack dev", "meshca plan --stack prod --all --json", "meshca plan --config ../envs/Pulumi.qa.yaml"),
+    ),
+    "advance": (
+        "Edit the stack file to the next position of the route, or to --to TARGET: N (positions\n"
+        "are numbered from baseline = 0 as `meshca plan` prints them), PHASE (its last forward\n"
+        "position) or PHASE:BATCH. Only meshca:phase and the namespaces' revisions change;\n"
+        "comments and layout stay. Refuses, before writing, what the transition guard would\n"
+        "refuse of the edit (a skipped phase, a phase finished with namespaces left behind,\n"
+        "a move back) and what the config validation refuses: one coded line each, exit 2.",
+        ("meshca advance --stack dev", "meshca advance --stack dev --to distribute-root:3 --dry-run",
+         "meshca advance --stack staging --to distribute-root-done --json"),
+    ),
+    "up": (
+        "Walk the stack to --to TARGET with Pulumi's Automation API: the current position first\n"
+        "(nothing runs again if it already ran), then per position: edit the stack file as\n"
+        "`meshca advance` does, `pulumi preview --policy-pack policy`, `pulumi up`, with progress\n"
+        "per position and gate. At the first refusal the stack file goes back to the last applied\n"
+        "position and meshca stops with the refusal's coded line and MCA1014 (exit 2); after a\n"
+        "failed `pulumi up` the file stays at that position (MCA1015, exit 1), so the same command\n"
+        "resumes there. Needs an existing stack (pulumi stack init) and its backend.",
+        ("meshca up --stack dev --to old-root-removed", "meshca up --stack dev --to 3",
+         "meshca up --stack prod --to mesh-ca:2 --engine local --log up-prod.log"),
     ),
     "restart": (
         "Restart the Deployments, StatefulSets and DaemonSets of a namespace onto REVISION and wait\n"
@@ -202,8 +229,10 @@ def _short_help(root: argparse.ArgumentParser, path: tuple[str, ...]) -> str | N
 
 # ----------------------------------------------------------------------------- completion
 
-FILE_OPTIONS = {"--kubeconfig", "--root-cert", "--output", "--traffic", "--ca-cert", "--ca-key", "--cert-chain", "--citadel-root", "--meshca-root", "--report", "--evidence", "--config"}
+FILE_OPTIONS = {"--log", "--kubeconfig", "--root-cert", "--output", "--traffic", "--ca-cert", "--ca-key", "--cert-chain", "--citadel-root", "--meshca-root", "--report", "--evidence", "--config"}
 STACK_OPTIONS = {"--stack", "--from", "--to"}  # completed from the Pulumi.NAME.yaml files here
+# Commands whose --to is a position of the route (plan.resolve_position), not a stack.
+POSITION_COMMANDS = {"advance", "up"}
 
 
 def _tree(root: argparse.ArgumentParser) -> dict[str, dict]:
@@ -238,6 +267,8 @@ def bash_script(root: argparse.ArgumentParser) -> str:
         file_cases = "".join(f"            {shlex.quote(opt)}) COMPREPLY=($(compgen -f -- \"$cur\")); return;;\n" for opt in node["files"])
         stack_cases = "".join(
             f"            {shlex.quote(opt)}) COMPREPLY=($(compgen -W \"$(_meshca_stacks)\" -- \"$cur\")); return;;\n"
+            if not (key in POSITION_COMMANDS and opt == "--to")
+            else f"            {shlex.quote(opt)}) COMPREPLY=($(compgen -W {shlex.quote(' '.join(PHASES))} -- \"$cur\")); return;;\n"
             for opt in node["options"] if opt in STACK_OPTIONS
         )
         cases.append(

@@ -1093,3 +1093,115 @@ def build(config: StackConfig, cacerts: Mapping[str, str] | None = None) -> Plan
 
 def plan_at(config: StackConfig, position: Position, cacerts: Mapping[str, str] | None = None) -> Plan:
     return build(config.at(position.phase, position.rollback, position.namespace_map), cacerts)
+
+
+# ----------------------------------------------------------------------------- positions by name
+#
+# One numbering for plan, advance, up, the rehearsal and README: a position is its index on
+# ``route(config)`` (baseline = 0), named ``PHASE`` for an unbatched position and ``PHASE:BATCH``
+# for one inside a batched phase (``distribute-root:0`` = REV1 installed, nothing moved yet).
+
+
+def position_ref(pos: Position) -> str:
+    """``baseline``, ``distribute-root:2``, ``mesh-ca-done``..."""
+    return pos.phase if pos.batch is None else f"{pos.phase}:{pos.batch}"
+
+
+def position_name(pos: Position) -> str:
+    """``3 distribute-root:2``: the index and the ref, as every command prints a position."""
+    return f"{pos.index} {position_ref(pos)}"
+
+
+def resolve_position(positions: Sequence[Position], target: str, subject: str = "--to") -> Position:
+    """``N`` (the index), ``PHASE`` (its last forward position) or ``PHASE:BATCH``."""
+    from .errors import MeshcaError
+
+    text = str(target).strip()
+    last = len(positions) - 1
+    if text.isdigit():
+        if int(text) <= last:
+            return positions[int(text)]
+    else:
+        phase, sep, batch = text.partition(":")
+        mine = [p for p in positions if p.phase == phase]
+        if mine and not sep:
+            return mine[-1]
+        if mine and sep and batch.isdigit():
+            hit = [p for p in mine if p.batch == int(batch)]
+            if hit:
+                return hit[0]
+    batched = sorted({p.phase for p in positions if p.batch is not None}, key=PHASES.index)
+    example = ", ".join(f"{ph}:0..{max(p.batch for p in positions if p.phase == ph)}" for ph in batched)
+    raise MeshcaError("PositionUnknown", subject, target=text, last=last, phases=", ".join(dict.fromkeys(p.phase for p in positions)), batches=example or "none")
+
+
+# ----------------------------------------------------------------------------- preview
+
+ADD, CHANGE, SAME = "+", "~", " "
+
+
+def step_marks(plan: Plan, previous: Plan | None) -> dict[str, list[tuple[str, Step]]]:
+    """Per cluster, each step of ``plan`` marked as Pulumi marks a preview: ``+`` new at this
+    position, ``~`` declared before with other inputs (it runs again), `` `` already done at the
+    previous position (same id, argv, stdin and params: history, never re-run)."""
+    out: dict[str, list[tuple[str, Step]]] = {}
+    for cp in plan.clusters:
+        before = {s.id: s for s in previous.cluster(cp.cluster.name).steps} if previous else {}
+        marks = []
+        for s in cp.steps:
+            old = before.get(s.id)
+            if old is None:
+                marks.append((ADD, s))
+            elif (old.argv, old.stdin, _thaw(old.params)) != (s.argv, s.stdin, _thaw(s.params)):
+                marks.append((CHANGE, s))
+            else:
+                marks.append((SAME, s))
+        out[cp.cluster.name] = marks
+    return out
+
+
+def dropped_steps(plan: Plan, previous: Plan | None) -> dict[str, list[Step]]:
+    """Per cluster, the steps of ``previous`` that ``plan`` no longer declares: Pulumi deletes
+    their resources from the state (``-``); a Command has no delete script, so nothing runs."""
+    if previous is None:
+        return {cp.cluster.name: [] for cp in plan.clusters}
+    out = {}
+    for cp in plan.clusters:
+        mine = {s.id for s in cp.steps}
+        out[cp.cluster.name] = [s for s in previous.cluster(cp.cluster.name).steps if s.id not in mine]
+    return out
+
+
+def return_position(plan: Plan) -> Position | None:
+    """Where a rollback returns to: the last forward position of the phase before (README "The
+    route": baseline after A6, distribute-root-done after B5)."""
+    if not plan.config.rollback or plan.position is None:
+        return None
+    before = PHASES[PHASES.index(plan.config.phase) - 1]
+    return [p for p in plan.route if p.phase == before][-1]
+
+
+def previous_plan(plan: Plan) -> Plan | None:
+    """The plan of the position before ``plan``'s (for a rollback: the position it rolls back
+    from); None at baseline or off the route."""
+    if plan.position is None:
+        return None
+    if plan.config.rollback:
+        return plan_at(plan.config, plan.route[plan.position])
+    if plan.position == 0:
+        return None
+    return plan_at(plan.config, plan.route[plan.position - 1])
+
+
+def config_edit(config: StackConfig, target: Position) -> list[tuple[str, Any, Any]]:
+    """The stack file keys that differ between ``config`` and ``target``: (key, now, then)."""
+    edits: list[tuple[str, Any, Any]] = []
+    if config.phase != target.phase:
+        edits.append(("meshca:phase", config.phase, target.phase))
+    if config.rollback != target.rollback:
+        edits.append(("meshca:rollback", config.rollback, target.rollback))
+    want = target.namespace_map
+    for ns, rev in config.namespace_map.items():
+        if want.get(ns, rev) != rev:
+            edits.append((f"meshca:namespaces.{ns}", rev, want[ns]))
+    return edits

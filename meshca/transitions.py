@@ -626,3 +626,32 @@ def _judge_creation(new: GuardState) -> list[MeshcaError]:
             stack=new.stack,
         ),
     )
+
+
+# ----------------------------------------------------------------------------- from stack files
+
+
+def guard_inputs(config: Any, evidence: Any = UNKNOWN) -> dict[str, Any]:
+    """The guard's inputs for a stack config, as the program gives them to the PhaseGuard
+    (components/phase_guard.py guard_args). ``evidence`` UNKNOWN: not read (offline)."""
+    from .plan import identity
+
+    return {
+        "stack": config.stack,
+        "useCase": config.use_case,
+        "phase": config.phase,
+        "rollback": config.rollback,
+        "namespaces": config.namespace_map,
+        "namespaceDigest": namespace_digest(config.stack, config.namespace_map),
+        "revisions": {"old": config.old_revision, "rev1": config.rev1, "rev2": config.rev2},
+        "evidence": evidence,
+        "clusters": [c.name for c in config.clusters],
+        "identity": identity(config),
+    }
+
+
+def judge_offline(old_config: Any, new_config: Any) -> list[MeshcaError]:
+    """What the guard refuses of editing the stack file from ``old_config`` to ``new_config``,
+    judged without gate evidence (a rule that needs evidence is left to the guard at ``pulumi
+    up``, as in a preview): phase skips, moves back, rollback rules, namespaces left behind."""
+    return judge(guard_inputs(old_config), guard_inputs(new_config))

@@ -80,6 +80,12 @@ def test_bash_completion_follows_the_parser(capsys):
     assert sorted(_complete(script, ["meshca", "plan", "--stack", ""])) == ["csm116", "dev", "prod", "staging"]
     assert "Pulumi.dev.yaml" in _complete(script, ["meshca", "plan", "--config", "Pulumi.d"])
     assert _complete(script, ["meshca", "completion", ""])[:2] == ["bash", "zsh"]
+    # advance/up --to is a position of the route (N, PHASE, PHASE:BATCH), not a stack: the phases.
+    assert _complete(script, ["meshca", "up", "--to", "mesh"]) == ["mesh-ca", "mesh-ca-done"]
+    assert _complete(script, ["meshca", "advance", "--to", "d"]) == ["distribute-root", "distribute-root-done"]
+    assert sorted(_complete(script, ["meshca", "up", "--stack", ""])) == ["csm116", "dev", "prod", "staging"]
+    assert _complete(script, ["meshca", "up", "--engine", ""]) == ["auto", "local", "inline"]
+    assert sorted(_complete(script, ["meshca", "promote", "--to", ""])) == ["csm116", "dev", "prod", "staging"]
 
 
 def test_zsh_completion_is_the_same_tree_through_bashcompinit(capsys):

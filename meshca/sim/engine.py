@@ -345,7 +345,7 @@ class Rehearsal:
             self.records.append(baseline)
         for k in range(start, len(self.points)):
             point = self.points[k]
-            self.progress(f"[{k + 1}/{len(self.points)}] {point.label}")
+            self.progress(f"[{k + 1}/{len(self.points)}] {point.label} (position {planmod.position_name(point.position)})")
             try:
                 facts = self._facts()
             except (MeshcaError, MeshcaErrors) as exc:
