@@ -224,7 +224,8 @@ def render(d: Discovery, header: list[str]) -> str:
     for key, value in d.keys.items():
         for c in d.comments.get(key, []):
             out.append(f"  # {c}")
-        text = yaml.safe_dump({f"meshca:{key}": value}, sort_keys=False, default_flow_style=False, width=1000)
+        flow = None if key == "batches" else False  # batches read best as [[a, b], [c]]
+        text = yaml.safe_dump({f"meshca:{key}": value}, sort_keys=False, default_flow_style=flow, width=1000)
         out += ["  " + line for line in text.rstrip("\n").splitlines()]
     return "\n".join(out) + "\n"
 

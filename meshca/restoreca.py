@@ -152,7 +152,8 @@ def _live(kubectl, name: str) -> dict | None:
     return _json(proc, f"secret {name}") if proc.stdout.strip() else None
 
 
-def restore(config, source: Path, cluster_opt: str | None, replace: bool, kubectl_for, out=sys.stdout) -> int:
+def restore(config, source: Path, cluster_opt: str | None, replace: bool, kubectl_for, out=None) -> int:
+    out = out or sys.stdout
     from .providers.ca_secrets import secret_data_digest
     from .restart import kubectl_reason
 

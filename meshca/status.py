@@ -209,7 +209,8 @@ def snapshot_of(cluster) -> live.Snapshot:
     return live.read(Kubectl(kubeconfig, cluster.context))
 
 
-def status_once(config, as_json: bool, out=sys.stdout) -> int:
+def status_once(config, as_json: bool, out=None) -> int:
+    out = out or sys.stdout
     docs, warnings = [], []
     for cluster in config.clusters:
         cfg = config
