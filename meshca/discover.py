@@ -201,11 +201,14 @@ def analyse(snapshots: list[tuple[str, live.Snapshot]], *, kubeconfig: str, file
     if moved and len(moved) < len(order):
         d.set("batches", [moved] + [[n] for n in order if n not in moved],
               f"the namespaces already on {target} are the first batch; the rest one per batch (regroup the later batches freely)")
-    for ns in namespaces:
+    for ns in order:
         counts = first.pod_revisions(ns)
-        stale = {r: c for r, c in counts.items() if r not in (namespaces[ns], "none") and not (r == "default" and namespaces[ns] == old)}
-        if stale:
-            d.comments.setdefault("namespaces", []).append(f"{ns}: pods {counts} (some not restarted onto {namespaces[ns]})")
+        pods = ", ".join(f"{r}={c}" for r, c in counts.items()) or "no pods"
+        stale = [r for r in counts if r not in (namespaces[ns], "none")]
+        d.comments.setdefault("namespaces", []).append(f"  {ns}: pods injected by {pods}" + (f" (not all restarted onto {namespaces[ns]})" if stale else ""))
+    leftover = first.leftover_revisions()
+    if leftover:
+        d.comments["oldRevision"].append(f"named by an IstioOperator or injector webhook without an istiod: {', '.join(leftover)} (left over by an earlier install or removal)")
     d.pinned = first.pinned_workloads()
     for where, what in d.pinned:
         d.messages.append(MeshcaError("DiscoverPinnedWorkload", where, what=what))
@@ -231,17 +234,19 @@ def render(d: Discovery, header: list[str]) -> str:
 
 
 def _position(d: Discovery, stack_path: Path):
-    """(config, index, label) when the keys validate as a stack (caFiles readable), else (None, None, why)."""
+    """(config, index, label, count) when the keys validate as a stack (caFiles readable), else
+    (None, None, the first problem's line, None)."""
     from . import plan as planmod
     from .config import stack_name_from_file, validate
 
     try:
         config = validate(dict(d.keys), stack=stack_name_from_file(stack_path), project_dir=stack_path.resolve().parent, source=str(stack_path))
     except MeshcaErrors as exc:
-        return None, None, exc
-    index = planmod.locate(config)
-    label = planmod.route(config)[index].label if index is not None else "off the route"
-    return config, index, label
+        return None, None, exc.errors[0].line(), None
+    positions = planmod.route(config)
+    index = planmod.locate(config, positions)
+    label = positions[index].label if index is not None else "off the route"
+    return config, index, label, len(positions) - 1
 
 
 def export_ca(snap: live.Snapshot, directory: Path) -> str:
@@ -295,14 +300,14 @@ def cmd_discover(args: argparse.Namespace) -> int:
     if ca_dir is not None:
         source = export_ca(snapshots[0][1], ca_dir)
         written.append(f"{ca_dir}/{{{','.join(CA_NAMES)}}} (0600, from {source})")
-    config, index, label = _position(d, stack_path)
+    config, index, label, last = _position(d, stack_path)
     header = [f"Written by meshca discover {' '.join('--context ' + c for c in contexts)} at {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the live clusters."]
     if config is not None:
-        header.append(f"Position {index if index is not None else '?'} of {len(__import__('meshca.plan', fromlist=['route']).route(config)) - 1}: {label}" + (" (past baseline: the mesh has moved already)" if index else ""))
+        header.append(f"Position {index if index is not None else '?'} of {last}: {label}" + (" (past baseline: the mesh has moved already)" if index else ""))
         if index:
             d.messages.insert(0, MeshcaError("DiscoverPastBaseline", str(args.write), index=index, label=label, phase=config.phase, stack=config.stack))
     else:
-        header.append(f"Position: not computed until the keys marked SET: are set ({label.errors[0].line() if hasattr(label, 'errors') else label})")
+        header.append(f"Position: known once the keys marked SET: are set ({label})")
     text = render(d, header)
     if to_stdout:
         sys.stdout.write(text)

@@ -517,3 +517,20 @@ def test_backup_records_the_cluster_uid(tmp_path, monkeypatch):
     saved = yaml.safe_load((tmp_path / "b" / "cacerts.yaml").read_text())
     assert saved["metadata"]["annotations"] == {"meshca.io/cluster-uid": "uid-dev-1"}
     assert result.outs["dataSha256"] == ca_secrets.secret_data_digest(secret)
+
+
+def test_doctor_context_lines(project, monkeypatch, root_ca):
+    """The context line: a context no kubeconfig defines (MCA1002), an API server that does not answer (MCA0421)."""
+    monkeypatch.undo()  # the real kubeconfig check
+    monkeypatch.chdir(project)
+    config = load_stack_file(write_stack(project, root_ca))
+    kubeconfig = project / "kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": "other", "context": {"cluster": "x", "user": "y"}}]}))
+    cluster = config.clusters[0].__class__(**{**config.clusters[0].__dict__, "kubeconfig": str(kubeconfig)})
+    lines = doctor.check_cluster(config, cluster, set())
+    assert [m.code for m in lines] == ["MCA1002"]
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "contexts": [{"name": CTX, "context": {"cluster": "x", "user": "y"}}]}))
+    monkeypatch.setattr("meshca.restart.Kubectl.run", lambda self, *a, **k: subprocess.CompletedProcess(a, 1, "", "Unable to connect to the server: dial tcp 10.0.0.1:443: i/o timeout"))
+    lines = doctor.check_cluster(config, cluster, set())
+    assert [m.code for m in lines] == ["MCA0421"]
+    assert lines[0].line().startswith(f"Error MCA0421 context {CTX}: cannot reach the Kubernetes API server (Unable to connect to the server")
