@@ -58,7 +58,6 @@ class Discovery:
     keys: dict[str, Any] = field(default_factory=dict)
     comments: dict[str, list[str]] = field(default_factory=dict)
     messages: list[MeshcaError] = field(default_factory=list)
-    header: list[str] = field(default_factory=list)
     pinned: list[tuple[str, str]] = field(default_factory=list)
 
     def set(self, key: str, value: Any, *comment: str) -> None:
@@ -84,7 +83,7 @@ def _classify(snap: live.Snapshot) -> dict[str, str]:
     return out
 
 
-def analyse(snapshots: list[tuple[str, live.Snapshot]], *, kubeconfig: str, file: str, ca_dir: str | None, stack_dir: Path) -> Discovery:
+def analyse(snapshots: list[tuple[str, live.Snapshot]], *, kubeconfig: str, file: str, ca_dir: str | None) -> Discovery:
     """Decide the stack's keys from the clusters' snapshots (pure; raises MCA1033/MCA1036)."""
     d = Discovery()
     first_ctx, first = snapshots[0]
@@ -295,7 +294,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         if snapshots[0][1].ca_files() is None:
             raise MeshcaErrors([MeshcaError("DiscoverNoCaSecret", "--export-ca")])
         ca_rel = os.path.relpath(ca_dir.resolve(), stack_dir)
-    d = analyse(snapshots, kubeconfig=kubeconfig_shown(args.kubeconfig), file=str(args.write), ca_dir=ca_rel, stack_dir=stack_dir)
+    d = analyse(snapshots, kubeconfig=kubeconfig_shown(args.kubeconfig), file=str(args.write), ca_dir=ca_rel)
     written = []
     if ca_dir is not None:
         source = export_ca(snapshots[0][1], ca_dir)

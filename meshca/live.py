@@ -99,11 +99,6 @@ def _labels(obj: dict) -> dict:
     return _meta(obj).get("labels") or {}
 
 
-def _key(obj: dict) -> str:
-    m = _meta(obj)
-    return f"{m.get('namespace')}/{m.get('name')}" if m.get("namespace") else str(m.get("name"))
-
-
 def label_revision(labels: Mapping[str, str]) -> str | None:
     """The revision a namespace's injection label selects (``default`` for istio-injection=enabled)."""
     if labels.get(INJECTION) == "enabled":

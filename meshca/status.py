@@ -36,7 +36,6 @@ def _pods_on(snap: live.Snapshot, namespace: str, revision: str, old: str) -> tu
 def step_state(step, snap: live.Snapshot, config) -> str:
     """done | to do | not observable: what the cluster shows of one step of the plan."""
     from . import commands as cmd
-    from .plan import istiod_service_manifest  # noqa: F401  (the Service's shape)
 
     p, a = step.params, step.action
     if a in UNOBSERVABLE:

@@ -16,9 +16,7 @@ and kubectl by small fakes. Expectations are transcribed, never computed with me
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import shutil
 import stat
 import subprocess
