@@ -532,3 +532,35 @@ def test_doctor_context_lines(project, monkeypatch, root_ca):
     lines = doctor.check_cluster(config, cluster, set())
     assert [m.code for m in lines] == ["MCA0421"]
     assert lines[0].line().startswith(f"Error MCA0421 context {CTX}: cannot reach the Kubernetes API server (Unable to connect to the server")
+
+
+def test_discover_upgrade_from_csm(project, monkeypatch, capsys, root_ca):
+    """procedure.md "Two starting points", upgrade: istiod-OLD_REVISION, namespaces istio.io/rev=OLD_REVISION;
+    a 1.16 pod records its injector in sidecar.istio.io/status .revision (release-1.16 webhook.go 317-342)."""
+    old = "asm-1162-2"
+    status = json.dumps({"revision": old, "containers": ["istio-proxy"]})
+    objs = [
+        F.ns("istio-system"),
+        F.deployment("istio-system", f"istiod-{old}", labels={"app": "istiod", "istio.io/rev": old}),
+        F.mesh_config_map(old, "Citadel", False),
+        F.deployment("istio-system", "istio-ingressgateway", labels={"app": "istio-ingressgateway", "istio.io/rev": old},
+                     template_labels={"app": "istio-ingressgateway", "istio": "ingressgateway"}, annotations={"inject.istio.io/templates": "gateway"},
+                     sa="istio-ingressgateway-service-account"),
+        {"kind": "Service", "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"}, "spec": {"selector": {"app": "istio-ingressgateway", "istio": "ingressgateway"}}},
+        {"kind": "Secret", "metadata": {"name": "cacerts", "namespace": "istio-system"},
+         "data": {"ca-cert.pem": F.b64(root_ca.cert_pem), "ca-key.pem": F.b64(F.pem_key(root_ca)), "root-cert.pem": F.b64(root_ca.cert_pem), "cert-chain.pem": F.b64(root_ca.cert_pem)}},
+    ]
+    for a in ("shop", "ledger"):
+        p = F.pod(a, f"{a}-1")
+        p["metadata"]["annotations"]["sidecar.istio.io/status"] = status
+        objs += [F.ns(a, **{"istio.io/rev": old}), F.deployment(a, a), p]
+    serve(monkeypatch, {CTX: objs})
+    code, _, err = run(capsys, "discover", "--context", CTX, "--write", "Pulumi.found.yaml", "--export-ca", "ca")
+    assert code == 0, err
+    doc = yaml.safe_load((project / "Pulumi.found.yaml").read_text())["config"]
+    assert (doc["meshca:useCase"], doc["meshca:oldRevision"], doc["meshca:phase"]) == ("upgrade", old, "baseline")
+    assert doc["meshca:namespaces"] == {"ledger": old, "shop": old}
+    assert doc["meshca:gateways"][0]["serviceAccount"] == "istio-ingressgateway-service-account"
+    text = (project / "Pulumi.found.yaml").read_text()
+    assert f"shop: pods injected by {old}=1" in text
+    assert run(capsys, "plan", "--config", "Pulumi.found.yaml")[0] == 0
