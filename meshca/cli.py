@@ -33,6 +33,10 @@ COMMAND_MODULES = [
     "meshca.promote",  # promote (copy a finished position to the next stack)
     "meshca.certs_cli",  # certs verify (pre-flight of the four CA files)
     "meshca.toolversion",  # tool-version (the verify-asmcli step)
+    "meshca.discover",  # discover (a stack file from the live clusters)
+    "meshca.doctor",  # doctor (every prerequisite, one line each)
+    "meshca.status",  # status (the live mesh against the stack file)
+    "meshca.restoreca",  # restore-ca (break-glass restore of the phase C backups)
 ]
 
 

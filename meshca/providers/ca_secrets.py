@@ -94,6 +94,21 @@ def _keep(olds: dict, news: dict, refreshed: tuple[str, ...]) -> dict:
     return outs
 
 
+CLUSTER_UID = "meshca.io/cluster-uid"  # read by meshca restore-ca (meshca/restoreca.py)
+
+
+def cluster_uid(get_argv: Sequence[str], kubeconfig: str = "") -> str | None:
+    """The UID of the cluster's kube-system namespace (what tells one cluster from another: it
+    never changes while the cluster lives), with the backup's own kubectl flags; None when it
+    cannot be read (the backup is still made; restore-ca then judges by path and root)."""
+    argv = list(get_argv)
+    if "get" not in argv:
+        return None
+    proc = _run(argv[: argv.index("get")] + ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"], kubeconfig=kubeconfig)
+    uid = proc.stdout.decode(errors="replace").strip() if proc.returncode == 0 else ""
+    return uid or None
+
+
 class CaSecretBackupProvider(ResourceProvider):
     """Saves one Secret with ``kubectl get secret/NAME -n istio-system -o yaml`` (the plan's
     argv) to a 0600 file, reads the file back and compares it with what kubectl returned."""
@@ -124,6 +139,12 @@ class CaSecretBackupProvider(ResourceProvider):
                 # Record the absence, so the deletion knows this secret was looked at.
                 write_private(path, yaml.safe_dump({"meshca.io/absent": True, "secret": props["secret"]}).encode())
             else:
+                # Which cluster it came from, for restore-ca (metadata only: the data digest,
+                # which C2 and restore-ca compare, is unchanged).
+                uid = cluster_uid(props["argv"], props.get("kubeconfig") or "")
+                if uid:
+                    meta = doc.setdefault("metadata", {})
+                    meta["annotations"] = {**(meta.get("annotations") or {}), CLUSTER_UID: uid}
                 write_private(path, yaml.safe_dump(doc, sort_keys=True).encode())
         saved = read_backup(path)
         if secret_data_digest(saved) != secret_data_digest(doc):
