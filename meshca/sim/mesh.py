@@ -27,7 +27,11 @@ inferred rule reads a switch (``switches.py``). In short:
   (``kind`` ``Pod``: nothing restarts them), an unreachable cluster (``Cluster.reachable``).
 
 State changes are logged (``take_events``) and bump ``version``, which the rehearsal uses to
-know when proxy state may have changed.
+know when proxy state may have changed. Every change of a workload's proxies also marks that
+workload in ``Mesh.dirty`` (and adding or deleting a workload bumps ``Mesh.structure``), so the
+rehearsal re-judges only the workloads a step touched. Certificate rotation keeps, per cluster,
+the earliest simulated time any proxy may need it (``Cluster.due``): ``advance`` before then
+looks at no pod.
 """
 
 from __future__ import annotations
@@ -225,6 +229,9 @@ class Cluster:
         self.workloads: dict[tuple[str, str], Workload] = {}
         self.generated = 0
         self.reachable = True
+        self.due = 0.0  # simulated minute before which no proxy rotates or expires (advance)
+        self._by_ns: dict[str, dict[tuple[str, str], Workload]] = {}
+        self._by_ns_size = -1
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -240,6 +247,26 @@ class Cluster:
     def pods(self) -> Iterable[Pod]:
         for w in self.workloads.values():
             yield from w.pods
+
+    def in_namespace(self, namespace: str) -> list[Workload]:
+        """The namespace's workloads, in creation order (an index, not a scan of the cluster)."""
+        if self._by_ns_size != len(self.workloads):
+            self._by_ns = {}
+            for key, w in self.workloads.items():
+                self._by_ns.setdefault(w.namespace, {})[key] = w
+            self._by_ns_size = len(self.workloads)
+        return list(self._by_ns.get(namespace, {}).values())
+
+    def changed(self, w: Workload) -> None:
+        """``w``'s proxies changed: the rehearsal re-judges it."""
+        self.mesh.dirty.add((self.name, w.namespace, w.name))
+
+    def _ttl(self) -> float:
+        return float(self.mesh.switches["cert-ttl-hours"]) * 60
+
+    def _watch(self, pod: Pod) -> None:
+        """A proxy connected or certified now: it may rotate at half-life from its issue time."""
+        self.due = min(self.due, pod.issued_at + self._ttl() / 2)
 
     def istiod_by_deployment(self, name: str) -> Istiod | None:
         return next((i for i in self.istiods.values() if i.deployment == name), None)
@@ -417,6 +444,8 @@ class Cluster:
                     self._certify(pod, istiod)
             if before != (pod.bundle, pod.trust_domain, pod.aliases, pod.connected, pod.credential):
                 changed += 1
+                self.changed(pod.workload)
+                self._watch(pod)
         if changed:
             self.mesh.touch()
             self.log(f"istiod {revision} pushed its bundle ({len(bundle)} roots) to {changed} proxies")
@@ -429,6 +458,7 @@ class Cluster:
         # they do after `kubectl delete Service,Deployment,HPA,PDB istiod-REV`.
         orphans = [p for p in self.pods() if p.revision == revision and p.connected]
         for pod in orphans:
+            self.changed(pod.workload)
             pod.connected = False
             if not self.mesh.switches["orphans-keep-state"]:
                 pod.credential = None
@@ -494,15 +524,19 @@ class Cluster:
         return serving
 
     def _certify(self, pod: Pod, istiod: Istiod) -> None:
+        before = (pod.credential, pod.problem)
         signer = istiod.workload_signer(self.mesh.meshca)
         if signer is None:
             pod.credential = None
             pod.problem = f"istiod {istiod.revision} runs no CA: no workload certificate"
-            return
-        spiffe = f"spiffe://{istiod.spiffe_domain}/ns/{pod.namespace}/sa/{pod.workload.service_account}"
-        pod.credential = simca.issue(signer, spiffe)
-        pod.issued_at = self.mesh.now
-        pod.problem = ""
+        else:
+            spiffe = f"spiffe://{istiod.spiffe_domain}/ns/{pod.namespace}/sa/{pod.workload.service_account}"
+            pod.credential = simca.issue(signer, spiffe)
+            pod.issued_at = self.mesh.now
+            pod.problem = ""
+            self._watch(pod)
+        if (pod.credential, pod.problem) != before:
+            self.changed(pod.workload)
 
     def rollout(self, w: Workload) -> None:
         """Replace every pod of ``w`` (a restart or a template change)."""
@@ -515,6 +549,7 @@ class Cluster:
         w.generation += 1
         old = {p.revision for p in w.pods}
         w.pods = [self._new_pod(w, i, revision) for i in range(w.replicas)]
+        self.changed(w)
         self.mesh.touch()
         now = revision or "no sidecar"
         if old:
@@ -550,6 +585,9 @@ class Cluster:
 
     def add_workload(self, w: Workload, *, start: bool = True) -> None:
         self.workloads[w.key] = w
+        self._by_ns_size = -1
+        self.mesh.structure += 1
+        self.changed(w)
         if start:
             self.rollout(w)
 
@@ -557,6 +595,9 @@ class Cluster:
         w = self.workloads.pop((namespace, name), None)
         if w is None:
             return False
+        self._by_ns_size = -1
+        self.mesh.structure += 1
+        self.changed(w)
         self.mesh.touch()
         self.log(f"{w.kind} {namespace}/{name} deleted")
         return True
@@ -567,13 +608,18 @@ class Cluster:
         self.namespace(namespace)
         if revision not in self.istiods or ("Deployment", SYSTEM_NS, self.istiods[revision].deployment) not in self.objects or not self.istiods[revision].ready:
             raise SimError(f"istiod {revision} is not ready to inject in cluster {self.name}")
-        workloads = sorted((w for w in self.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
+        workloads = sorted((w for w in self.in_namespace(namespace) if w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
         for w in workloads:
             self.rollout(w)
         return workloads
 
     def advance(self, minutes: float, ttl_minutes: float) -> None:
-        """Rotate certificates at half-life from the current signer; orphans expire."""
+        """Rotate certificates at half-life from the current signer; orphans expire.
+
+        Only when some proxy may be due (``due``); the scan then computes the next due time."""
+        if self.mesh.now < self.due:
+            return
+        due = float("inf")
         for pod in self.pods():
             if pod.credential is None or pod.revision is None:
                 continue
@@ -588,8 +634,19 @@ class Cluster:
             elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
                 pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
                 pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
+                self.changed(pod.workload)
                 self.mesh.touch()
                 self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
+            due = min(due, self._next_due(pod, ttl_minutes))
+        self.due = due
+
+    def _next_due(self, pod: Pod, ttl_minutes: float) -> float:
+        """When ``advance`` may next change this proxy (inf: never, until something else does)."""
+        if pod.credential is None or pod.revision is None:
+            return float("inf")
+        if pod.connected:
+            return pod.issued_at + ttl_minutes / 2
+        return float("inf") if pod.credential.expired else pod.issued_at + ttl_minutes
 
 
 class Mesh:
@@ -604,6 +661,8 @@ class Mesh:
         self.files: dict[str, bytes] = {}  # what the steps wrote (asmcli output dirs, overlays), by write_file
         self.now = 0.0  # simulated minutes
         self.version = 0
+        self.dirty: set[tuple[str, str, str]] = set()  # (cluster, namespace, workload) whose proxies changed
+        self.structure = 0  # bumped when a workload is added or deleted
         self._events: list[str] = []
 
     def touch(self) -> None:
