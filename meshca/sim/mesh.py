@@ -30,13 +30,15 @@ State changes are logged (``take_events``) and bump ``version``, which the rehea
 know when proxy state may have changed. Every change of a workload's proxies also marks that
 workload in ``Mesh.dirty`` (and adding or deleting a workload bumps ``Mesh.structure``), so the
 rehearsal re-judges only the workloads a step touched. Certificate rotation keeps, per cluster,
-the earliest simulated time any proxy may need it (``Cluster.due``): ``advance`` before then
-looks at no pod.
+a heap of the simulated times proxies may next rotate or expire: ``advance`` looks only at the
+proxies that are due, in the order a scan of the cluster would meet them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +202,7 @@ class Workload:
     pods: list[Pod] = field(default_factory=list)
     manifest: dict | None = None
     rollout_error: str | None = None  # fault injection: new pods never become ready
+    seq: int = 0  # position in its cluster's workloads (creation order)
 
     @property
     def bare(self) -> bool:
@@ -229,7 +232,9 @@ class Cluster:
         self.workloads: dict[tuple[str, str], Workload] = {}
         self.generated = 0
         self.reachable = True
-        self.due = 0.0  # simulated minute before which no proxy rotates or expires (advance)
+        self._due: list[tuple[float, int, Pod]] = []  # (simulated minute, tie-break, proxy): when advance may change it
+        self._ticket = itertools.count()
+        self._seq = itertools.count()
         self._by_ns: dict[str, dict[tuple[str, str], Workload]] = {}
         self._by_ns_size = -1
 
@@ -264,9 +269,9 @@ class Cluster:
     def _ttl(self) -> float:
         return float(self.mesh.switches["cert-ttl-hours"]) * 60
 
-    def _watch(self, pod: Pod) -> None:
+    def _watch(self, pod: Pod, when: float | None = None) -> None:
         """A proxy connected or certified now: it may rotate at half-life from its issue time."""
-        self.due = min(self.due, pod.issued_at + self._ttl() / 2)
+        heapq.heappush(self._due, (pod.issued_at + self._ttl() / 2 if when is None else when, next(self._ticket), pod))
 
     def istiod_by_deployment(self, name: str) -> Istiod | None:
         return next((i for i in self.istiods.values() if i.deployment == name), None)
@@ -584,6 +589,8 @@ class Cluster:
         return pod
 
     def add_workload(self, w: Workload, *, start: bool = True) -> None:
+        old = self.workloads.get(w.key)
+        w.seq = old.seq if old is not None else next(self._seq)  # a replaced key keeps its place
         self.workloads[w.key] = w
         self._by_ns_size = -1
         self.mesh.structure += 1
@@ -616,29 +623,43 @@ class Cluster:
     def advance(self, minutes: float, ttl_minutes: float) -> None:
         """Rotate certificates at half-life from the current signer; orphans expire.
 
-        Only when some proxy may be due (``due``); the scan then computes the next due time."""
-        if self.mesh.now < self.due:
+        Only the proxies whose time has come (the heap), in the order a scan of every pod of
+        the cluster would meet them; each is then watched again for its next time."""
+        now = self.mesh.now
+        if not self._due or self._due[0][0] > now:
             return
-        due = float("inf")
-        for pod in self.pods():
-            if pod.credential is None or pod.revision is None:
+        seen: dict[int, tuple[tuple[int, int], Pod]] = {}
+        while self._due and self._due[0][0] <= now:
+            _, _, pod = heapq.heappop(self._due)
+            w = pod.workload
+            if id(pod) in seen or self.workloads.get(w.key) is not w:
                 continue
-            age = self.mesh.now - pod.issued_at
-            istiod = self.istiods.get(pod.revision)
-            if pod.connected and istiod is not None and age >= ttl_minutes / 2:
-                before = pod.credential
-                self._certify(pod, istiod)
-                if pod.credential is not before:
-                    self.mesh.touch()
-                    self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
-            elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
-                pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
-                pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
-                self.changed(pod.workload)
+            index = next((i for i, p in enumerate(w.pods) if p is pod), None)
+            if index is not None:  # a pod a rollout replaced is gone
+                seen[id(pod)] = ((w.seq, index), pod)
+        for _, pod in sorted(seen.values(), key=lambda item: item[0]):
+            self._advance_pod(pod, ttl_minutes)
+            due = self._next_due(pod, ttl_minutes)
+            if due != float("inf"):
+                self._watch(pod, due)
+
+    def _advance_pod(self, pod: Pod, ttl_minutes: float) -> None:
+        if pod.credential is None or pod.revision is None:
+            return
+        age = self.mesh.now - pod.issued_at
+        istiod = self.istiods.get(pod.revision)
+        if pod.connected and istiod is not None and age >= ttl_minutes / 2:
+            before = pod.credential
+            self._certify(pod, istiod)
+            if pod.credential is not before:
                 self.mesh.touch()
-                self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
-            due = min(due, self._next_due(pod, ttl_minutes))
-        self.due = due
+                self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
+        elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
+            pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
+            pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
+            self.changed(pod.workload)
+            self.mesh.touch()
+            self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
 
     def _next_due(self, pod: Pod, ttl_minutes: float) -> float:
         """When ``advance`` may next change this proxy (inf: never, until something else does)."""
