@@ -66,12 +66,15 @@ def builtin_config(
     use_case: str = "migrate",
     gateway: bool = True,
     directory: Path | None = None,
+    ca_dir: Path | None = None,
 ) -> StackConfig:
-    """The built-in mesh's stack, validated like any Pulumi.<stack>.yaml."""
+    """The built-in mesh's stack, validated like any Pulumi.<stack>.yaml: written to
+    ``directory`` (default: a temporary project), with the four CA files of ``ca_dir``
+    (default: the throwaway test CA of this process)."""
     check_size("clusters", clusters)
     check_size("namespaces", namespaces)
     check_size("batch_size", batch_size)
-    ca = _ca_dir()
+    ca = ca_dir or _ca_dir()
     project = directory or Path(tempfile.mkdtemp(prefix="meshca-builtin-"))
     if directory is None:
         atexit.register(shutil.rmtree, project, True)

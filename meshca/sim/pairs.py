@@ -126,6 +126,7 @@ class PairBook:
         self.members: list[list[ProxyState]] = []
         self.cls: dict[Ref, int] = {}
         self.rev: dict[Ref, str] = {}
+        self.objs: dict[Ref, object] = {}  # the workload object each class is of
         self.memo: dict[tuple[int, int], Verdict] = {}
         # rows: revisions of their workloads
         self.row_revs: dict[str, Counter] = {}
@@ -166,26 +167,47 @@ class PairBook:
         mesh.dirty = set()
         rows_touched: set[str] = set()
         rebuild = self.structure != mesh.structure
-        if rebuild:
-            present: dict[Ref, object] = {}
-            for c in mesh.clusters.values():
-                for (ns, name), w in c.workloads.items():
-                    present[(c.name, ns, name)] = w
-            gone = [ref for ref in self.cls if ref not in present]
-            for ref in gone:
-                row = self._row(ref)
-                if row is not None:
-                    _add(self.row_revs.setdefault(row, Counter()), self.rev[ref], -1)
-                    rows_touched.add(row)
-                del self.cls[ref], self.rev[ref]
-            todo = [(ref, w) for ref, w in present.items() if ref in dirty or ref not in self.cls]
-        else:
-            todo = []
+        gateways_only = False
+        if rebuild and self.structure >= 0:
+            # Added and deleted workloads are marked dirty too: only the pair list's structure
+            # needs rebuilding, and only when an application (or a traffic file's edge) changed.
+            present = {}
             for ref in dirty:
                 c = mesh.clusters.get(ref[0])
                 w = c.workloads.get(ref[1:]) if c is not None else None
                 if w is not None:
-                    todo.append((ref, w))
+                    present[ref] = w
+            moved = [ref for ref in dirty if self.objs.get(ref) is not present.get(ref)]
+            gateways_only = self.structured and all(
+                (self.objs.get(ref) is None or self.objs[ref].gateway or ref[1] not in self.app_namespaces)
+                and (present.get(ref) is None or present[ref].gateway or ref[1] not in self.app_namespaces)
+                for ref in moved
+            )
+            gone = [ref for ref in moved if ref in self.objs]  # deleted, or replaced by another object
+        elif rebuild:
+            present = {}
+            for c in mesh.clusters.values():
+                for (ns, name), w in c.workloads.items():
+                    present[(c.name, ns, name)] = w
+            gone = [ref for ref in self.cls if ref not in present]
+        else:
+            present, gone = {}, []
+            for ref in dirty:
+                c = mesh.clusters.get(ref[0])
+                w = c.workloads.get(ref[1:]) if c is not None else None
+                if w is not None:
+                    present[ref] = w
+        for ref in gone:
+            row = self._row(ref)
+            if row is not None:
+                _add(self.row_revs.setdefault(row, Counter()), self.rev[ref], -1)
+                rows_touched.add(row)
+            if gateways_only and ref in self.gateway_set:
+                self.gateway_set.discard(ref)
+                self.gateways.remove(ref)
+                _add(self.G, self.cls[ref], -1)
+            del self.cls[ref], self.rev[ref], self.objs[ref]
+        todo = list(present.items())
         if not rebuild and not todo and self.last is not None:
             total, failed = self.last
             return total, failed, {}
@@ -201,15 +223,25 @@ class PairBook:
                 _add(revs, rev, 1)
                 rows_touched.add(row)
             self.rev[ref] = rev
+            if gateways_only and ref not in self.objs:  # a workload added: no old class to move
+                self.objs[ref] = w
+                self.cls[ref] = cid
+                if w.gateway:
+                    self.gateway_set.add(ref)
+                    bisect.insort(self.gateways, ref)
+                    _add(self.G, cid, 1)
+                continue
+            self.objs[ref] = w
             if old_cls != cid:
                 changed.append((ref, old_cls, cid))
-        if rebuild:
+        if rebuild and not gateways_only:
             for ref, _, cid in changed:
                 self.cls[ref] = cid
             self.structure = mesh.structure
             self._build(mesh)
         elif changed:
             self._update(changed)
+        self.structure = mesh.structure
         counts = self._counts()
         total = sum(counts.values())
         failing = {xy for xy in counts if not self.verdict(*xy)[0]}
