@@ -128,6 +128,7 @@ class PairBook:
         self.rev: dict[Ref, str] = {}
         self.objs: dict[Ref, object] = {}  # the workload object each class is of
         self.memo: dict[tuple[int, int], Verdict] = {}
+        self.state_keys: dict[tuple, tuple[tuple, ProxyState]] = {}
         # rows: revisions of their workloads
         self.row_revs: dict[str, Counter] = {}
         self.bad: dict[str, int] = {}
@@ -136,14 +137,26 @@ class PairBook:
 
     # -- classes ---------------------------------------------------------------------------------
 
+    def _state(self, p) -> tuple[tuple, ProxyState]:
+        """A pod's proxy state and its key, the key computed once per (chain, bundle, domains)."""
+        if not p.meshed:
+            return NO_SIDECAR.key, NO_SIDECAR
+        ident = (id(p.credential), tuple(id(r) for r in p.bundle), p.trust_domain, p.aliases, p.problem)
+        hit = self.state_keys.get(ident)
+        if hit is not None and hit[1].credential is p.credential and all(a is b for a, b in zip(hit[1].bundle, p.bundle)):
+            return hit
+        st = ProxyState(p.credential, p.bundle, p.trust_domain, p.aliases, p.problem)
+        self.state_keys[ident] = (st.key, st)  # the state holds the objects: their ids stay unique
+        return st.key, st
+
     def _classify(self, w) -> tuple[int, str]:
         states: dict[tuple, ProxyState] = {}
         revs = set()
         for p in w.pods:
-            st = ProxyState(p.credential, p.bundle, p.trust_domain, p.aliases, p.problem) if p.meshed else NO_SIDECAR
-            states.setdefault(st.key, st)
+            k, st = self._state(p)
+            states.setdefault(k, st)
             revs.add(p.revision or "no sidecar")
-        key = tuple(sorted(states, key=repr))
+        key = tuple(states) if len(states) < 2 else tuple(sorted(states, key=repr))
         cid = self.class_ids.get(key)
         if cid is None:
             cid = self.class_ids[key] = len(self.members)

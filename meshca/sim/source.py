@@ -131,6 +131,22 @@ def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
     return data
 
 
+_PODS: dict[int, tuple[Pod, dict]] = {}
+
+
+def _listed_json(cluster: Cluster, pod: Pod) -> dict:
+    """``pod_json`` of a pod as a list returns it, once per pod: what it renders (name, labels,
+    revision, owner, containers) is fixed when the pod is created. Readers never change it."""
+    hit = _PODS.get(id(pod))
+    if hit is not None and hit[0] is pod:
+        return hit[1]
+    doc = pod_json(cluster, pod)
+    if len(_PODS) >= 262144:
+        _PODS.clear()
+    _PODS[id(pod)] = (pod, doc)  # holding the pod keeps its id unique
+    return doc
+
+
 class SimSource:
     """A ProxySource over one simulated cluster."""
 
@@ -157,7 +173,7 @@ class SimSource:
             if wanted is not None and w.namespace not in wanted:
                 continue
             for p in w.pods:
-                out.append(pod_json(self.cluster, p))
+                out.append(_listed_json(self.cluster, p))
                 self._listed[(p.namespace, p.name)] = p
         return out
 

@@ -23,7 +23,7 @@ import hashlib
 import json
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -86,6 +86,7 @@ class ProxySecrets:
     style: str  # "camel" | "snake"
     active: Mapping[str, SecretEntry]
     warming: tuple[str, ...]
+    decoded: dict = field(default_factory=dict, compare=False, repr=False)  # entry name -> PEM bytes (a cached parse)
 
     def _found(self) -> str:
         names = ", ".join(sorted(self.active)) or "none"
@@ -98,14 +99,20 @@ class ProxySecrets:
         entry = self.active.get(ROOTCA)
         if entry is None:
             raise DumpError("DumpNoRootCa", subject, found=self._found())
-        return decode_entry(entry, subject)
+        return self._decode(entry, subject)
 
     def default_pem(self, subject: str) -> bytes:
         """The workload chain's PEM bytes (leaf first, then intermediates)."""
         entry = self.active.get(DEFAULT)
         if entry is None:
             raise DumpError("DumpNoWorkloadCert", subject, found=self._found())
-        return decode_entry(entry, subject)
+        return self._decode(entry, subject)
+
+    def _decode(self, entry: SecretEntry, subject: str) -> bytes:
+        hit = self.decoded.get(entry.name)
+        if hit is None:
+            hit = self.decoded[entry.name] = decode_entry(entry, subject)  # an error is raised every time
+        return hit
 
 
 def _data_source(obj: Any) -> DataSource | None:
