@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -535,10 +536,10 @@ class Rehearsal:
                 doc = check_root_of_trust(source, given, path=shown_root, cluster=cluster.name)
             else:
                 request = build_request(ns)
-                # The simulated source answers from memory: one worker reads every pod (a pool
-                # of threads would only contend for the interpreter; the verdict does not depend
-                # on it, tests/test_trust_runner.py test_concurrency_does_not_change_the_verdict).
-                request = dataclasses.replace(request, concurrency=1)
+                # The simulated source answers from memory: no more workers than CPUs (more
+                # threads would only contend for the interpreter; the verdict does not depend on
+                # it, tests/test_trust_runner.py test_concurrency_does_not_change_the_verdict).
+                request = dataclasses.replace(request, concurrency=max(1, min(request.concurrency, os.cpu_count() or 1)))
                 if request.meshca_roots is None:
                     # The one substitution: the simulated Mesh CA root stands in for the pinned real one.
                     request = dataclasses.replace(request, meshca_roots=(self.mesh.meshca.root,))

@@ -177,6 +177,7 @@ class Pod:
     issued_at: float = 0.0  # simulated minutes
     problem: str = ""  # why the proxy has no usable certificate
     injector: str = ""  # Istiod.version of the revision that injected it (how pod_json records the revision)
+    listed: dict | None = field(default=None, repr=False, compare=False)  # source.pod_json as a list returns it, once
 
     @property
     def meshed(self) -> bool:

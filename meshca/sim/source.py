@@ -107,7 +107,7 @@ def workload_json(w: Workload) -> dict:
 
 
 _DUMPS: dict[tuple, tuple[object, tuple, bytes]] = {}
-_DUMPS_MAX = 65536
+_DUMPS_MAX = 16384
 
 
 def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
@@ -131,20 +131,13 @@ def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
     return data
 
 
-_PODS: dict[int, tuple[Pod, dict]] = {}
-
-
 def _listed_json(cluster: Cluster, pod: Pod) -> dict:
-    """``pod_json`` of a pod as a list returns it, once per pod: what it renders (name, labels,
-    revision, owner, containers) is fixed when the pod is created. Readers never change it."""
-    hit = _PODS.get(id(pod))
-    if hit is not None and hit[0] is pod:
-        return hit[1]
-    doc = pod_json(cluster, pod)
-    if len(_PODS) >= 262144:
-        _PODS.clear()
-    _PODS[id(pod)] = (pod, doc)  # holding the pod keeps its id unique
-    return doc
+    """``pod_json`` of a pod as a list returns it, once per pod (kept on the pod): what it renders
+    (name, labels, revision, owner, containers) is fixed when the pod is created. Readers never
+    change it."""
+    if pod.listed is None:
+        pod.listed = pod_json(cluster, pod)
+    return pod.listed
 
 
 class SimSource:

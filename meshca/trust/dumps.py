@@ -184,7 +184,7 @@ class _ParseCache:
             return self.items.setdefault(key, value)
 
 
-_PARSED = _ParseCache(65536)
+_PARSED = _ParseCache(32768)
 
 
 def parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
