@@ -166,7 +166,7 @@ def markdown(target: dict, ns_rows: list[dict], cl_rows: list[dict], largest: li
         f"Command (writes this section): `{command}`. Each row runs",
         "`.venv/bin/python -m meshca rehearse --clusters C --namespaces N --workloads W --batch-size N/4 --json --quiet`.",
         "",
-        f"Target (`--clusters 10 --namespaces 300 --workloads 3 --batch-size 75 --json --quiet`, under 20 s and 1 GB): "
+        f"Target (`{target['command']}`, under 20 s and 1 GB{'; --quick: a smaller mesh stands in' if target['label'] != TARGET else ''}): "
         f"**{target['wall']:.1f} s wall, {target['cpu']:.1f} s CPU, {target['rss']:.0f} MB** ({'holds' if ok else 'MISSED'}); "
         f"{target['steps']:,} steps, {target['pairs']:,} pairs judged from {target['handshakes']} real handshakes.",
         "",
