@@ -44,9 +44,20 @@ CONFIG_FIELDS = {"ca_cert": "caCert", "ca_key": "caKey", "root_cert": "rootCert"
 PEM_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 
+_FINGERPRINTS: dict[int, tuple[x509.Certificate, str]] = {}
+
+
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER encoding: lower-case hex, no colons."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    """SHA-256 of the DER encoding: lower-case hex, no colons (memoised per certificate object,
+    which the memo holds, so an id is never reused while it is there; bounded)."""
+    hit = _FINGERPRINTS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    fp = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    if len(_FINGERPRINTS) >= 65536:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[id(cert)] = (cert, fp)
+    return fp
 
 
 def colon_fingerprint(hex_fp: str) -> str:

@@ -45,6 +45,8 @@ CACERTS_UNKNOWN = "unknown"
 
 
 def _freeze(value: Any) -> Any:
+    if isinstance(value, (str, int, float, type(None))):  # the common case, before the (slow) ABC check
+        return value
     if isinstance(value, Mapping):
         return MappingProxyType({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, list):

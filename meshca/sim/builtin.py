@@ -23,7 +23,7 @@ NAMES = (
     "inventory", "accounts", "notifications", "ads", "reviews", "pricing", "orders", "media",
     "auth", "billing", "reports", "gateway-api",
 )
-LIMITS = {"clusters": (1, 8), "namespaces": (1, 200), "workloads": (1, 30), "batch_size": (1, 200)}
+LIMITS = {"clusters": (1, 16), "namespaces": (1, 1000), "workloads": (1, 30), "batch_size": (1, 1000)}
 DEFAULTS = {"clusters": 2, "namespaces": 4, "workloads": 3, "batch_size": 2}
 FLEET = "builtin-mesh"
 
@@ -40,6 +40,11 @@ def check_size(option: str, value: int) -> int:
 
 def namespace_names(count: int) -> list[str]:
     return [NAMES[i] if i < len(NAMES) else f"ns-{i + 1}" for i in range(count)]
+
+
+def _location(i: int) -> str:
+    """Zone of cluster ``i`` (1-based): us-central1-a..h, then us-east1-a..h."""
+    return f"{('us-central1', 'us-east1')[(i - 1) // 8]}-{'abcdefgh'[(i - 1) % 8]}"
 
 
 def _ca_dir() -> Path:
@@ -61,12 +66,15 @@ def builtin_config(
     use_case: str = "migrate",
     gateway: bool = True,
     directory: Path | None = None,
+    ca_dir: Path | None = None,
 ) -> StackConfig:
-    """The built-in mesh's stack, validated like any Pulumi.<stack>.yaml."""
+    """The built-in mesh's stack, validated like any Pulumi.<stack>.yaml: written to
+    ``directory`` (default: a temporary project), with the four CA files of ``ca_dir``
+    (default: the throwaway test CA of this process)."""
     check_size("clusters", clusters)
     check_size("namespaces", namespaces)
     check_size("batch_size", batch_size)
-    ca = _ca_dir()
+    ca = ca_dir or _ca_dir()
     project = directory or Path(tempfile.mkdtemp(prefix="meshca-builtin-"))
     if directory is None:
         atexit.register(shutil.rmtree, project, True)
@@ -83,9 +91,9 @@ def builtin_config(
             {
                 "name": f"cluster-{i}",
                 "project": FLEET,
-                "location": f"us-central1-{'abcdefgh'[i - 1]}",
+                "location": _location(i),
                 "kubeconfig": "kubeconfigs/builtin.yaml",
-                "context": f"gke_{FLEET}_us-central1-{'abcdefgh'[i - 1]}_cluster-{i}",
+                "context": f"gke_{FLEET}_{_location(i)}_cluster-{i}",
             }
             for i in range(1, clusters + 1)
         ],

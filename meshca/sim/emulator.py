@@ -112,6 +112,9 @@ ISTIOCTL_VERSION = ASMCLI_VERSION.split("+", 1)[0]  # asmcli/asmcli line 4227: R
 AUTHZ_ACTIONS = ("ALLOW", "DENY", "AUDIT", "CUSTOM")
 
 
+_CA_KEYS: dict[bytes, object] = {}  # the CA key files asmcli was given, loaded once per content
+
+
 @dataclass
 class Result:
     rc: int
@@ -834,10 +837,13 @@ class Emulator:
             files[k] = self.mesh.read_file(path)
         from cryptography.hazmat.primitives import serialization
 
-        try:
-            key = serialization.load_pem_private_key(files["ca_key"], password=None)
-        except (ValueError, TypeError):
-            return "asmcli: [ERROR]: The CA key is not a valid key (openssl rsa -check)."
+        key = _CA_KEYS.get(files["ca_key"])
+        if key is None:  # loaded (and checked) once per content: an RSA key check is slow
+            try:
+                key = serialization.load_pem_private_key(files["ca_key"], password=None)
+            except (ValueError, TypeError):
+                return "asmcli: [ERROR]: The CA key is not a valid key (openssl rsa -check)."
+            _CA_KEYS[files["ca_key"]] = key
         if not isinstance(key, rsa.RSAPrivateKey):
             return "asmcli: [ERROR]: The CA key is not a valid RSA key (openssl rsa -check)."
         try:

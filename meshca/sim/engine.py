@@ -10,7 +10,8 @@ components/control_plane_revision.py does). Each step's argv goes through the em
 (``emulator.py``): a wrong argv breaks the rehearsal where it would break a real run.
 
 After every step, every caller/callee pair of the traffic graph is judged by a real mutual
-TLS handshake (``tls.Judge``; verdicts reused only for identical proxy states), and a gate
+TLS handshake (``tls.Judge``; verdicts reused only for identical proxy states), counted by
+equivalence class (``pairs.PairBook``: a step re-judges only the workloads it touched), and a gate
 step runs the real ``run_check`` over the simulated source, polling like the TrustGate
 provider. A failed command stops the route (Pulumi stops there); a failed gate stops it
 unless ``keep_going``.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -48,11 +50,12 @@ from ..plan import Position, Step
 from . import ca as simca
 from . import switches as sw
 from .emulator import Emulator, Result
-from .mesh import SYSTEM_NS, Cluster, Mesh, SimError
+from .mesh import Cluster, Mesh, SimError
 from .source import SimSource
 from .start import MeshShape, build_mesh
+from .pairs import PairBook, SnapshotLog
 from .tls import Judge, ProxyState
-from .traffic import TrafficGraph, TrafficSpec, ref_name
+from .traffic import TrafficGraph, TrafficSpec
 
 # Simulated minutes each kind of step takes (drives certificate rotation and expiry).
 DURATION_MINUTES = {
@@ -177,7 +180,7 @@ class StepRecord:
     error: str | None = None
     rerun: bool = False
     clock: float = 0.0
-    snapshot: dict[str, tuple[str, int]] = field(default_factory=dict)  # row -> (revision, failing pairs)
+    snapshot: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # row -> (revision, failing pairs): a view of the delta log
     attempt: int = 0  # 0: the first pulumi up at its route point; n: the n-th rerun
     interrupted: bool = False  # this step stopped the route, and a rerun followed
     gate_first_reason: str | None = None  # a gate that passed only on a later poll: its first failure
@@ -280,7 +283,8 @@ class Rehearsal:
         self.graph.check(self.mesh)  # MCA1003: a traffic rule naming nothing, before any step
         self.judge = Judge(self.switches["authz-names-principals"])
         self._verdicts: dict[tuple, tuple[bool, str]] = {}
-        self._last_judgement: tuple[int, list[dict], dict] | None = None
+        self.book = PairBook(self.traffic, tuple(n.name for n in self.base_config.namespaces), self._verdict)
+        self.snapshot_log = SnapshotLog()
         self.pairs_judged = 0
         self.stopped: dict | None = None
         self._state: dict[str, dict[str, Step]] = {}  # per cluster: the steps pulumi's state holds
@@ -532,6 +536,10 @@ class Rehearsal:
                 doc = check_root_of_trust(source, given, path=shown_root, cluster=cluster.name)
             else:
                 request = build_request(ns)
+                # The simulated source answers from memory: no more workers than CPUs (more
+                # threads would only contend for the interpreter; the verdict does not depend on
+                # it, tests/test_trust_runner.py test_concurrency_does_not_change_the_verdict).
+                request = dataclasses.replace(request, concurrency=max(1, min(request.concurrency, os.cpu_count() or 1)))
                 if request.meshca_roots is None:
                     # The one substitution: the simulated Mesh CA root stands in for the pinned real one.
                     request = dataclasses.replace(request, meshca_roots=(self.mesh.meshca.root,))
@@ -546,32 +554,6 @@ class Rehearsal:
 
     # -- mTLS between every pair -----------------------------------------------------------------
 
-    def _states(self) -> tuple[dict[tuple, int], dict[int, list[ProxyState]], dict[tuple, int], dict[tuple, str]]:
-        """Per workload: its class (the distinct proxy states of its pods) and its revision."""
-        class_of: dict[tuple, int] = {}
-        members: dict[int, list[ProxyState]] = {}
-        ids: dict[tuple, int] = {}
-        revision: dict[tuple, str] = {}
-        for c in self.mesh.clusters.values():
-            for (ns, name), w in c.workloads.items():
-                states: dict[tuple, ProxyState] = {}
-                revs = set()
-                for p in w.pods:
-                    if p.meshed:
-                        st = ProxyState(p.credential, p.bundle, p.trust_domain, p.aliases, p.problem)
-                    else:
-                        st = ProxyState(None, (), "", (), "no sidecar")
-                    states.setdefault(st.key, st)
-                    revs.add(p.revision or "no sidecar")
-                key = tuple(sorted(states, key=repr))
-                cid = ids.get(key)
-                if cid is None:
-                    cid = ids[key] = len(ids)
-                    members[cid] = [states[k] for k in key]
-                class_of[(c.name, ns, name)] = cid
-                revision[(c.name, ns, name)] = next(iter(revs)) if len(revs) == 1 else ("mixed" if revs else "no pods")
-        return class_of, members, ids, revision
-
     def _judge_into(self, rec: StepRecord) -> None:
         started = time.perf_counter()
         try:
@@ -580,32 +562,13 @@ class Rehearsal:
             self.timing["judging"] += time.perf_counter() - started
 
     def _judge_pairs(self, rec: StepRecord) -> None:
-        edges = self.graph.edges(self.mesh)
-        self.pairs_judged += len(edges)
-        if self._last_judgement is not None and self._last_judgement[0] == self.mesh.version:
-            _, failed, snapshot = self._last_judgement  # nothing changed since: same states, same keys
-            rec.failed_pairs = [dict(f) for f in failed]
-            rec.ok = len(edges) - len(failed)
-            rec.snapshot = snapshot
-            return
-        class_of, members, _, revision = self._states()
-        # Class ids are per judgement; verdicts are cached by the states' full keys.
-        memo: dict[tuple[int, int], tuple[bool, str]] = {}
-        failed = []
-        for a, b in edges:
-            ca_, cb = class_of.get(a), class_of.get(b)
-            if ca_ is None or cb is None:
-                continue
-            v = memo.get((ca_, cb))
-            if v is None:
-                v = memo[(ca_, cb)] = self._verdict(members[ca_], members[cb])
-            if not v[0]:
-                failed.append({"client": ref_name(a), "server": ref_name(b), "reason": v[1]})
-        snapshot = self._snapshot(revision, failed)
-        self._last_judgement = (self.mesh.version, failed, snapshot)
+        """Every pair of the traffic graph, by class pair (``pairs.PairBook``): only the workloads
+        the step touched are re-judged; the snapshot is the delta of the rows that changed."""
+        total, failed, rows = self.book.judge(self.mesh)
+        self.pairs_judged += total
         rec.failed_pairs = [dict(f) for f in failed]
-        rec.ok = len(edges) - len(failed)
-        rec.snapshot = snapshot
+        rec.ok = total - len(failed)
+        rec.snapshot = self.snapshot_log.commit(rows)
 
     def _verdict(self, clients: list[ProxyState], servers: list[ProxyState]) -> tuple[bool, str]:
         key = (tuple(c.key for c in clients), tuple(s.key for s in servers))
@@ -625,19 +588,6 @@ class Rehearsal:
         self.timing["handshakes"] += time.perf_counter() - started
         self._verdicts[key] = out
         return out
-
-    def _snapshot(self, revision: dict[tuple, str], failed: list[dict]) -> dict[str, tuple[str, int]]:
-        """Per (cluster, namespace) row: the revision its pods run and its failing pairs."""
-        rows: dict[str, set[str]] = {}
-        for (cl, ns, _), rev in revision.items():
-            if ns in self.graph.app_namespaces or ns == SYSTEM_NS:
-                rows.setdefault(f"{cl}/{ns}", set()).add(rev)
-        bad: dict[str, int] = {}
-        for f in failed:
-            for side in (f["client"], f["server"]):
-                row = side.rsplit("/", 1)[0]
-                bad[row] = bad.get(row, 0) + 1
-        return {row: (next(iter(revs)) if len(revs) == 1 else "mixed", bad.get(row, 0)) for row, revs in rows.items()}
 
     # -- the document ----------------------------------------------------------------------------
 

@@ -27,12 +27,18 @@ inferred rule reads a switch (``switches.py``). In short:
   (``kind`` ``Pod``: nothing restarts them), an unreachable cluster (``Cluster.reachable``).
 
 State changes are logged (``take_events``) and bump ``version``, which the rehearsal uses to
-know when proxy state may have changed.
+know when proxy state may have changed. Every change of a workload's proxies also marks that
+workload in ``Mesh.dirty`` (and adding or deleting a workload bumps ``Mesh.structure``), so the
+rehearsal re-judges only the workloads a step touched. Certificate rotation keeps, per cluster,
+a heap of the simulated times proxies may next rotate or expire: ``advance`` looks only at the
+proxies that are due, in the order a scan of the cluster would meet them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +177,7 @@ class Pod:
     issued_at: float = 0.0  # simulated minutes
     problem: str = ""  # why the proxy has no usable certificate
     injector: str = ""  # Istiod.version of the revision that injected it (how pod_json records the revision)
+    listed: dict | None = field(default=None, repr=False, compare=False)  # source.pod_json as a list returns it, once
 
     @property
     def meshed(self) -> bool:
@@ -196,6 +203,7 @@ class Workload:
     pods: list[Pod] = field(default_factory=list)
     manifest: dict | None = None
     rollout_error: str | None = None  # fault injection: new pods never become ready
+    seq: int = 0  # position in its cluster's workloads (creation order)
 
     @property
     def bare(self) -> bool:
@@ -225,6 +233,11 @@ class Cluster:
         self.workloads: dict[tuple[str, str], Workload] = {}
         self.generated = 0
         self.reachable = True
+        self._due: list[tuple[float, int, Pod]] = []  # (simulated minute, tie-break, proxy): when advance may change it
+        self._ticket = itertools.count()
+        self._seq = itertools.count()
+        self._by_ns: dict[str, dict[tuple[str, str], Workload]] = {}
+        self._by_ns_size = -1
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -240,6 +253,26 @@ class Cluster:
     def pods(self) -> Iterable[Pod]:
         for w in self.workloads.values():
             yield from w.pods
+
+    def in_namespace(self, namespace: str) -> list[Workload]:
+        """The namespace's workloads, in creation order (an index, not a scan of the cluster)."""
+        if self._by_ns_size != len(self.workloads):
+            self._by_ns = {}
+            for key, w in self.workloads.items():
+                self._by_ns.setdefault(w.namespace, {})[key] = w
+            self._by_ns_size = len(self.workloads)
+        return list(self._by_ns.get(namespace, {}).values())
+
+    def changed(self, w: Workload) -> None:
+        """``w``'s proxies changed: the rehearsal re-judges it."""
+        self.mesh.dirty.add((self.name, w.namespace, w.name))
+
+    def _ttl(self) -> float:
+        return float(self.mesh.switches["cert-ttl-hours"]) * 60
+
+    def _watch(self, pod: Pod, when: float | None = None) -> None:
+        """A proxy connected or certified now: it may rotate at half-life from its issue time."""
+        heapq.heappush(self._due, (pod.issued_at + self._ttl() / 2 if when is None else when, next(self._ticket), pod))
 
     def istiod_by_deployment(self, name: str) -> Istiod | None:
         return next((i for i in self.istiods.values() if i.deployment == name), None)
@@ -417,6 +450,8 @@ class Cluster:
                     self._certify(pod, istiod)
             if before != (pod.bundle, pod.trust_domain, pod.aliases, pod.connected, pod.credential):
                 changed += 1
+                self.changed(pod.workload)
+                self._watch(pod)
         if changed:
             self.mesh.touch()
             self.log(f"istiod {revision} pushed its bundle ({len(bundle)} roots) to {changed} proxies")
@@ -429,6 +464,7 @@ class Cluster:
         # they do after `kubectl delete Service,Deployment,HPA,PDB istiod-REV`.
         orphans = [p for p in self.pods() if p.revision == revision and p.connected]
         for pod in orphans:
+            self.changed(pod.workload)
             pod.connected = False
             if not self.mesh.switches["orphans-keep-state"]:
                 pod.credential = None
@@ -494,15 +530,19 @@ class Cluster:
         return serving
 
     def _certify(self, pod: Pod, istiod: Istiod) -> None:
+        before = (pod.credential, pod.problem)
         signer = istiod.workload_signer(self.mesh.meshca)
         if signer is None:
             pod.credential = None
             pod.problem = f"istiod {istiod.revision} runs no CA: no workload certificate"
-            return
-        spiffe = f"spiffe://{istiod.spiffe_domain}/ns/{pod.namespace}/sa/{pod.workload.service_account}"
-        pod.credential = simca.issue(signer, spiffe)
-        pod.issued_at = self.mesh.now
-        pod.problem = ""
+        else:
+            spiffe = f"spiffe://{istiod.spiffe_domain}/ns/{pod.namespace}/sa/{pod.workload.service_account}"
+            pod.credential = simca.issue(signer, spiffe)
+            pod.issued_at = self.mesh.now
+            pod.problem = ""
+            self._watch(pod)
+        if (pod.credential, pod.problem) != before:
+            self.changed(pod.workload)
 
     def rollout(self, w: Workload) -> None:
         """Replace every pod of ``w`` (a restart or a template change)."""
@@ -515,6 +555,7 @@ class Cluster:
         w.generation += 1
         old = {p.revision for p in w.pods}
         w.pods = [self._new_pod(w, i, revision) for i in range(w.replicas)]
+        self.changed(w)
         self.mesh.touch()
         now = revision or "no sidecar"
         if old:
@@ -549,7 +590,12 @@ class Cluster:
         return pod
 
     def add_workload(self, w: Workload, *, start: bool = True) -> None:
+        old = self.workloads.get(w.key)
+        w.seq = old.seq if old is not None else next(self._seq)  # a replaced key keeps its place
         self.workloads[w.key] = w
+        self._by_ns_size = -1
+        self.mesh.structure += 1
+        self.changed(w)
         if start:
             self.rollout(w)
 
@@ -557,6 +603,9 @@ class Cluster:
         w = self.workloads.pop((namespace, name), None)
         if w is None:
             return False
+        self._by_ns_size = -1
+        self.mesh.structure += 1
+        self.changed(w)
         self.mesh.touch()
         self.log(f"{w.kind} {namespace}/{name} deleted")
         return True
@@ -567,29 +616,59 @@ class Cluster:
         self.namespace(namespace)
         if revision not in self.istiods or ("Deployment", SYSTEM_NS, self.istiods[revision].deployment) not in self.objects or not self.istiods[revision].ready:
             raise SimError(f"istiod {revision} is not ready to inject in cluster {self.name}")
-        workloads = sorted((w for w in self.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
+        workloads = sorted((w for w in self.in_namespace(namespace) if w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
         for w in workloads:
             self.rollout(w)
         return workloads
 
     def advance(self, minutes: float, ttl_minutes: float) -> None:
-        """Rotate certificates at half-life from the current signer; orphans expire."""
-        for pod in self.pods():
-            if pod.credential is None or pod.revision is None:
+        """Rotate certificates at half-life from the current signer; orphans expire.
+
+        Only the proxies whose time has come (the heap), in the order a scan of every pod of
+        the cluster would meet them; each is then watched again for its next time."""
+        now = self.mesh.now
+        if not self._due or self._due[0][0] > now:
+            return
+        seen: dict[int, tuple[tuple[int, int], Pod]] = {}
+        while self._due and self._due[0][0] <= now:
+            _, _, pod = heapq.heappop(self._due)
+            w = pod.workload
+            if id(pod) in seen or self.workloads.get(w.key) is not w:
                 continue
-            age = self.mesh.now - pod.issued_at
-            istiod = self.istiods.get(pod.revision)
-            if pod.connected and istiod is not None and age >= ttl_minutes / 2:
-                before = pod.credential
-                self._certify(pod, istiod)
-                if pod.credential is not before:
-                    self.mesh.touch()
-                    self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
-            elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
-                pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
-                pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
+            index = next((i for i, p in enumerate(w.pods) if p is pod), None)
+            if index is not None:  # a pod a rollout replaced is gone
+                seen[id(pod)] = ((w.seq, index), pod)
+        for _, pod in sorted(seen.values(), key=lambda item: item[0]):
+            self._advance_pod(pod, ttl_minutes)
+            due = self._next_due(pod, ttl_minutes)
+            if due != float("inf"):
+                self._watch(pod, due)
+
+    def _advance_pod(self, pod: Pod, ttl_minutes: float) -> None:
+        if pod.credential is None or pod.revision is None:
+            return
+        age = self.mesh.now - pod.issued_at
+        istiod = self.istiods.get(pod.revision)
+        if pod.connected and istiod is not None and age >= ttl_minutes / 2:
+            before = pod.credential
+            self._certify(pod, istiod)
+            if pod.credential is not before:
                 self.mesh.touch()
-                self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
+                self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
+        elif not pod.connected and age >= ttl_minutes and not pod.credential.expired:
+            pod.credential = simca.issue(pod.credential.signer, pod.credential.spiffe, expired=True)
+            pod.problem = f"certificate expired; istiod {pod.revision} is gone, so it cannot rotate"
+            self.changed(pod.workload)
+            self.mesh.touch()
+            self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
+
+    def _next_due(self, pod: Pod, ttl_minutes: float) -> float:
+        """When ``advance`` may next change this proxy (inf: never, until something else does)."""
+        if pod.credential is None or pod.revision is None:
+            return float("inf")
+        if pod.connected:
+            return pod.issued_at + ttl_minutes / 2
+        return float("inf") if pod.credential.expired else pod.issued_at + ttl_minutes
 
 
 class Mesh:
@@ -604,6 +683,8 @@ class Mesh:
         self.files: dict[str, bytes] = {}  # what the steps wrote (asmcli output dirs, overlays), by write_file
         self.now = 0.0  # simulated minutes
         self.version = 0
+        self.dirty: set[tuple[str, str, str]] = set()  # (cluster, namespace, workload) whose proxies changed
+        self.structure = 0  # bumped when a workload is added or deleted
         self._events: list[str] = []
 
     def touch(self) -> None:

@@ -106,6 +106,40 @@ def workload_json(w: Workload) -> dict:
     }
 
 
+_DUMPS: dict[tuple, tuple[object, tuple, bytes]] = {}
+_DUMPS_MAX = 16384
+
+
+def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
+    """A proxy's dump bytes, rendered once per (spelling, chain, bundle): the same proxy state
+    always dumps the same bytes (what ``meshca.trust.dumps.render_dump`` would write again)."""
+    key = (style, gateway, id(credential), tuple(id(r) for r in bundle))
+    hit = _DUMPS.get(key)
+    if hit is not None and hit[0] is credential and all(a is b for a, b in zip(hit[1], bundle)):
+        return hit[2]
+    entries: dict[str, tuple[str, bytes]] = {}
+    if gateway and credential is not None:
+        # Gateways list credentials of their own before the workload's: select by name.
+        entries["kubernetes://ingress-credential"] = ("cert", credential.chain_pem)
+    if credential is not None:
+        entries[DEFAULT] = ("cert", credential.chain_pem)
+    entries[ROOTCA] = ("ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in bundle))
+    data = render_dump(entries, style)
+    if len(_DUMPS) >= _DUMPS_MAX:
+        _DUMPS.clear()
+    _DUMPS[key] = (credential, bundle, data)  # holding the objects keeps their ids unique
+    return data
+
+
+def _listed_json(cluster: Cluster, pod: Pod) -> dict:
+    """``pod_json`` of a pod as a list returns it, once per pod (kept on the pod): what it renders
+    (name, labels, revision, owner, containers) is fixed when the pod is created. Readers never
+    change it."""
+    if pod.listed is None:
+        pod.listed = pod_json(cluster, pod)
+    return pod.listed
+
+
 class SimSource:
     """A ProxySource over one simulated cluster."""
 
@@ -114,6 +148,7 @@ class SimSource:
         self.style = style
         self.name = f"sim:{cluster.name}"
         self.fetches = 0
+        self._listed: dict[tuple[str, str], Pod] = {}  # the pods list_pods returned, by namespace/name
 
     def _reachable(self) -> None:
         if not self.cluster.reachable:
@@ -130,7 +165,9 @@ class SimSource:
         for w in sorted(self.cluster.workloads.values(), key=lambda w: (w.namespace, w.name)):
             if wanted is not None and w.namespace not in wanted:
                 continue
-            out.extend(pod_json(self.cluster, p) for p in w.pods)
+            for p in w.pods:
+                out.append(_listed_json(self.cluster, p))
+                self._listed[(p.namespace, p.name)] = p
         return out
 
     def read_secret(self, name: str, namespace: str = "istio-system") -> dict | None:
@@ -153,6 +190,9 @@ class SimSource:
     def pod(self, pod: dict) -> Pod:
         meta = pod.get("metadata") or {}
         ns, name = meta.get("namespace"), meta.get("name")
+        listed = self._listed.get((ns, name))
+        if listed is not None and any(p is listed for p in listed.workload.pods) and self.cluster.workloads.get(listed.workload.key) is listed.workload:
+            return listed
         for w in self.cluster.workloads.values():
             if w.namespace != ns:
                 continue
@@ -167,11 +207,4 @@ class SimSource:
         p = self.pod(pod)
         if not p.meshed:
             raise SourceError(f"pod {p.namespace}/{p.name} has no istio-proxy")
-        entries: dict[str, tuple[str, bytes]] = {}
-        if p.workload.gateway and p.credential is not None:
-            # Gateways list credentials of their own before the workload's: select by name.
-            entries["kubernetes://ingress-credential"] = ("cert", p.credential.chain_pem)
-        if p.credential is not None:
-            entries[DEFAULT] = ("cert", p.credential.chain_pem)
-        entries[ROOTCA] = ("ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in p.bundle))
-        return render_dump(entries, self.style)
+        return _rendered(self.style, p.workload.gateway, p.credential, p.bundle)

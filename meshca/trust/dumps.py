@@ -9,6 +9,10 @@ Two spellings reach us:
 Secrets are selected BY NAME (``ROOTCA`` = trusted roots, ``default`` = workload chain), never by
 position: gateways put credentials (``kubernetes://...``, ``file-cert:...``) first, and warming
 secrets are not what the proxy uses. Every malformed dump is its own coded ``DumpError``.
+
+Parsing is cached by content: byte-identical dumps (and byte-identical PEM bundles) are parsed
+once per process (``_ParseCache``; bounded, keyed by the SHA-256 of all the bytes). Only what was
+parsed is reused, never a verdict; a dump that fails to parse is parsed (and fails) every time.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from cryptography import x509
@@ -80,6 +86,7 @@ class ProxySecrets:
     style: str  # "camel" | "snake"
     active: Mapping[str, SecretEntry]
     warming: tuple[str, ...]
+    decoded: dict = field(default_factory=dict, compare=False, repr=False)  # entry name -> PEM bytes (a cached parse)
 
     def _found(self) -> str:
         names = ", ".join(sorted(self.active)) or "none"
@@ -92,14 +99,20 @@ class ProxySecrets:
         entry = self.active.get(ROOTCA)
         if entry is None:
             raise DumpError("DumpNoRootCa", subject, found=self._found())
-        return decode_entry(entry, subject)
+        return self._decode(entry, subject)
 
     def default_pem(self, subject: str) -> bytes:
         """The workload chain's PEM bytes (leaf first, then intermediates)."""
         entry = self.active.get(DEFAULT)
         if entry is None:
             raise DumpError("DumpNoWorkloadCert", subject, found=self._found())
-        return decode_entry(entry, subject)
+        return self._decode(entry, subject)
+
+    def _decode(self, entry: SecretEntry, subject: str) -> bytes:
+        hit = self.decoded.get(entry.name)
+        if hit is None:
+            hit = self.decoded[entry.name] = decode_entry(entry, subject)  # an error is raised every time
+        return hit
 
 
 def _data_source(obj: Any) -> DataSource | None:
@@ -151,8 +164,41 @@ def _secrets_dump(doc: Any) -> tuple[Mapping, str]:
     raise ValueError(f"top level is a JSON {type(doc).__name__}")
 
 
+class _ParseCache:
+    """What byte-identical input parsed to, by the SHA-256 of all its bytes (bounded: cleared
+    when full). Results are immutable (frozen dataclasses of immutable parts)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.items: dict[tuple[str, bytes], object] = {}
+
+    def get(self, key: tuple[str, bytes]):
+        with self.lock:
+            return self.items.get(key)
+
+    def put(self, key: tuple[str, bytes], value):
+        with self.lock:
+            if len(self.items) >= self.size:
+                self.items.clear()
+            return self.items.setdefault(key, value)
+
+
+_PARSED = _ParseCache(32768)
+
+
 def parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
-    """Parse one proxy's secret dump. ``subject`` names the pod in error lines."""
+    """Parse one proxy's secret dump. ``subject`` names the pod in error lines (the parse of
+    byte-identical dumps is cached; errors are not)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    key = ("dump", hashlib.sha256(raw).digest())
+    hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    return _PARSED.put(key, _parse_dump(data, subject))
+
+
+def _parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -183,7 +229,7 @@ def parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
     warming = tuple(
         str(item.get("name")) for item in (_get(dump, _WARMING) or []) if isinstance(item, Mapping) and item.get("name")
     )
-    return ProxySecrets(style=style, active=active, warming=warming)
+    return ProxySecrets(style=style, active=MappingProxyType(active), warming=warming)
 
 
 def decode_entry(entry: SecretEntry, subject: str) -> bytes:
@@ -223,7 +269,16 @@ class Bundle:
 
 
 def load_bundle(pem: bytes, entry: str, subject: str) -> Bundle:
-    """Every certificate of a PEM bundle; a damaged PEM block is a coded error."""
+    """Every certificate of a PEM bundle; a damaged PEM block is a coded error (the parse of
+    byte-identical bundles is cached; errors are not)."""
+    key = ("pem", hashlib.sha256(pem).digest())
+    hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    return _PARSED.put(key, _load_bundle(pem, entry, subject))
+
+
+def _load_bundle(pem: bytes, entry: str, subject: str) -> Bundle:
     try:
         with warnings.catch_warnings():
             # the real Mesh CA root's 87-character CN makes cryptography warn on access
