@@ -8,6 +8,21 @@ which works on distroless proxies and needs no port-forward.
 
 Clients are built inside methods, never at import time or in ``__init__``, so a source (and the
 dynamic provider that makes one) stays picklable and importing this module opens no socket.
+
+Only three pieces of the ``kubernetes`` package are used: ``kubernetes.config`` (kubeconfig,
+exec credential plugins, token refresh), ``ApiClient`` (its pooled urllib3 REST client, its
+URL and auth serialisation) and ``kubernetes.stream.ws_client`` (the channel websocket).
+The generated ``CoreV1Api`` is not imported: with the pydantic-based client (37.x) importing it
+costs about 0.5 s of CPU, more than a 100-pod check's own work. The five paths below are the
+ones its methods (list_namespace, list_pod_for_all_namespaces, list_namespaced_pod,
+read_namespaced_secret, read_namespaced_config_map, connect_get_namespaced_pod_exec) request;
+tests/test_trust_kube.py checks every request against a server that accepts only these.
+
+Concurrency: reads use one pooled keep-alive connection per worker (``pool_size``); every exec
+is its own websocket connection (one stream per connection, as kubectl's), so ``pool_size``
+execs run at once. Exec is a long-running request: kube-apiserver exempts it from
+--max-requests-inflight and from API Priority and Fairness, so the default of 64 streams is
+bounded by the proxies' side, not the server's (docs/trust.md, "Concurrency").
 """
 
 from __future__ import annotations
@@ -22,6 +37,17 @@ from .source import SourceError, SourceTimeout
 EXEC_COMMAND = ["pilot-agent", "request", "GET", "config_dump?mask=dynamic_active_secrets"]
 CHANNEL_PROTOCOL = "v4.channel.k8s.io"
 LIST_TIMEOUT = 120.0
+
+# The generated CoreV1Api's method name -> the path it requests (kubernetes/client/api/core_v1_api.py).
+PATHS = {
+    "list_namespace": "/api/v1/namespaces",
+    "list_pod_for_all_namespaces": "/api/v1/pods",
+    "list_namespaced_pod": "/api/v1/namespaces/{namespace}/pods",
+    "read_namespaced_secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
+    "read_namespaced_config_map": "/api/v1/namespaces/{namespace}/configmaps/{name}",
+}
+EXEC_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/exec"
+EXEC_QUERY = [*(("command", c) for c in EXEC_COMMAND), ("container", "istio-proxy"), ("stderr", True), ("stdout", True)]
 
 
 def _reason(exc: BaseException) -> str:
@@ -55,7 +81,7 @@ class KubeSource:
         with self._lock:
             api, self._api, self._configuration = self._api, None, None
         if api is not None:
-            api.api_client.close()
+            api.close()
 
     def __enter__(self) -> "KubeSource":
         return self
@@ -68,12 +94,14 @@ class KubeSource:
         return f"context {self.context}" if self.context else "the current context"
 
     def _config(self):
-        from kubernetes import client, config
+        from kubernetes import config
+        from kubernetes.client.api_client import ApiClient
+        from kubernetes.client.configuration import Configuration
         from kubernetes.config.config_exception import ConfigException
 
         with self._lock:
             if self._configuration is None:
-                cfg = client.Configuration()
+                cfg = Configuration()
                 try:
                     config.load_kube_config(config_file=self.kubeconfig, context=self.context, client_configuration=cfg, persist_config=False)
                 except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
@@ -82,30 +110,34 @@ class KubeSource:
                 cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, self.pool_size)
                 cfg.retries = 1  # fail fast on a dead API server; the runner retries per pod
                 self._configuration = cfg
-                self._api = client.CoreV1Api(client.ApiClient(cfg))
+                self._api = ApiClient(cfg)
             return self._configuration, self._api
 
-    def _get(self, call: str, *args: Any, not_found_ok: bool = False, **kwargs: Any) -> dict | None:
+    def _get(self, call: str, *, not_found_ok: bool = False, **path_params: str) -> dict | None:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         _, api = self._config()
+        shown = f"{call} {' '.join(path_params.values())}".strip()
         try:
-            resp = getattr(api, call)(*args, _preload_content=False, _request_timeout=self.list_timeout, **kwargs)
-            body = resp.data
+            method, url, headers, _, _ = api.param_serialize(
+                "GET", PATHS[call], path_params=path_params or None, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+            )
+            resp = api.call_api(method, url, headers, _request_timeout=self.list_timeout)
+            body = resp.read()
         except ApiException as exc:
-            if exc.status == 404 and not_found_ok:
-                return None
-            if not exc.status:
-                raise MeshcaError("ApiServerUnreachable", self.where, reason=_reason(exc.reason or exc)) from None
-            message = exc.reason or ""
-            try:
-                message = json.loads(exc.body).get("message") or message
-            except (TypeError, ValueError, AttributeError):
-                pass
-            raise MeshcaError("ApiRequestFailed", f"{call} {' '.join(map(str, args))}".strip(), status=exc.status, reason=" ".join(str(message).split())[:300]) from None
+            raise MeshcaError("ApiServerUnreachable", self.where, reason=_reason(exc.reason or exc)) from None
         except (Urllib3Error, OSError) as exc:
             raise MeshcaError("ApiServerUnreachable", self.where, reason=_reason(exc)) from None
+        if not 200 <= resp.status <= 299:
+            if resp.status == 404 and not_found_ok:
+                return None
+            message = resp.reason or ""
+            try:
+                message = json.loads(body).get("message") or message
+            except (TypeError, ValueError, AttributeError):
+                pass
+            raise MeshcaError("ApiRequestFailed", shown, status=resp.status, reason=" ".join(str(message).split())[:300])
         try:
             doc = json.loads(body)
         except ValueError as exc:
@@ -124,46 +156,38 @@ class KubeSource:
             return list(self._get("list_pod_for_all_namespaces").get("items") or [])
         pods: list[dict] = []
         for ns in namespaces:
-            pods += self._get("list_namespaced_pod", ns).get("items") or []
+            pods += self._get("list_namespaced_pod", namespace=ns).get("items") or []
         return pods
 
     def read_secret(self, name: str, namespace: str = "istio-system") -> dict | None:
-        return self._get("read_namespaced_secret", name, namespace, not_found_ok=True)
+        return self._get("read_namespaced_secret", name=name, namespace=namespace, not_found_ok=True)
 
     def read_configmap(self, name: str, namespace: str = "istio-system") -> dict | None:
-        return self._get("read_namespaced_config_map", name, namespace, not_found_ok=True)
+        return self._get("read_namespaced_config_map", name=name, namespace=namespace, not_found_ok=True)
 
     def fetch_dump(self, pod: dict, timeout: float | None = None) -> bytes:
         import websocket
-        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream import stream
-        from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL
+        from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL, websocket_call
 
         timeout = timeout or 30.0
-        cfg, _ = self._config()
-        # kubernetes.stream swaps call_api on the ApiClient it is given while it runs, so
-        # concurrent execs each get their own ApiClient (sharing the loaded configuration).
-        exec_client = client.ApiClient(cfg)
-        api = client.CoreV1Api(exec_client)
+        cfg, api = self._config()
         # The client opens the websocket without a timeout; bound the handshake and every read.
         websocket.setdefaulttimeout(timeout)
         meta = pod["metadata"]
         try:
-            ws = stream(
-                api.connect_get_namespaced_pod_exec,
-                meta["name"],
-                meta["namespace"],
-                command=EXEC_COMMAND,
-                container="istio-proxy",
-                stderr=True,
-                stdout=True,
-                binary=True,
-                _preload_content=False,
-                _headers={"sec-websocket-protocol": CHANNEL_PROTOCOL},
+            method, url, headers, _, _ = api.param_serialize(
+                "GET",
+                EXEC_PATH,
+                path_params={"name": meta["name"], "namespace": meta["namespace"]},
+                query_params=list(EXEC_QUERY),
+                header_params={"sec-websocket-protocol": CHANNEL_PROTOCOL},
+                auth_settings=["BearerToken"],
             )
+            # what kubernetes.stream.stream does around the generated method: a channel
+            # websocket to the same URL (ws_client.websocket_call; https -> wss there)
+            ws = websocket_call(cfg, method, url, headers=headers, _preload_content=False, binary=True)
         except ApiException as exc:
-            exec_client.close()
             text = _reason(exc.reason or exc)
             if "timed out" in text.lower():
                 raise SourceTimeout(f"exec did not start within {timeout:g} s") from None
@@ -194,7 +218,6 @@ class KubeSource:
                     ws.sock.shutdown()
                 except Exception:
                     pass
-            exec_client.close()
         if status:
             try:
                 st = json.loads(status)
