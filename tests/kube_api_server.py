@@ -200,8 +200,18 @@ class _Handler(BaseHTTPRequestHandler):
         names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
         if "istio-proxy" not in names:
             return self._send(400, _status(400, "BadRequest", f"container istio-proxy is not valid for pod {pod}"))
-        with self.server.owner.lock:
-            self.server.owner.execs.append((ns, pod, tuple(offered)))
+        owner = self.server.owner
+        with owner.lock:
+            owner.execs.append((ns, pod, tuple(offered)))
+            owner.exec_inflight += 1
+            owner.exec_peak = max(owner.exec_peak, owner.exec_inflight)
+        try:
+            self._stream(ns, pod)
+        finally:
+            with owner.lock:
+                owner.exec_inflight -= 1
+
+    def _stream(self, ns: str, pod: str) -> None:
         accept = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + WS_GUID).encode()).digest()).decode()
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
@@ -265,6 +275,8 @@ class KubeApiServer:
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.execs: list[tuple[str, str, tuple[str, ...]]] = []
+        self.exec_inflight = 0
+        self.exec_peak = 0  # the most exec streams open at once
         self._pods_key: tuple[int, int, int] | None = None
         self._pods_index: dict[tuple[str, str], dict] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="kube-api-")
@@ -348,7 +360,7 @@ def _serve_main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps({"kubeconfig": str(kubeconfig), "port": api.port, "pid": os.getpid()}))
         os.replace(tmp, args.info)
         stop.wait()
-        stats = {"cpu": time.process_time() - cpu0, "requests": len(api.log()), "execs": len(api.execs)}
+        stats = {"cpu": time.process_time() - cpu0, "requests": len(api.log()), "execs": len(api.execs), "execPeak": api.exec_peak}
     Path(args.info).with_suffix(".stats.json").write_text(json.dumps(stats))
     return 0
 

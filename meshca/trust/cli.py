@@ -16,7 +16,7 @@ from ..certs import colon_fingerprint, short_fingerprint
 from ..errors import MeshcaError, split_line
 
 KINDS = ("root-cert", "workload-cert", "trust-domain", "root-of-trust")
-# Proxies read at once, by source (README "Concurrency of meshca check"). kube: each read is one
+# Proxies read at once, by source (README.md, "Concurrency of meshca check"). kube: each read is one
 # exec stream, a long-running request kube-apiserver exempts from --max-requests-inflight and
 # API Priority and Fairness; 64 streams stay far below the kubelet's 1,000 pending streams per
 # node. istioctl: each read is a local istioctl process with its own port-forward, bound by

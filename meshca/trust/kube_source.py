@@ -22,7 +22,7 @@ Concurrency: reads use one pooled keep-alive connection per worker (``pool_size`
 is its own websocket connection (one stream per connection, as kubectl's), so ``pool_size``
 execs run at once. Exec is a long-running request: kube-apiserver exempts it from
 --max-requests-inflight and from API Priority and Fairness, so the default of 64 streams is
-bounded by the proxies' side, not the server's (docs/trust.md, "Concurrency").
+bounded by the proxies' side, not the server's (README.md, "Concurrency of meshca check").
 """
 
 from __future__ import annotations
