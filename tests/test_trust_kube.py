@@ -236,3 +236,22 @@ def test_default_concurrency_per_source():
         return build_request(build_parser("check").parse_args(["check", "root-cert", *argv])).concurrency
 
     assert (conc(), conc("--source", "istioctl"), conc("--concurrency", "8"), conc("--source", "istioctl", "--concurrency", "200")) == (64, 16, 8, 200)
+
+
+def test_token_is_asked_for_once_per_ttl(tmp_path, p, monkeypatch):
+    """kubernetes.config's refresh hook re-applies the kubeconfig on every call; the source asks
+    it once per AUTH_TTL, not once per request (it was most of a proxy's CPU)."""
+    from meshca.trust import kube_source
+
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    for ttl in (kube_source.AUTH_TTL, -1.0):  # -1: every request asks
+        monkeypatch.setattr(kube_source, "AUTH_TTL", ttl)
+        with KubeApiServer(root) as api, KubeSource(api.kubeconfig) as src:
+            cfg, _ = src._config()
+            settings, calls = cfg.auth_settings, []  # each call runs the refresh hook
+            cfg.auth_settings = lambda: (calls.append(1), settings())[1]
+            doc = run_check(src, CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,)))
+            requests = len(api.log())
+        assert doc["summary"]["ok"] == 2
+        assert requests == 5  # namespaces, pods, cacerts, two execs
+        assert len(calls) == (1 if ttl > 0 else requests)

@@ -47,6 +47,12 @@ PATHS = {
     "read_namespaced_config_map": "/api/v1/namespaces/{namespace}/configmaps/{name}",
 }
 EXEC_PATH = "/api/v1/namespaces/{namespace}/pods/{name}/exec"
+# The bearer token is asked for at most this often. kubernetes.config's refresh hook, run on every
+# request, re-applies the whole kubeconfig (scanning the environment for proxies) and cost more
+# CPU than the rest of a proxy's check; it renews a token 5 minutes before its expiry
+# (kubernetes/config/kube_config.py EXPIRY_SKEW_PREVENTION_DELAY), so 10 s of reuse never sends
+# an expired one.
+AUTH_TTL = 10.0
 EXEC_QUERY = [*(("command", c) for c in EXEC_COMMAND), ("container", "istio-proxy"), ("stderr", True), ("stdout", True)]
 
 
@@ -66,10 +72,11 @@ class KubeSource:
         self._lock = threading.Lock()
         self._configuration = None
         self._api = None
+        self._auth: tuple[float, dict] | None = None
 
     def __getstate__(self) -> dict:  # never pickle a live client
         state = dict(self.__dict__)
-        state.update(_lock=None, _configuration=None, _api=None)
+        state.update(_lock=None, _configuration=None, _api=None, _auth=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -79,7 +86,7 @@ class KubeSource:
     def close(self) -> None:
         """Close pooled API connections (a source is reusable: the next call reconnects)."""
         with self._lock:
-            api, self._api, self._configuration = self._api, None, None
+            api, self._api, self._configuration, self._auth = self._api, None, None, None
         if api is not None:
             api.close()
 
@@ -113,16 +120,28 @@ class KubeSource:
                 self._api = ApiClient(cfg)
             return self._configuration, self._api
 
+    def _headers(self, cfg, **extra: str) -> dict:
+        """The auth headers (from the kubeconfig, refreshed at most every AUTH_TTL s) and ``extra``."""
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            cached = self._auth
+        if cached is None or now - cached[0] > AUTH_TTL:
+            auth = {s["key"]: s["value"] for s in cfg.auth_settings().values() if s.get("in") == "header" and s.get("value")}
+            cached = (now, auth)
+            with self._lock:
+                self._auth = cached
+        return {**cached[1], **extra}
+
     def _get(self, call: str, *, not_found_ok: bool = False, **path_params: str) -> dict | None:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
-        _, api = self._config()
+        cfg, api = self._config()
         shown = f"{call} {' '.join(path_params.values())}".strip()
         try:
-            method, url, headers, _, _ = api.param_serialize(
-                "GET", PATHS[call], path_params=path_params or None, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-            )
+            method, url, headers, _, _ = api.param_serialize("GET", PATHS[call], path_params=path_params or None, header_params=self._headers(cfg, Accept="application/json"))
             resp = api.call_api(method, url, headers, _request_timeout=self.list_timeout)
             body = resp.read()
         except ApiException as exc:
@@ -181,8 +200,7 @@ class KubeSource:
                 EXEC_PATH,
                 path_params={"name": meta["name"], "namespace": meta["namespace"]},
                 query_params=list(EXEC_QUERY),
-                header_params={"sec-websocket-protocol": CHANNEL_PROTOCOL},
-                auth_settings=["BearerToken"],
+                header_params=self._headers(cfg, **{"sec-websocket-protocol": CHANNEL_PROTOCOL}),
             )
             # what kubernetes.stream.stream does around the generated method: a channel
             # websocket to the same URL (ws_client.websocket_call; https -> wss there)
