@@ -313,7 +313,7 @@ def median_run(runs: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- one size
 
 
-def bench_size(n: int, delay: float, tmp: Path, repeat: int, script: Path | None, warm: bool) -> dict:
+def bench_size(n: int, delay: float, tmp: Path, repeat: int, script: Path | None, warm: bool, before: Path | None = None) -> dict:
     cluster, bad = build_cluster(n)
     cluster_dir = write_cluster(cluster, tmp / f"cluster-{n}")
     meshca_pem = tmp / "meshca-root.pem"
@@ -351,18 +351,25 @@ def bench_size(n: int, delay: float, tmp: Path, repeat: int, script: Path | None
     out["migrate_ca_estimate"] = sum(per_call[call_shape(c)]["wall"] for c in transcribed)
 
     # meshca, default kube source, against the loopback API server in its own process
+    before_tree = before
     server, kubeconfig, info = start_api_server(cluster_dir, delay, tmp)
     try:
         env = python_env(os.environ)
         if warm:  # bytecode cache and page cache, untimed
             timed(meshca_argv(meshca_pem, "--kubeconfig", kubeconfig), env, ROOT)
-        stats0 = json.loads(info.read_text())
-        before = load()
+        before_load = load()
         kube_runs = [timed(meshca_argv(meshca_pem, "--kubeconfig", kubeconfig), env, ROOT) for _ in range(repeat)]
-        out["kube_load"] = (before, load())
+        out["kube_load"] = (before_load, load())
+        if before_tree is not None:  # the same check by the code before this change (its own defaults)
+            if warm:
+                timed(meshca_argv(meshca_pem, "--kubeconfig", kubeconfig), env, before_tree)
+            old = [timed(meshca_argv(meshca_pem, "--kubeconfig", kubeconfig), env, before_tree) for _ in range(repeat)]
+            for r in old:
+                judged(r, bad)
+            m = median_run(old)
+            out["kube_before"] = {"wall": m["wall"], "walls": [r["wall"] for r in old], "cpu": m["cpu"]}
     finally:
         api_stats = stop_api_server(server, info)
-    del stats0
     for r in kube_runs:
         judged(r, bad)
     kube = median_run(kube_runs)
@@ -447,6 +454,22 @@ def markdown(results: list[dict], command: str, how: str, pinned: str) -> str:
             f"| {r['pods']} | {r['kube']['cpu']:.2f} s | {r['istioctl']['cpu']:.2f} s | {r['replay']['cpu']:.2f} s | {mcpu} | "
             f"{ml}, {r['kube_load'][0]:.1f}/{r['kube_load'][1]:.1f}, {r['istioctl_load'][0]:.1f}/{r['istioctl_load'][1]:.1f} |"
         )
+    if all("kube_before" in r for r in results):
+        lines += [
+            "",
+            "The kube source before and after this change (same run, same server; before = the merge-base's code with its defaults:",
+            "the generated CoreV1Api imported, the kubeconfig's token hook run on every request, every command's parser built, 16 streams):",
+            "",
+            "| pods | before: wall (runs), CPU | x faster than migrate_ca | after: wall, CPU | x faster than migrate_ca |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            b = r["kube_before"]
+            base = r["migrate_ca"]["wall"] if "migrate_ca" in r else r["migrate_ca_estimate"]
+            lines.append(
+                f"| {r['pods']} | {b['wall']:.2f} s ({', '.join(f'{w:.2f}' for w in b['walls'])}), {b['cpu']:.2f} s | {base / b['wall']:.1f}x | "
+                f"{r['kube']['wall']:.2f} s, {r['kube']['cpu']:.2f} s | {r['kube_speedup']:.1f}x |"
+            )
     big = results[-1]
     lines += [
         "",
@@ -503,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay", type=float, default=0.2, help="seconds every fake call and API request sleeps (default 0.2)")
     ap.add_argument("--repeat", type=int, default=3, help="meshca runs per size and source; the median is reported (default 3)")
     ap.add_argument("--no-migrate-ca", action="store_true", help="do not run migrate_ca; use its transcribed calls x the measured per-call time")
+    ap.add_argument("--before", type=Path, help="a checkout of the code before a change (e.g. a worktree of the merge-base): its kube source is measured too")
     ap.add_argument("--update-benchmarks", action="store_true", help="rewrite the '## meshca check' section of BENCHMARKS.md")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -517,13 +541,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         pinned = pinned_tag_note()
         for i, n in enumerate(sizes):
-            r = bench_size(n, args.delay, tmp, args.repeat, script, warm=i == 0)
+            r = bench_size(n, args.delay, tmp, args.repeat, script, warm=i == 0, before=args.before)
             results.append(r)
             mc = f"migrate_ca {r['migrate_ca']['wall']:.1f}s ({r['migrate_ca']['calls']} calls, transcription matches: {r['transcription_matches']})" if "migrate_ca" in r else "migrate_ca not run"
             print(
                 f"{n} pods: {mc}, estimate {r['migrate_ca_estimate']:.1f}s; kube {r['kube']['wall']:.2f}s {r['kube']['walls']} = {r['kube_speedup']:.1f}x; "
                 f"istioctl {r['istioctl']['wall']:.2f}s {r['istioctl']['walls']} = {r['istioctl_speedup']:.1f}x; replay {r['replay']['wall']:.2f}s {r['replay']['walls']}; "
-                f"istioctl/replay {r['istioctl_vs_replay']:.2f}; api server {r['api_server']}; loads {r.get('migrate_ca', {}).get('load')} {r['kube_load']} {r['istioctl_load']}",
+                f"istioctl/replay {r['istioctl_vs_replay']:.2f}; before {r.get('kube_before')}; api server {r['api_server']}; loads {r.get('migrate_ca', {}).get('load')} {r['kube_load']} {r['istioctl_load']}",
                 flush=True,
             )
         if script is not None:
@@ -534,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         + (["--delay", f"{args.delay:g}"] if args.delay != 0.2 else [])
         + (["--repeat", str(args.repeat)] if args.repeat != 3 else [])
         + (["--no-migrate-ca"] if args.no_migrate_ca else [])
+        + (["--before", "<worktree of the merge-base>"] if args.before else [])
         + ["--update-benchmarks"]
     )
     section = markdown(results, command, how, pinned)
