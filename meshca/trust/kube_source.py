@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
 
 from ..errors import MeshcaError
 from .source import SourceError, SourceTimeout
