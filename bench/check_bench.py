@@ -488,8 +488,10 @@ def markdown(results: list[dict], command: str, how: str, pinned: str) -> str:
         "",
         "Reading it: migrate_ca makes two calls per pod one after another (the pod's containers, then the secret table), so its",
         "time is about 2 x pods x delay plus each fake's start; meshca (kube) lists once, then runs its exec streams side by side,",
-        "so it is a few rounds of the delay plus its own start (about 0.4 s of imports, mostly the kubernetes client's config",
-        "loader) and CPU. migrate_ca also gets the answer wrong here: it caches verdicts by the serial of the FIRST root in a",
+        "so it is a few rounds of the delay plus its own start and CPU (with a token kubeconfig, as here, it does not import the",
+        "`kubernetes` package: meshca/trust/kube_direct.py). Under the machine's other load (last column) every CPU-bound part",
+        "stretches, meshca's start most; migrate_ca is mostly asleep. migrate_ca also gets the answer wrong here: it caches",
+        "verdicts by the serial of the FIRST root in a",
         "bundle (migrate_ca:110-118), every bundle here starts with the Citadel root, so it printed `trusts [CITADEL MESHCA]` for"
         + (f" {', '.join(bad_claims)} Citadel-only pods." if bad_claims else " the Citadel-only pods."),
         "",

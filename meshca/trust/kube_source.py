@@ -22,9 +22,9 @@ ones its methods (list_namespace, list_pod_for_all_namespaces, list_namespaced_p
 read_namespaced_secret, read_namespaced_config_map, connect_get_namespaced_pod_exec) request;
 tests/test_trust_kube.py checks every request against a server that accepts only these.
 
-Concurrency: reads use one pooled keep-alive connection per worker (``pool_size``); every exec
-is its own websocket connection (one stream per connection, as kubectl's), so ``pool_size``
-execs run at once. Exec is a long-running request: kube-apiserver exempts it from
+Concurrency: a check makes three or four reads (one connection each with the direct transport,
+the package's pool of ``pool_size`` keep-alive connections otherwise); every exec is its own
+websocket connection (one stream per connection, as kubectl's), so ``pool_size`` execs run at once. Exec is a long-running request: kube-apiserver exempts it from
 --max-requests-inflight and from API Priority and Fairness, so the default of 64 streams is
 bounded by the proxies' side, not the server's (README.md, "Concurrency of meshca check").
 """
