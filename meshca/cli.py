@@ -282,13 +282,37 @@ def register_explain(subparsers) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose parser is built alone when they are the one asked for: ``meshca check`` is what
+# the trust gates run on every poll, and importing every other command (the simulated mesh, the
+# planner) would cost it more CPU than a 100-pod check's own work. Help and behaviour are the same.
+LEAN_COMMANDS = {"check": "meshca.trust.cli"}
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"meshca {_version()}\n", sys.stdout)
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only`` (a LEAN_COMMANDS key), just that command's."""
     parser = _Parser(prog="meshca", description="Move Cloud Service Mesh from Istio CA (Citadel) to Mesh CA with zero downtime.")
-    parser.add_argument("--version", action="version", version=f"meshca {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    modules = [LEAN_COMMANDS[only]] if only in LEAN_COMMANDS else COMMAND_MODULES
+    for name in modules:
         module = sys.modules[__name__] if name == __name__ else importlib.import_module(name)
         module.register(subparsers)
+    if only in LEAN_COMMANDS:
+        from . import help as helpmod
+
+        helpmod.document(parser)
+        return parser
     register_explain(subparsers)
     from . import help as helpmod
 
@@ -318,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in argv
     try:
-        parser = build_parser()
+        parser = build_parser(argv[0] if argv else None)
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except MeshcaErrors as exc:

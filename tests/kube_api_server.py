@@ -11,8 +11,19 @@ anything else, so a client that drifts from the contract fails the tests:
   GET /api/v1/namespaces/NS/pods/POD/exec?<EXEC_QUERY>    websocket, subprotocol v4.channel.k8s.io
 
 The cluster is a directory in the layout of tests/fakes/trust_cluster.py, re-read on every
-request (tests change it while a gate polls). Authentication: a bearer token; TLS: a server
-certificate for IP 127.0.0.1 from a throwaway CA, given to the client in a kubeconfig.
+request (tests change it while a gate polls; a parsed pods.json is reused only while its
+mtime and size are unchanged, so a 1,000-pod cluster does not cost a JSON parse per exec).
+Authentication: a bearer token; TLS: a server certificate for IP 127.0.0.1 from a throwaway CA,
+given to the client in a kubeconfig. ``delay`` sleeps that long in every request (a round trip).
+
+The listen backlog is the kernel's somaxconn, as a Go server's (the real kube-apiserver's):
+Go's net.Listen passes maxListenerBacklog(), read from /proc/sys/net/core/somaxconn
+(go/src/net/sock_linux.go:33-37); socketserver's default of 5 would drop SYNs from a client
+opening dozens of exec streams at once and stall each by a 1 s retransmit.
+
+Run as a script (``python tests/kube_api_server.py --cluster DIR --delay 0.2 --info FILE``) it
+serves from its own process, writes {kubeconfig, port, pid} to FILE, and on SIGTERM writes
+{cpu, requests, execs} next to it, so a benchmark can state the stand-in's CPU per request.
 """
 
 from __future__ import annotations
@@ -182,16 +193,25 @@ class _Handler(BaseHTTPRequestHandler):
         offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         if SUBPROTOCOL not in offered:
             return self._send(400, _status(400, "BadRequest", f"subprotocols {offered} do not include {SUBPROTOCOL}"))
-        pods = json.loads(self._file("pods.json"))["items"]
-        match = next((p for p in pods if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == pod), None)
+        match = self.server.owner.pod_index().get((ns, pod))
         if match is None:
             return self._send(404, _status(404, "NotFound", f'pods "{pod}" not found'))
         spec = match.get("spec") or {}
         names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
         if "istio-proxy" not in names:
             return self._send(400, _status(400, "BadRequest", f"container istio-proxy is not valid for pod {pod}"))
-        with self.server.owner.lock:
-            self.server.owner.execs.append((ns, pod, tuple(offered)))
+        owner = self.server.owner
+        with owner.lock:
+            owner.execs.append((ns, pod, tuple(offered)))
+            owner.exec_inflight += 1
+            owner.exec_peak = max(owner.exec_peak, owner.exec_inflight)
+        try:
+            self._stream(ns, pod)
+        finally:
+            with owner.lock:
+                owner.exec_inflight -= 1
+
+    def _stream(self, ns: str, pod: str) -> None:
         accept = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + WS_GUID).encode()).digest()).decode()
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
@@ -230,9 +250,17 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout test): nothing to tell
 
 
+def _somaxconn() -> int:
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = _somaxconn()
     owner: "KubeApiServer"
 
 
@@ -247,6 +275,10 @@ class KubeApiServer:
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.execs: list[tuple[str, str, tuple[str, ...]]] = []
+        self.exec_inflight = 0
+        self.exec_peak = 0  # the most exec streams open at once
+        self._pods_key: tuple[int, int, int] | None = None
+        self._pods_index: dict[tuple[str, str], dict] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="kube-api-")
         self.dir = Path(self._tmp.name)
         ca, cert, key = _tls_material(self.dir)
@@ -273,6 +305,20 @@ class KubeApiServer:
         os.chmod(path, 0o600)
         return str(path)
 
+    def pod_index(self) -> dict[tuple[str, str], dict]:
+        """(namespace, name) -> pod, from pods.json; re-parsed whenever the file changed."""
+        path = self.cluster_dir / "pods.json"
+        st = path.stat()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self.lock:
+            if key == self._pods_key:
+                return self._pods_index
+        items = json.loads(path.read_bytes())["items"]
+        index = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in items}
+        with self.lock:
+            self._pods_key, self._pods_index = key, index
+        return index
+
     def start(self) -> "KubeApiServer":
         self._thread.start()
         return self
@@ -294,8 +340,37 @@ class KubeApiServer:
             return list(self.requests)
 
 
+def _serve_main(argv: list[str] | None = None) -> int:
+    """Serve a cluster directory from this process until SIGTERM (see the module docstring)."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description="loopback Kubernetes API server for meshca's tests and benchmark")
+    ap.add_argument("--cluster", required=True)
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--info", required=True, help="JSON file to write {kubeconfig, port, pid} to")
+    args = ap.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with KubeApiServer(Path(args.cluster), delay=args.delay) as api:
+        kubeconfig = Path(args.info).with_suffix(".kubeconfig")
+        api.write_kubeconfig(kubeconfig, f"https://127.0.0.1:{api.port}")
+        cpu0 = time.process_time()
+        tmp = Path(args.info + ".tmp")
+        tmp.write_text(json.dumps({"kubeconfig": str(kubeconfig), "port": api.port, "pid": os.getpid()}))
+        os.replace(tmp, args.info)
+        stop.wait()
+        stats = {"cpu": time.process_time() - cpu0, "requests": len(api.log()), "execs": len(api.execs), "execPeak": api.exec_peak}
+    Path(args.info).with_suffix(".stats.json").write_text(json.dumps(stats))
+    return 0
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on (for the unreachable-server test)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(_serve_main())

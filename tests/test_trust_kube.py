@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,132 @@ def test_source_pickles_without_a_client(tmp_path, p):
         assert sorted(clone.list_namespaces()) == sorted(src.list_namespaces())
         with pytest.raises(SourceError):
             clone.fetch_dump({"metadata": {"name": "absent", "namespace": "shop"}})
+
+
+def test_exec_streams_run_side_by_side_up_to_concurrency(tmp_path, p):
+    """Every proxy is one exec stream; --concurrency of them are open at once, never more."""
+    c = standard_cluster(p)
+    both = p.pem(p.citadel_root, p.meshca_root)
+    for i in range(10):
+        c.add_pod("wide", f"w-{i}", dump=sidecar_dump(p.citadel_chain("wide", "w"), both))
+        c.dump_delays[("wide", f"w-{i}")] = 0.3  # each proxy answers after 0.3 s: the streams overlap
+    root = c.write(tmp_path / "cluster")
+    for concurrency, peak in ((1, 1), (4, 4), (64, 10)):
+        with KubeApiServer(root) as api, KubeSource(api.kubeconfig, pool_size=concurrency) as src:
+            doc = run_check(src, CheckRequest("root-cert", namespaces=("wide",), meshca_roots=(p.meshca_root.cert,), concurrency=concurrency))
+            assert doc["summary"]["ok"] == 10 and len(api.execs) == 10
+            assert api.exec_peak == peak, (concurrency, api.exec_peak)
+
+
+def test_check_starts_lean(tmp_path, p):
+    """`meshca check` with the kube source and a token kubeconfig imports neither the kubernetes
+    package (about 0.3 s of CPU; its generated CoreV1Api another 0.5 s) nor the other commands
+    (planner, simulated mesh)."""
+    import subprocess
+    import sys
+
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    pem = tmp_path / "m.pem"
+    pem.write_bytes(p.meshca_root.cert_pem)
+    code = (
+        "import sys; from meshca import cli; rc = cli.main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m in ('kubernetes', 'kubernetes.client.api.core_v1_api', 'meshca.plan', 'meshca.sim.engine', 'meshca.sim.scenarios'))); "
+        "sys.exit(rc)"
+    )
+    with KubeApiServer(root) as api:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "check", "root-cert", "--kubeconfig", api.kubeconfig, "--meshca-root", str(pem)], capture_output=True, text=True, timeout=120
+        )
+        assert len(api.execs) == 2
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_default_concurrency_per_source():
+    """64 exec streams with the kube source, 16 istioctl processes with --source istioctl
+    (README "Concurrency of meshca check"); --concurrency wins."""
+    from meshca.cli import build_parser
+    from meshca.trust.cli import build_request
+
+    def conc(*argv):
+        return build_request(build_parser("check").parse_args(["check", "root-cert", *argv])).concurrency
+
+    assert (conc(), conc("--source", "istioctl"), conc("--concurrency", "8"), conc("--source", "istioctl", "--concurrency", "200")) == (64, 16, 8, 200)
+
+
+def test_token_is_asked_for_once_per_ttl(tmp_path, p, monkeypatch):
+    """Through the kubernetes package: kubernetes.config's refresh hook re-applies the kubeconfig on every call; the source asks
+    it once per AUTH_TTL, not once per request (it was most of a proxy's CPU)."""
+    from meshca.trust import kube_source
+
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    for ttl in (kube_source.AUTH_TTL, -1.0):  # -1: every request asks
+        monkeypatch.setattr(kube_source, "AUTH_TTL", ttl)
+        with KubeApiServer(root) as api, KubeSource(api.kubeconfig, direct=False) as src:
+            cfg, _ = src._config()
+            settings, calls = cfg.auth_settings, []  # each call runs the refresh hook
+            cfg.auth_settings = lambda: (calls.append(1), settings())[1]
+            doc = run_check(src, CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,)))
+            requests = len(api.log())
+        assert doc["summary"]["ok"] == 2
+        assert requests == 5  # namespaces, pods, cacerts, two execs
+        assert len(calls) == (1 if ttl > 0 else requests)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_both_transports_make_the_same_requests_and_errors(tmp_path, p, mixed, direct):
+    """The direct transport (token or client certificate kubeconfigs) and the kubernetes package
+    (everything else) make exactly the same requests and report the same per-pod errors."""
+    mixed.dump_errors[("shop", "web-0")] = "Error: failed to get config dump: connection refused\n"
+    mixed.add_pod("hung", "slow", dump=sidecar_dump(p.citadel_chain("hung", "slow"), p.pem(p.citadel_root, p.meshca_root)))
+    mixed.dump_delays[("hung", "slow")] = 20
+    root = mixed.write(tmp_path / "cluster")
+    with KubeApiServer(root) as api, KubeSource(api.kubeconfig, direct=direct) as src:
+        assert (src._transport() is not None) is direct
+        doc = run_check(src, CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,), retries=0, timeout=1.0))
+        log = api.log()
+        assert src.read_secret("absent") is None
+    status = {f"{e['namespace']}/{e['pod']}": e["status"] for e in doc["pods"]}
+    assert status == {
+        "batch/job-1": "skipped",
+        "hung/slow": "error",
+        "istio-system/istio-ingressgateway-1": "ok",
+        "pay/api-0": "ok",
+        "shop/cart-0": "fail",
+        "shop/web-0": "error",
+        "shop/web-1": "ok",
+        "shop/web-9": "error",
+    }
+    reasons = {e["pod"]: e["reason"] for e in doc["pods"]}
+    assert reasons["web-0"].startswith("Error MCA0431 shop/web-0: reading the proxy's secret dump failed (1 attempt(s)): command terminated with non-zero exit code")
+    assert "stderr: Error: failed to get config dump: connection refused" in reasons["web-0"]
+    assert reasons["slow"].startswith("Error MCA0432 hung/slow: no secret dump within 1 s")
+    running = ["shop/web-0", "shop/web-1", "shop/cart-0", "pay/api-0", "istio-system/istio-ingressgateway-1", "hung/slow"]
+    assert sorted(log) == sorted(
+        [("GET", "/api/v1/namespaces"), ("GET", "/api/v1/pods"), ("GET", "/api/v1/namespaces/istio-system/secrets/cacerts")]
+        + [("GET", f"/api/v1/namespaces/{r.split('/')[0]}/pods/{r.split('/')[1]}/exec{EXEC}") for r in running]
+    )
+
+
+def test_exec_plugin_kubeconfig_uses_the_kubernetes_package(tmp_path, p):
+    """GKE's kubeconfigs get their token from an exec credential plugin (gke-gcloud-auth-plugin):
+    such a kubeconfig is the kubernetes package's to load; the check works the same."""
+    import yaml
+
+    root = standard_cluster(p).write(tmp_path / "cluster")
+    with KubeApiServer(root) as api:
+        plugin = tmp_path / "auth-plugin"
+        # client.authentication.k8s.io/v1 ExecCredential (k8s.io/client-go pkg/apis/clientauthentication/v1)
+        plugin.write_text(
+            "#!/bin/sh\n"
+            f"echo '{{\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", \"status\": {{\"token\": \"{api.token}\"}}}}'\n"
+        )
+        plugin.chmod(0o755)
+        doc = yaml.safe_load(Path(api.kubeconfig).read_text())
+        doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "interactiveMode": "Never"}}
+        kubeconfig = tmp_path / "exec.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(doc))
+        with KubeSource(str(kubeconfig)) as src:
+            assert src._transport() is None
+            result = run_check(src, CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,)))
+        assert result["ok"] is True and len(api.execs) == 2

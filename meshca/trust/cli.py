@@ -16,7 +16,12 @@ from ..certs import colon_fingerprint, short_fingerprint
 from ..errors import MeshcaError, split_line
 
 KINDS = ("root-cert", "workload-cert", "trust-domain", "root-of-trust")
-DEFAULT_CONCURRENCY = 16
+# Proxies read at once, by source (README.md, "Concurrency of meshca check"). kube: each read is one
+# exec stream, a long-running request kube-apiserver exempts from --max-requests-inflight and
+# API Priority and Fairness; 64 streams stay far below the kubelet's 1,000 pending streams per
+# node. istioctl: each read is a local istioctl process with its own port-forward, bound by
+# this machine's CPU.
+DEFAULT_CONCURRENCY = {"kube": 64, "istioctl": 16}
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
 
@@ -103,7 +108,12 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fleet-project", metavar="F", help="trust-domain: F of F.svc.id.goog")
     p.add_argument("--revision", action="append", dest="revisions", default=[], metavar="R", help="trust-domain: a revision whose ConfigMap istio-R must accept both domains (repeatable)")
     p.add_argument("--root-cert", metavar="FILE", help="root-of-trust: the root-cert.pem to compare with the cluster's live root")
-    p.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, help=f"proxies read at once (default {DEFAULT_CONCURRENCY})")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help=f"proxies read at once (default {DEFAULT_CONCURRENCY['kube']} exec streams with --source kube, {DEFAULT_CONCURRENCY['istioctl']} istioctl processes with --source istioctl)",
+    )
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="S", help=f"per-pod timeout in seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--retries", type=_retries, default=DEFAULT_RETRIES, help=f"re-reads of a proxy whose dump failed (default {DEFAULT_RETRIES})")
     p.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
@@ -152,6 +162,13 @@ def make_source(kind: str, source: str, kubeconfig: str | None, context: str | N
     return KubeSource(kubeconfig, context, pool_size=concurrency)
 
 
+def resolve_concurrency(args: argparse.Namespace) -> int:
+    """--concurrency, else the source's default."""
+    if args.concurrency is None:
+        args.concurrency = DEFAULT_CONCURRENCY[args.source]
+    return args.concurrency
+
+
 def build_request(args: argparse.Namespace):
     """The CheckRequest the flags describe (reference files loaded: bad ones are exit 2)."""
     from .runner import CheckRequest
@@ -172,7 +189,7 @@ def build_request(args: argparse.Namespace):
         meshca_roots=meshca,
         fleet_project=args.fleet_project,
         revisions=tuple(dict.fromkeys(args.revisions)),
-        concurrency=args.concurrency,
+        concurrency=resolve_concurrency(args),
         timeout=args.timeout,
         retries=args.retries,
     )
@@ -254,7 +271,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     request = build_request(args)
     require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
-    source = make_source(args.check, args.source, args.kubeconfig, args.context, args.concurrency)
+    source = make_source(args.check, args.source, args.kubeconfig, args.context, resolve_concurrency(args))
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:
         doc = run_check(source, request, progress=progress)
@@ -280,7 +297,7 @@ def _root_of_trust(args: argparse.Namespace) -> int:
 
     given = load_reference_file(args.root_cert, "--root-cert", "root-cert.pem")
     require_cluster_access(args.kubeconfig, args.context)  # MCA1001/MCA1002 before any tool runs
-    source = make_source("root-of-trust", args.source, args.kubeconfig, args.context, args.concurrency)
+    source = make_source("root-of-trust", args.source, args.kubeconfig, args.context, resolve_concurrency(args))
     try:
         doc = check_root_of_trust(source, given, path=args.root_cert, cluster=args.context or "(current context)")
     finally:

@@ -8,12 +8,25 @@ A cluster is a directory (env MESHCA_FAKE_CLUSTER), written by tests/fakes/trust
   dumps/NS/POD.err           instead: istioctl fails with this stderr, exit 1
   dumps/NS/POD.delay         extra seconds before answering (a hung proxy)
   dumps/NS/POD.failtimes     fail this many calls first (a flaky port-forward)
+  dumps/NS/POD.table         what ``istioctl proxy-config secret POD -n NS`` prints (the table)
   unreachable                kubectl answers like a dead API server
   forbidden                  kubectl refuses (Forbidden) every read of the resource named in it
   context                    the only --context that exists
 Every call is appended to env MESHCA_FAKE_LOG as one JSON line {"tool", "argv"}; env
 MESHCA_FAKE_DELAY adds a per-call delay (what a port-forward or an API round trip costs).
-Only the exact command lines meshca uses are understood; anything else fails loudly.
+Only the exact command lines meshca uses are understood, plus those Google's
+``migrate_ca check-root-cert`` makes (bench/check_bench.py runs it against these fakes; quoted
+from anthos-service-mesh-packages 1.10.6-asm.2+config1 scripts/ca-migration/migrate_ca):
+  istioctl                                                 (:17, a presence check: no cluster call, no delay)
+  kubectl version                                          (:27, a presence check that reaches the server)
+  kubectl get ns -o jsonpath={.items..metadata.name}       (:174)
+  kubectl get pod -o jsonpath={.items..metadata.name} -n NS            (:155)
+  kubectl get pod POD -n NS -o jsonpath=={.spec.containers.*.name}     (:158, sic: "=" is printed)
+  istioctl pc secret POD -n NS                             (:110, the table)
+  istioctl pc secret POD -n NS -o json                     (:43)
+kubectl's jsonpath prints the matches of a ``..``/``*`` expression separated by one space, with
+no trailing newline (k8s.io/client-go v0.30.14 util/jsonpath/jsonpath.go:146-193); text outside
+the braces, such as the second ``=``, is printed as is. Anything else fails loudly.
 """
 
 import os
@@ -88,6 +101,25 @@ def kubectl(root, rest):
         _fail(f'Error from server (Forbidden): {rest[1]} is forbidden: User "meshca" cannot list resource "{rest[1]}" in API group ""')
     if rest == ["get", "namespaces", "-o", "json"]:
         return _out(_read(os.path.join(root, "namespaces.json")))
+    if rest == ["version"]:
+        return _out("Client Version: v1.30.14\nKustomize Version: v5.0.4-0.20230601165947-6ce0bf390ce3\nServer Version: v1.30.14\n")
+    if rest == ["get", "ns", "-o", "jsonpath={.items..metadata.name}"]:
+        import json
+
+        return _out(" ".join(i["metadata"]["name"] for i in json.loads(_read(os.path.join(root, "namespaces.json")))["items"]))
+    if len(rest) == 6 and rest[:4] == ["get", "pod", "-o", "jsonpath={.items..metadata.name}"] and rest[4] == "-n":
+        import json
+
+        items = json.loads(_read(os.path.join(root, "pods.json")))["items"]
+        return _out(" ".join(p["metadata"]["name"] for p in items if p["metadata"]["namespace"] == rest[5]))
+    if len(rest) == 7 and rest[:2] == ["get", "pod"] and rest[3] == "-n" and rest[5:] == ["-o", "jsonpath=={.spec.containers.*.name}"]:
+        import json
+
+        items = json.loads(_read(os.path.join(root, "pods.json")))["items"]
+        pod = next((p for p in items if p["metadata"]["namespace"] == rest[4] and p["metadata"]["name"] == rest[2]), None)
+        if pod is None:
+            _fail(f'Error from server (NotFound): pods "{rest[2]}" not found')
+        return _out("=" + " ".join(c["name"] for c in (pod.get("spec") or {}).get("containers") or []))
     if rest == ["get", "pods", "-A", "-o", "json"]:
         return _out(_read(os.path.join(root, "pods.json")))
     if len(rest) == 6 and rest[:3] == ["get", "pods", "-n"] and rest[4:] == ["-o", "json"]:
@@ -106,7 +138,12 @@ def kubectl(root, rest):
 
 
 def istioctl(root, rest):
-    if len(rest) == 7 and rest[:2] == ["proxy-config", "secret"] and rest[3] == "-n" and rest[5:] == ["-o", "json"]:
+    if len(rest) == 5 and rest[:2] == ["pc", "secret"] and rest[3] == "-n":
+        table = os.path.join(root, "dumps", rest[4], rest[2] + ".table")
+        if not os.path.exists(table):
+            _fail(f"Error: the fake cluster has no secret table for {rest[2]}.{rest[4]}")
+        return _out(_read(table))
+    if len(rest) == 7 and rest[:2] in (["proxy-config", "secret"], ["pc", "secret"]) and rest[3] == "-n" and rest[5:] == ["-o", "json"]:
         pod, ns = rest[2], rest[4]
         base = os.path.join(root, "dumps", ns, pod)
         if os.path.exists(base + ".delay"):
@@ -128,6 +165,8 @@ def istioctl(root, rest):
 def main(tool):
     argv = sys.argv[1:]
     _log(tool, argv)
+    if tool == "istioctl" and not argv:
+        return _out("Istio configuration command line utility (meshca's fake)\n")  # help: no cluster call
     delay = float(os.environ.get("MESHCA_FAKE_DELAY") or 0)
     if delay:
         time.sleep(delay)
