@@ -293,10 +293,14 @@ def assert_table(rb: dict, name: str) -> None:
     assert not problems, f"live cluster after {name}:\n  " + "\n  ".join(problems)
 
 
-def up(rb: dict, what: str) -> list[dict]:
-    """preview + up (smoke.preview_and_up); returns the invocation-log records of both."""
+def up(rb: dict, what: str, preview: bool = True) -> list[dict]:
+    """preview + up (smoke.preview_and_up), or the up alone (the walk's transit positions, each
+    previewed in tests/e2e/test_route_history.py); returns the invocation-log records."""
     before = len(log_lines(rb))
-    smoke.preview_and_up(rb, what, {})
+    if preview:
+        smoke.preview_and_up(rb, what, {})
+    else:
+        smoke.pulumi(rb, f"pulumi up ({what})", "up", "--yes", "--policy-pack", "policy")
     return log_lines(rb)[before:]
 
 
@@ -381,13 +385,13 @@ def test_way_back_after_a6(rb):
 
 def test_walk_to_mesh_ca_batch_1(rb):
     position(rb, "distribute-root", on(REV1))
-    up(rb, "distribute-root all")
+    up(rb, "distribute-root all", preview=False)
     assert_table(rb, "distribute-root all")
     position(rb, "distribute-root-done", on(REV1))
-    up(rb, "distribute-root-done")
+    up(rb, "distribute-root-done", preview=False)
     assert_table(rb, "distribute-root-done")
     position(rb, "mesh-ca", on(REV2, BATCH_1, rest=REV1))
-    up(rb, "mesh-ca batch 1")
+    up(rb, "mesh-ca batch 1", preview=False)
     assert_table(rb, "mesh-ca batch 1")
 
 
