@@ -135,7 +135,8 @@ def kubectl(f: dict, ctx: str, *args: str, stdin: str | None = None):
 def seed(f: dict, ctx: str) -> None:
     objs = smoke.seed_objects(f["dir"], f["old_injector"]["url"], f["old_injector"]["caBundle"])
     keep = [o for o in objs if "ingressgateway" not in o["metadata"]["name"]
-            and o["metadata"].get("namespace", o["metadata"]["name"]) in ("istio-system", *NAMESPACES)]
+            and (o["kind"] == "MutatingWebhookConfiguration"
+                 or o["metadata"].get("namespace", o["metadata"]["name"]) in ("istio-system", *NAMESPACES))]
     base = [o for o in keep if o["kind"] != "Deployment" or o["metadata"]["namespace"] == "istio-system"]
     apps = [o for o in keep if o not in base]
     kubectl(f, ctx, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": base}))
