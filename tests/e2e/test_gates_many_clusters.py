@@ -240,7 +240,8 @@ def test_gate_step_of_six_clusters_polls_together(fleet):
     ratio = figures["six"]["gate"] / figures["one"]["gate"]
     line = (f"gate A3 (root-cert) step, {RTT:g} s per kubectl/istioctl call: 1 cluster {figures['one']['gate']:.1f} s "
             f"(up {figures['one']['up']:.1f} s, {sum(figures['one']['calls'].values())} calls), 6 clusters {figures['six']['gate']:.1f} s "
-            f"(up {figures['six']['up']:.1f} s, {sum(figures['six']['calls'].values())} calls): {ratio:.2f}x; load {open('/proc/loadavg').read().split()[0]}")
+            f"(up {figures['six']['up']:.1f} s, {sum(figures['six']['calls'].values())} calls): {ratio:.2f}x; load {open('/proc/loadavg').read().split()[0]}; "
+            f"calls per cluster {[figures[s]['calls'] for s in ('one', 'six')]}")
     print(f"\n[e2e] gates: {line}", file=sys.stderr)
     (fleet["root"] / "gates.txt").write_text(line + "\n")
     assert ratio < MAX_RATIO, f"6 clusters' gate step took {ratio:.2f}x one cluster's (serial would be 6x): {line}"
