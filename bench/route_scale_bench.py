@@ -20,7 +20,7 @@ what finished; ``--update-benchmarks`` writes BENCHMARKS.md's section "## The ro
 
 Usage (root, iproute2, ``make toolchain`` done):
     .venv/bin/python bench/route_scale_bench.py [--clusters 3] [--namespaces 300] [--out FILE] [--update-benchmarks]
-    .venv/bin/python bench/route_scale_bench.py --from-json FILE --update-benchmarks   (section only)
+    .venv/bin/python bench/route_scale_bench.py --from-json FILE [--from-json FILE...] --update-benchmarks   (section only)
 """
 
 from __future__ import annotations
@@ -264,35 +264,42 @@ def walk(args: argparse.Namespace) -> dict:
     return result
 
 
-def markdown(r: dict) -> str:
+def markdown(runs: list[dict]) -> str:
+    r0 = runs[0]
     lines = [
         SECTION, "",
-        f"`pulumi preview --policy-pack policy` and `pulumi up --yes --policy-pack policy` at each position of a "
-        f"{r['clusters']}-cluster x {r['namespaces']}-namespace stack (one Deployment per namespace, ONE batch per phase), "
-        "walked on the real engine (Pulumi CLI 3.274.1 in inline mode, pulumi-resource-kubernetes 4.25.0, the command "
-        "provider stand-in) against real kube-apiservers (loopback clusters, KWOK) with the stand-ins; the preview is the "
-        "one an operator runs before the `up` of that position, so it sees the history of every earlier position. "
-        "Resources are counted in the state after the `up` (`pulumi stack export`). "
-        f"Machine: {r['machine']}, shared with other work (load average per row); measured {r['date']}; one run.",
+        "`pulumi preview --policy-pack policy` and `pulumi up --yes --policy-pack policy` at each position of a "
+        "C-cluster x N-namespace stack (one Deployment per namespace, ONE batch per phase), walked on the real engine "
+        "(Pulumi CLI 3.274.1 in inline mode, pulumi-resource-kubernetes 4.25.0, the command provider stand-in) against "
+        "real kube-apiservers (loopback clusters, KWOK) with the stand-ins; the preview is the one an operator runs "
+        "before the `up` of that position, so it sees the history of every earlier position; the last row previews "
+        "the final position again with no change (the whole history). Resources are counted in the state after the "
+        "`up` (`pulumi stack export`). "
+        f"Machine: {r0['machine']}, shared with other work (load average when the row started); one run per size.",
         "",
-        "Command (writes this section; not in CI):",
+        "Command (writes this section; not in CI; root and `make toolchain` needed):",
         "",
         "```",
-        f".venv/bin/python bench/route_scale_bench.py --clusters {r['clusters']} --namespaces {r['namespaces']} --update-benchmarks",
+        ".venv/bin/python bench/route_scale_bench.py --clusters 3 --namespaces 300 --update-benchmarks",
         "```",
         "",
-        "| position | preview | up | resources after | of them Commands | load avg |",
-        "|---|---:|---:|---:|---:|---|",
     ]
-    for p in r["positions"]:
-        cell = lambda k, unit=" s": f"{p[k]}{unit}" if k in p else "—"  # noqa: E731
-        lines.append(f"| {p['position']} | {cell('preview')} | {cell('up')} | {cell('resources', '')} | {cell('commands', '')} | {p.get('load', '')} |")
-    lines.append("")
-    if r.get("clusterStart") is not None:
-        lines.append(f"Cluster start {r['clusterStart']} s; seeding {r.get('seed', '—')} s.")
-    if not r.get("done"):
-        lines.append(f"**The run did not finish**: {r.get('error', 'cut short')}. Rows without figures did not run.")
-    lines.append("")
+    for r in runs:
+        lines += [
+            f"**{r['clusters']} x {r['namespaces']}** (measured {r['date']}; `{r['command']}`)",
+            "",
+            "| position | preview | up | resources after | of them Commands | load avg |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for p in r["positions"]:
+            cell = lambda k, unit=" s": f"{p[k]}{unit}" if k in p else "—"  # noqa: E731
+            lines.append(f"| {p['position']} | {cell('preview')} | {cell('up')} | {cell('resources', '')} | {cell('commands', '')} | {p.get('load', '')} |")
+        lines.append("")
+        if r.get("clusterStart") is not None:
+            lines.append(f"Cluster start {r['clusterStart']} s; seeding {r.get('seed', '—')} s.")
+        if not r.get("done"):
+            lines.append(f"**The run did not finish**: {r.get('error', 'cut short at the deadline')}. Rows without figures did not run.")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -311,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", type=int, default=3)
     ap.add_argument("--namespaces", type=int, default=300)
     ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "meshca-route-scale.json"))
-    ap.add_argument("--from-json", help="only write the section from a saved run")
+    ap.add_argument("--from-json", action="append", default=[], help="only write the section from saved runs (repeatable: one table each)")
     ap.add_argument("--update-benchmarks", action="store_true")
     args = ap.parse_args(argv)
-    result = json.loads(Path(args.from_json).read_text()) if args.from_json else walk(args)
-    section = markdown(result)
+    runs = [json.loads(Path(p).read_text()) for p in args.from_json] if args.from_json else [walk(args)]
+    result = runs[-1]
+    section = markdown(runs)
     print(section)
     if args.update_benchmarks:
         update_section(ROOT / "BENCHMARKS.md", section)
