@@ -12,7 +12,7 @@ testinfra/bin/meshca-policy-pack running DIR (a pack directory needs the languag
 
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev init
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev preview [--policy-pack policy]
-    cd PROJECT && python -m testinfra.pulumi_inline --stack dev up [--policy-pack policy] [--skip-preview]
+    cd PROJECT && python -m testinfra.pulumi_inline --stack dev up [--policy-pack policy] [--skip-preview] [--replace URN]...
     cd PROJECT && python -m testinfra.pulumi_inline --stack dev destroy
 
 ``up`` is always ``pulumi up --yes --skip-preview`` here: the Automation API passes both flags
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=("init", "preview", "up", "destroy"))
     ap.add_argument("--policy-pack", action="append", default=[])
     ap.add_argument("--skip-preview", action="store_true", help="accepted: the Automation API's up always skips the preview")
+    ap.add_argument("--replace", action="append", default=[], help="URN to replace (pulumi up --replace URN); repeatable")
     args = ap.parse_args(argv)
 
     from pulumi import automation as auto
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "preview":
             stack.preview(policy_packs=packs or None, on_output=out, color="never")
         else:
-            stack.up(policy_packs=packs or None, on_output=out, color="never")
+            stack.up(policy_packs=packs or None, on_output=out, color="never", replace=args.replace or None)
     except auto.CommandError as exc:
         print(f"pulumi_inline: {args.command} failed:\n{exc}", file=sys.stderr, flush=True)
         return 1
