@@ -8,7 +8,8 @@ pods are injected by a 1.16 injector (testinfra/istio116_injector.py), so a pod'
 1.16 writes it (``sidecar.istio.io/status`` ``.revision``). Pulumi.csm116.yaml is used as shipped,
 except: every cluster's kubeconfig is the test's; asmcli is the stand-in (``./standins/asmcli``); gates
 read proxies through istioctl (the stand-in: no pilot-agent runs here) with short timeouts;
-``meshca:meshcaRoot`` is the stand-ins' test Mesh CA root (standins/README.md "Consequence for meshca's
+``meshca:istioctlPath`` is the istioctl stand-in (the asmcli stand-in links no istioctl into its
+output dir); ``meshca:meshcaRoot`` is the stand-ins' test Mesh CA root (standins/README.md "Consequence for meshca's
 gates"); ``meshca:batchSize`` 5, so each phase is one batch of all five namespaces.
 
 At each of the six positions, ``pulumi preview --policy-pack policy`` then ``pulumi up --yes
@@ -95,7 +96,7 @@ ROUTE = {
         "pods": {"ingest": "asm-11910-9-distribute-root", "etl": "asm-11910-9-distribute-root",
                  "warehouse": "asm-11910-9-distribute-root", "reporting": "asm-11910-9-distribute-root",
                  "ml-serving": "asm-11910-9-distribute-root"},
-        "gateway": ["asm-11910-9-distribute-root", "asm-1169-3"],
+        "gateway": ["asm-1169-3", "asm-11910-9-distribute-root"],
         "istiod": SVC_OLD,
         "tag": "asm-1169-3",
         "objects": {
@@ -362,7 +363,8 @@ def test_baseline(route):
     kit.check_position(route, CONTEXTS, "baseline (seeded)", ROUTE["baseline"])
 
     kit.edit_stack(route, STACK, kubeconfig=route["kubeconfig"], asmcliPath="./standins/asmcli", gateSource="istioctl",
-                   gateTimeoutSeconds=60, gatePollSeconds=2, restartTimeoutSeconds=120, meshcaRoot=route["meshca_root"], batchSize=5)
+                   gateTimeoutSeconds=60, gatePollSeconds=2, restartTimeoutSeconds=120, meshcaRoot=route["meshca_root"], batchSize=5,
+                   istioctlPath="./standins/istioctl")
     write_position(route, "baseline")
     kit.pulumi(route, STACK, "pulumi stack init", "stack", "init")
     kit.preview_and_up(route, STACK, "baseline")
