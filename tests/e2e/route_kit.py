@@ -185,6 +185,9 @@ def edit_stack(route: dict, stack: str, **keys) -> None:
         if key == "kubeconfig":
             for c in cfg["meshca:clusters"]:
                 c["kubeconfig"] = value
+        elif key == "keep_namespaces":  # drop every other namespace from meshca:namespaces
+            for ns in [n for n in cfg["meshca:namespaces"] if n not in value]:
+                del cfg["meshca:namespaces"][ns]
         elif key == "namespaces":
             for ns, rev in value.items():
                 if isinstance(cfg["meshca:namespaces"][ns], dict):
@@ -455,6 +458,20 @@ def print_timings(route: dict, title: str) -> None:
     lines += ["", "every command:"] + [f"  {what}: {dt:.1f} s" for what, dt in route["timings"]]
     (route["root"] / "timings.txt").write_text("\n".join(lines) + "\n")
     print(f"\n[e2e] {title} timings:\n  " + "\n  ".join(lines), file=sys.stderr)
+
+
+# Istio ships its CRDs (istio/istio 1.6.14 manifests/charts/base/files/crd-all.gen.yaml, 1.16.7
+# manifests/charts/base/crds/crd-all.gen.yaml): A5/B4's proof dry-runs an AuthorizationPolicy, which needs
+# the kind. Served as apiextensions v1 with the schema left open.
+AUTHZ_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "authorizationpolicies.security.istio.io", "labels": {"app": "istio-pilot", "istio": "security", "release": "istio"}},
+    "spec": {"group": "security.istio.io", "scope": "Namespaced",
+             "names": {"kind": "AuthorizationPolicy", "listKind": "AuthorizationPolicyList", "plural": "authorizationpolicies",
+                       "singular": "authorizationpolicy", "categories": ["istio-io", "security-istio-io"]},
+             "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
 
 
 def b64(path: Path) -> str:

@@ -225,15 +225,7 @@ MOVES = {
 #   sidecar.istio.io/inject: "true", container istio-proxy with image: auto).
 # ---------------------------------------------------------------------------------------------
 OLD_REV = "asm-1169-3"
-AUTHZ_CRD = {  # istio/istio 1.16.7 manifests/charts/base/crds/crd-all.gen.yaml (reduced to an open schema)
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "authorizationpolicies.security.istio.io", "labels": {"app": "istio-pilot", "istio": "security", "release": "istio"}},
-    "spec": {"group": "security.istio.io", "scope": "Namespaced",
-             "names": {"kind": "AuthorizationPolicy", "listKind": "AuthorizationPolicyList", "plural": "authorizationpolicies",
-                       "singular": "authorizationpolicy", "categories": ["istio-io", "security-istio-io"]},
-             "versions": [{"name": "v1beta1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
+AUTHZ_CRD = kit.AUTHZ_CRD
 IOP_CRD = {  # the base chart's istiooperators.install.istio.io (open schema)
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
     "metadata": {"name": "istiooperators.install.istio.io", "labels": {"release": "istio"}},
