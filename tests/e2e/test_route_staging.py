@@ -24,7 +24,10 @@ with short timeouts; ``meshca:meshcaRoot`` is the stand-ins' test Mesh CA root.
 Environments, on the real CLI (at baseline, each on ``pulumi preview --policy-pack policy`` AND ``pulumi
 up --skip-preview``, the invocation log, the live clusters and the stack's state showing nothing
 applied): staging at ``distribute-root`` while dev is at ``baseline`` (MCA0721: a stack running ahead
-of its upstream registers nothing); ``meshca:upstreamStack: acme/meshca/dev`` (MCA0719: the file
+of its upstream registers no step: no Command, dynamic resource or Kubernetes object, the guard's state
+and the stack's outputs unchanged; measured: the refused ``up`` still records the position's
+component resources, MeshcaStack's new inputs and the ``upstream`` StackReference, none of which runs
+anything); ``meshca:upstreamStack: acme/meshca/dev`` (MCA0719: the file
 backend's only organization is ``organization``, pulumi/pulumi pkg/backend/diy/store.go:168-174);
 ``meshca:upstreamStack: dev`` (MCA0159: not ORG/PROJECT/STACK). Codes: meshca/messages.yaml.
 """
