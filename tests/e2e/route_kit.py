@@ -89,7 +89,8 @@ def state_resources(route: dict, stack: str) -> dict:
         if typ == "pulumi:pulumi:Stack":
             out[r["urn"]] = r.get("outputs")
         elif r.get("custom") and not typ.startswith("pulumi:providers:") and typ != "pulumi:pulumi:StackReference":
-            out[r["urn"]] = r.get("outputs")
+            # a dynamic resource's __provider is a secret: its ciphertext changes at every save
+            out[r["urn"]] = {k: v for k, v in (r.get("outputs") or {}).items() if k != "__provider"}
     return out
 
 
