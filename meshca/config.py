@@ -67,9 +67,10 @@ SIMPLE_KEYS: dict[str, tuple[str, Any]] = {
     "istioctlPath": ("str", ""),
     "customOverlays": ("list[str]", []),
     "extraOptions": ("list[str]", []),
-    # No default here or in Pulumi.yaml: the engine merges project defaults into every stack's
-    # config, so a declared default would look set beside meshca:batches (MCA1000). The
-    # program applies BATCH_SIZE_DEFAULT when neither key is set.
+    # Not declared in Pulumi.yaml: the engine merges project defaults into every stack's config,
+    # so a declared default would look set beside meshca:batches (MCA1000), and it requires a
+    # declared key without a default in every stack (pulumi pkg/workspace/config.go:295-324).
+    # The program applies BATCH_SIZE_DEFAULT when neither key is set.
     "batchSize": ("int", None),
     "prerequisites": ("str", "asmcli"),
     "gateSource": ("str", "kube"),
