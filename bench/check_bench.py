@@ -422,7 +422,7 @@ def markdown(results: list[dict], command: str, how: str, pinned: str) -> str:
         f"`meshca check root-cert` against Google's `migrate_ca check-root-cert`, every cluster call or API request costing {d * 1000:.0f} ms,",
         "on a generated cluster (10 namespaces; every 10th pod trusts only the Citadel root), all in one run of the command below.",
         f"migrate_ca: {how}. {pinned}; the newest tag that has it is {MIGRATE_CA_TAG}, whose",
-        "`check-root-cert` is what procedure.md's phase A gate quotes. It is run by bash with the real gawk, jq and openssl and the",
+        "`check-root-cert` is what the guide's phase A gate quotes (docs/route.md). It is run by bash with the real gawk, jq and openssl and the",
         f"fake `kubectl`/`istioctl` (tests/fakes/bin) sleeping {d * 1000:.0f} ms per call; its call count is checked against the transcription",
         "(`migrate_ca_calls` in the bench, with line citations), whose per-call sum is the estimate column.",
         f"meshca (kube) is the default source with its default {KUBE_CONCURRENCY} exec streams against the loopback HTTPS API server",
