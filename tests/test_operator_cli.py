@@ -126,7 +126,7 @@ def test_discover_past_baseline_writes_the_live_position_and_the_ca(project, mon
     # meshca plan accepts it, at position 2 of 11
     code, out, err = run(capsys, "plan", "--config", "Pulumi.found.yaml")
     assert code == 0, err
-    assert out.splitlines()[1].startswith("position 2 of 11: distribute-root: batch 1/3")
+    assert out.splitlines()[1].startswith("position 2 distribute-root:1 (of 0..11): distribute-root: batch 1/3")
     assert load_stack_file(project / "Pulumi.found.yaml").phase == "distribute-root"
 
 

@@ -129,7 +129,7 @@ def test_discover_at_baseline_writes_a_stack_plan_accepts(ops):
     assert (ops["dir"] / "certs-live" / "root-cert.pem").read_bytes() == ops["ca_cert"]
     assert (ops["dir"] / "certs-live" / "ca-key.pem").read_bytes() == ops["ca_key"]
     plan = meshca(ops, "plan (discovered, baseline)", "plan", "--stack", "ops")
-    assert plan.stdout.splitlines()[1].startswith("position 0 of 11: baseline")
+    assert plan.stdout.splitlines()[1].startswith("position 0 baseline (of 0..11): baseline")
 
 
 def test_doctor_passes_and_names_an_unmanaged_namespace(ops):
@@ -188,7 +188,7 @@ def test_discover_past_baseline(ops):
     assert past and past[0].startswith("Info MCA1031 Pulumi.ops2.yaml: the live mesh is at position 2 "), proc.stderr
     assert (ops["dir"] / "certs-2" / "root-cert.pem").read_bytes() == ops["ca_cert"]  # cacerts now, the same CA
     plan = meshca(ops, "plan (discovered, batch 1)", "plan", "--stack", "ops2")
-    assert plan.stdout.splitlines()[1].startswith("position 2 of 11: distribute-root: batch 1/3")
+    assert plan.stdout.splitlines()[1].startswith("position 2 distribute-root:1 (of 0..11): distribute-root: batch 1/3")
     status = meshca(ops, "status (in sync)", "status", "--stack", "ops2", "--json")
     c = json.loads(status.stdout)["clusters"][0]
     assert (c["live"]["index"], c["stack"]["index"], c["inSync"]) == (2, 2, True)
