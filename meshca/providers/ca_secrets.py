@@ -19,6 +19,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 
 from ..errors import MeshcaError
 from ..pki import write_private
+from meshca.providers.failure import one_line
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN
 
@@ -124,6 +125,7 @@ class CaSecretBackupProvider(ResourceProvider):
             failures.append(CheckFailure("argv", "argv must be the plan's `kubectl ... get secret/NAME -n istio-system -o yaml`"))
         return CheckResult(news, failures)
 
+    @one_line
     def create(self, props: dict[str, Any]) -> CreateResult:
         path = resolve(props, props["file"])
         doc = read_live_secret(props["argv"], props.get("kubeconfig") or "")
@@ -166,9 +168,11 @@ class CaSecretBackupProvider(ResourceProvider):
         # (issue 9 finding 8): the update keeps every output.
         return _diff(olds, news, ("cluster", "secret"), ("file", "argv", "projectDir", "kubeconfig"))
 
+    @one_line
     def update(self, _id: str, olds: dict, news: dict) -> UpdateResult:
         return UpdateResult(_keep(olds, news, ("argv", "projectDir", "kubeconfig")))
 
+    @one_line
     def delete(self, _id: str, props: dict) -> None:
         # The backup outlives the resource: it is the only copy of the old CA once C2 ran.
         return None
@@ -195,6 +199,7 @@ class CaSecretDeletionProvider(ResourceProvider):
             failures.append(CheckFailure("argv", "argv must be the plan's `kubectl ... delete secret cacerts istio-ca-secret -n istio-system`"))
         return CheckResult(news, failures)
 
+    @one_line
     def create(self, props: dict[str, Any]) -> CreateResult:
         verified = []
         for backup in props["backups"]:
@@ -223,9 +228,11 @@ class CaSecretDeletionProvider(ResourceProvider):
         # only another cluster is another deletion.
         return _diff(olds, news, ("cluster",), ("argv", "backups", "projectDir", "kubeconfig"))
 
+    @one_line
     def update(self, _id: str, olds: dict, news: dict) -> UpdateResult:
         return UpdateResult(_keep(olds, news, ("argv", "backups", "projectDir", "kubeconfig")))
 
+    @one_line
     def delete(self, _id: str, props: dict) -> None:
         # Deleting this resource (destroy, rollback of the program) never restores or
         # re-deletes anything: restoring the old CA is a deliberate `kubectl apply -f BACKUP`.

@@ -31,6 +31,7 @@ from pulumi.runtime import rpc
 
 from .. import transitions
 from ..errors import MeshcaError
+from meshca.providers.failure import one_line
 
 # Inputs the guard judges (camelCase, as the engine passes them).
 INPUTS = ("stack", "useCase", "phase", "rollback", "namespaces", "namespaceDigest", "revisions", "evidence", "clusters", "identity")
@@ -103,15 +104,18 @@ class PhaseGuardProvider(ResourceProvider):
         outs["transition"] = transitions.describe(guard_inputs(olds), guard_inputs(news))
         return outs
 
+    @one_line
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._accept({}, props)
         return CreateResult(f"{props.get('stack', 'stack')}-phase-guard", outs)
 
+    @one_line
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(self._accept(olds, news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, props)
 
+    @one_line
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from meshca.providers.failure import one_line
 
 PROVIDER_KEY = "__provider"
 GATE_CHECKS = ("root-of-trust", "root-cert", "workload-cert", "trust-domain")
@@ -392,11 +393,13 @@ class TrustGateProvider(ResourceProvider):
         # delete-before-replace would make the engine consider replacing everything after it.
         return DiffResult(changes=bool(changed), replaces=changed, stables=[] if changed else list(OUTPUTS), delete_before_replace=False)
 
+    @one_line
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = run_gang(props)
         gate_id = f"{props.get('cluster')}/{props.get('gateId')}/{uuid.uuid4().hex[:12]}"
         return CreateResult(gate_id, outs)
 
+    @one_line
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # diff replaces on every input change, so this only runs if the engine forces it: re-check.
         return UpdateResult(run_gate(news))
@@ -404,5 +407,6 @@ class TrustGateProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, props)
 
+    @one_line
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         return None  # a gate is evidence, not an object: nothing to remove
