@@ -52,6 +52,17 @@ def meshca_up(route, what: str, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def live_status(route) -> dict:
+    """`meshca status --stack dev --json` of the module's cluster: {live index, stack index, inSync, codes}."""
+    argv = [str(route["dir"] / ".venv" / "bin" / "meshca"), "status", "--stack", smoke.STACK, "--json"]
+    proc = smoke.run("meshca status --json", argv, route["env"], route["dir"], route["logs"], timeout=300, check=False)
+    assert proc.returncode in (0, 1), f"meshca status failed:\n{proc.stdout}\n{proc.stderr}"
+    doc = json.loads(proc.stdout)
+    (cluster,) = doc["clusters"]
+    return {"live": cluster["live"]["index"], "stack": cluster["stack"]["index"], "inSync": cluster["inSync"], "ok": doc["ok"],
+            "exit": proc.returncode, "text": proc.stdout}
+
+
 def stack_phase(route) -> tuple[str, dict]:
     from ruamel.yaml import YAML
 
@@ -106,6 +117,10 @@ def test_up_refused_at_preview_restores_the_file(route):
     # The stack file is back at the last applied position (5: every namespace on REV1, phase distribute-root).
     phase, namespaces = stack_phase(route)
     assert phase == "distribute-root" and set(namespaces.values()) == {smoke.REV1}
+    # meshca status reads the same position off the live cluster (the route's index, baseline = 0):
+    # 5 = distribute-root with every namespace moved (docs/route.md), in sync with the file.
+    st = live_status(route)
+    assert (st["live"], st["stack"], st["inSync"], st["exit"]) == (5, 5, True, 0), st["text"]
 
 
 def test_up_resumes_and_stops_at_the_stray_label(route):
@@ -121,6 +136,11 @@ def test_up_resumes_and_stops_at_the_stray_label(route):
     # The file stays at the failed position, so rerunning resumes there.
     phase, namespaces = stack_phase(route)
     assert phase == "distribute-root-done" and set(namespaces.values()) == {smoke.REV1}
+    # The file says 6, the cluster is still at 5 (A5 stopped at its first check: the old control
+    # plane, the default tag and the old gateway are as they were): status reports the live one and
+    # the mismatch, exit 1.
+    st = live_status(route)
+    assert (st["live"], st["stack"], st["inSync"], st["exit"]) == (5, 6, False, 1), st["text"]
 
 
 def test_up_resumes_after_the_fix_and_reaches_old_root_removed(route):
@@ -135,6 +155,8 @@ def test_up_resumes_after_the_fix_and_reaches_old_root_removed(route):
     print(f"[e2e] resumed walk 6 -> 13: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     phase, namespaces = stack_phase(route)
     assert phase == "old-root-removed" and set(namespaces.values()) == {REV2}
+    st = live_status(route)
+    assert (st["live"], st["stack"], st["inSync"]) == (13, 13, True), st["text"]
     labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in smoke.kubectl_json(env, "get", "namespaces")["items"]}
     pods = smoke.kubectl_json(env, "get", "pods", "--all-namespaces")["items"]
     problems = []
