@@ -108,10 +108,15 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer`` names and cryptographically signed ``cert``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _signed_by(cert, issuer)
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``signed_by`` for a caller that already silenced warnings (one catch per path, not per link)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cert.verify_directly_issued_by(issuer)
+        cert.verify_directly_issued_by(issuer)
         return True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
@@ -142,6 +147,16 @@ def verify_path(
     ``roots`` by fingerprint (``openssl verify -trusted ROOT -untrusted CHAIN LEAF`` without
     the time checks, which callers make separately).
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _verify_path(leaf, intermediates, roots)
+
+
+def _verify_path(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+) -> list[x509.Certificate] | None:
     trusted = {fingerprint(r) for r in roots}
     path = [leaf]
     used = {fingerprint(leaf)}
@@ -149,10 +164,10 @@ def verify_path(
     while True:
         if fingerprint(current) in trusted:
             return path
-        issuer = next((r for r in roots if signed_by(current, r)), None)
+        issuer = next((r for r in roots if _signed_by(current, r)), None)
         if issuer is not None:
             return path + [issuer]
-        nxt = next((c for c in intermediates if fingerprint(c) not in used and signed_by(current, c)), None)
+        nxt = next((c for c in intermediates if fingerprint(c) not in used and _signed_by(current, c)), None)
         if nxt is None:
             return None
         used.add(fingerprint(nxt))
