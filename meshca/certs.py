@@ -115,6 +115,10 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """``signed_by`` for a caller that already silenced warnings (one catch per path, not per link)."""
+    if cert.issuer != issuer.subject:
+        # verify_directly_issued_by refuses a different issuer name before any signature check
+        # (ValueError); equal DER names are equal Names, so this only answers that refusal sooner.
+        return False
     try:
         cert.verify_directly_issued_by(issuer)
         return True
