@@ -108,19 +108,16 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer`` names and cryptographically signed ``cert``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _signed_by(cert, issuer)
-
-
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """``signed_by`` for a caller that already silenced warnings (one catch per path, not per link)."""
-    if cert.issuer != issuer.subject:
-        # verify_directly_issued_by refuses a different issuer name before any signature check
-        # (ValueError); equal DER names are equal Names, so this only answers that refusal sooner.
-        return False
     try:
-        cert.verify_directly_issued_by(issuer)
+        # Warnings silenced around this one link only: catch_warnings swaps process-wide state,
+        # so a longer window races with the check runner's other threads.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # also Name's (e.g. a CN over 64 characters)
+            if cert.issuer != issuer.subject:
+                # verify_directly_issued_by refuses a different issuer name before any signature
+                # check (ValueError); equal DER names are equal Names, so this answers it sooner.
+                return False
+            cert.verify_directly_issued_by(issuer)
         return True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
@@ -151,16 +148,6 @@ def verify_path(
     ``roots`` by fingerprint (``openssl verify -trusted ROOT -untrusted CHAIN LEAF`` without
     the time checks, which callers make separately).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _verify_path(leaf, intermediates, roots)
-
-
-def _verify_path(
-    leaf: x509.Certificate,
-    intermediates: Sequence[x509.Certificate],
-    roots: Sequence[x509.Certificate],
-) -> list[x509.Certificate] | None:
     trusted = {fingerprint(r) for r in roots}
     path = [leaf]
     used = {fingerprint(leaf)}
@@ -168,10 +155,10 @@ def _verify_path(
     while True:
         if fingerprint(current) in trusted:
             return path
-        issuer = next((r for r in roots if _signed_by(current, r)), None)
+        issuer = next((r for r in roots if signed_by(current, r)), None)
         if issuer is not None:
             return path + [issuer]
-        nxt = next((c for c in intermediates if fingerprint(c) not in used and _signed_by(current, c)), None)
+        nxt = next((c for c in intermediates if fingerprint(c) not in used and signed_by(current, c)), None)
         if nxt is None:
             return None
         used.add(fingerprint(nxt))
