@@ -12,6 +12,7 @@ Validation collects every problem and raises ``MeshcaErrors`` (one coded line ea
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -213,8 +214,19 @@ class StackConfig:
     def namespace_map(self) -> dict[str, str]:
         return {n.name: n.revision for n in self.namespaces}
 
+    @functools.cached_property
+    def _namespace_index(self) -> dict[str, Namespace]:
+        # Kept in the instance's __dict__ (not a field): equality, replace() and repr ignore it.
+        index: dict[str, Namespace] = {}
+        for n in self.namespaces:
+            index.setdefault(n.name, n)  # the first of a name, as the scan found it
+        return index
+
     def namespace(self, name: str) -> Namespace:
-        return next(n for n in self.namespaces if n.name == name)
+        try:
+            return self._namespace_index[name]
+        except KeyError:
+            raise StopIteration from None  # what the scan raised for an unknown name
 
     def at(self, phase: str, rollback: bool, namespace_map: Mapping[str, str]) -> "StackConfig":
         """The same stack at another position (what the user would write in the stack file)."""

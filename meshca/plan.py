@@ -47,6 +47,10 @@ CACERTS_UNKNOWN = "unknown"
 def _freeze(value: Any) -> Any:
     if isinstance(value, (str, int, float, type(None))):  # the common case, before the (slow) ABC check
         return value
+    if type(value) is dict:  # plain containers before the ABC checks, same result
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if type(value) is list:
+        return tuple(_freeze(v) for v in value)
     if isinstance(value, Mapping):
         return MappingProxyType({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, list):
@@ -842,7 +846,8 @@ class _ClusterRoute:
         """Namespaces moved in ``phase``: all of them once the stack is past it."""
         if self.reached > PHASES.index(phase):
             return list(self.names)
-        return [n for n in self.names if self.c.namespace_map[n] == revision]
+        namespace_map = self.c.namespace_map  # built once, not once per namespace
+        return [n for n in self.names if namespace_map[n] == revision]
 
     def rolling_back(self, phase: str) -> bool:
         return self.c.phase == phase and self.c.rollback

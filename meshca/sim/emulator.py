@@ -1067,8 +1067,9 @@ class Emulator:
             return fail(MeshcaError("IstiodMissing", f"{SYSTEM_NS}/{name}", name=name, revision=revision, reason=reason).line(), 2)
         if not cluster.istiods[revision].ready:
             return fail(MeshcaError("IstiodNotReady", f"{SYSTEM_NS}/{name}", name=name, ready=0).line(), 2)
-        workloads = sorted((w for w in cluster.workloads.values() if w.namespace == namespace and w.kind in WORKLOAD_KINDS), key=lambda w: (w.kind, w.name))
-        everything = sorted((w for w in cluster.workloads.values() if w.namespace == namespace), key=lambda w: (w.kind, w.name))
+        # The namespace's workloads from the cluster's index, not a scan of every workload.
+        everything = sorted(cluster.in_namespace(namespace), key=lambda w: (w.kind, w.name))
+        workloads = [w for w in everything if w.kind in WORKLOAD_KINDS]
         pods = [pod_json(cluster, p) for w in everything for p in w.pods]
         todo, orphans = plan_restart([workload_json(w) for w in workloads], pods, revision)
         out = []

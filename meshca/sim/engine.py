@@ -258,6 +258,7 @@ class Rehearsal:
         self.applied: list[Step] = []
         self._hook_fired: dict[int, int] = {}
         self._final_plan: planmod.Plan | None = None
+        self._last_plan: tuple[object, tuple, planmod.Plan] | None = None
         self.gate_checks = 0
         self.timing = {"gates": 0.0, "judging": 0.0, "handshakes": 0.0}  # seconds, for stats only
         self.scratch: dict[str, Any] = {}  # state a scenario's hooks keep during one rehearsal
@@ -310,8 +311,17 @@ class Rehearsal:
 
     def final_plan(self) -> planmod.Plan:
         if self._final_plan is None:
-            self._final_plan = planmod.plan_at(self.config, self.points[-1].position, cacerts=self._facts_or_none())
+            self._final_plan = self._plan_at(self.points[-1].position, self._facts_or_none())
         return self._final_plan
+
+    def _plan_at(self, position: planmod.Position, facts: dict[str, str] | None) -> planmod.Plan:
+        """``plan.plan_at`` (pure: the same config, position and cacerts facts give the same plan),
+        built once when asked again in a row (the last point's plan for the final plan, a rerun)."""
+        key = (position, None if facts is None else tuple(sorted(facts.items())))
+        last = self._last_plan
+        if last is None or last[0] is not self.config or last[1] != key:
+            last = self._last_plan = (self.config, key, planmod.plan_at(self.config, position, cacerts=facts))
+        return last[2]
 
     # -- the walk ------------------------------------------------------------------------------
 
@@ -356,7 +366,7 @@ class Rehearsal:
                 self._stopped_point = k
                 self._stop_with(point, "preview", f"probe cacerts and plan {point.position.phase}", exc)
                 return
-            plan = planmod.plan_at(self.config, point.position, cacerts=facts)
+            plan = self._plan_at(point.position, facts)
             for cp in plan.clusters:
                 name = cp.cluster.name
                 before = self._state.get(name, {})

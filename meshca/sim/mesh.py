@@ -178,6 +178,7 @@ class Pod:
     problem: str = ""  # why the proxy has no usable certificate
     injector: str = ""  # Istiod.version of the revision that injected it (how pod_json records the revision)
     listed: dict | None = field(default=None, repr=False, compare=False)  # source.pod_json as a list returns it, once
+    watched: tuple[float, int] | None = field(default=None, repr=False, compare=False)  # its newest pending (minute, ticket) in Cluster._due
 
     @property
     def meshed(self) -> bool:
@@ -272,7 +273,9 @@ class Cluster:
 
     def _watch(self, pod: Pod, when: float | None = None) -> None:
         """A proxy connected or certified now: it may rotate at half-life from its issue time."""
-        heapq.heappush(self._due, (pod.issued_at + self._ttl() / 2 if when is None else when, next(self._ticket), pod))
+        entry = (pod.issued_at + self._ttl() / 2 if when is None else when, next(self._ticket), pod)
+        pod.watched = entry[:2]
+        heapq.heappush(self._due, entry)
 
     def istiod_by_deployment(self, name: str) -> Istiod | None:
         return next((i for i in self.istiods.values() if i.deployment == name), None)
@@ -631,7 +634,9 @@ class Cluster:
             return
         seen: dict[int, tuple[tuple[int, int], Pod]] = {}
         while self._due and self._due[0][0] <= now:
-            _, _, pod = heapq.heappop(self._due)
+            minute, ticket, pod = heapq.heappop(self._due)
+            if pod.watched == (minute, ticket):
+                pod.watched = None  # no longer pending
             w = pod.workload
             if id(pod) in seen or self.workloads.get(w.key) is not w:
                 continue
@@ -641,7 +646,9 @@ class Cluster:
         for _, pod in sorted(seen.values(), key=lambda item: item[0]):
             self._advance_pod(pod, ttl_minutes)
             due = self._next_due(pod, ttl_minutes)
-            if due != float("inf"):
+            # Not again when an entry for that very minute is still pending (the rotation's own
+            # _certify just made it): a second one would only be popped and skipped with it.
+            if due != float("inf") and (pod.watched is None or pod.watched[0] != due):
                 self._watch(pod, due)
 
     def _advance_pod(self, pod: Pod, ttl_minutes: float) -> None:

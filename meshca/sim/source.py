@@ -143,6 +143,8 @@ def _listed_json(cluster: Cluster, pod: Pod) -> dict:
 class SimSource:
     """A ProxySource over one simulated cluster."""
 
+    in_process = True  # answers from memory: the check runner calls it on its own thread, in order
+
     def __init__(self, cluster: Cluster, style: str = "snake") -> None:
         self.cluster = cluster
         self.style = style

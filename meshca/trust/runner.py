@@ -20,7 +20,7 @@ import datetime as dt
 import inspect
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -211,6 +211,19 @@ def _fail(entry: dict, err: MeshcaError, status: str = "fail") -> None:
     entry["_short"] = _short(err)
 
 
+
+class _InlinePool:
+    """The executor interface, run at once on the calling thread (in-process sources)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # kept for .result(), as a pool would
+            fut.set_exception(exc)
+        return fut
+
+
 class _Run:
     def __init__(self, source: ProxySource, request: CheckRequest, progress) -> None:
         self.source = source
@@ -342,6 +355,10 @@ class _Run:
             except ValueError as exc:
                 raise MeshcaError("UsageError", "--retiring-selector", problem=f"{ns}/{sel}: {exc}", usage="--retiring-selector NS/key=value[,key=value]") from None
 
+        # A source that answers from this process's memory (the rehearsal's simulated cluster)
+        # gains nothing from threads: every call then runs in turn, in order, on this thread.
+        if getattr(self.source, "in_process", False):
+            return self._run(_InlinePool(), selectors)
         # One pool bounds every call to the cluster (--concurrency 1 really is one at a time).
         # The cluster-wide reads are independent, so they run side by side, then the proxies.
         pool = ThreadPoolExecutor(max_workers=req.concurrency, thread_name_prefix="meshca-check")
@@ -428,7 +445,7 @@ class _Run:
         total = len(todo)
         done = 0
         futures = [pool.submit(self._inspect, pod, entry) for pod, entry in todo]
-        for fut in as_completed(futures):
+        for fut in futures if isinstance(pool, _InlinePool) else as_completed(futures):
             result = fut.result()  # re-raises a whole-check MeshcaError
             done += 1
             if self.progress is not None:
