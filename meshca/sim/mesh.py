@@ -1,6 +1,6 @@
 """The simulated mesh: clusters, istiod revisions, namespaces, workloads and their proxies.
 
-It follows /work/shared/docs/trust-model.md. Known rules are how the code works; every
+It follows the trust model docs/rehearsal.md states ("The model's assumptions"). Known rules are how the code works; every
 inferred rule reads a switch (``switches.py``). In short:
 
 - istiod's own CA is read when istiod (re)starts: ``cacerts`` (the four canonical keys), else
