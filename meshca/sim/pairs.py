@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 
 from .mesh import SYSTEM_NS, Mesh
 from .tls import ProxyState
-from .traffic import MODES, Ref, TrafficGraph, TrafficSpec, ref_name
+from .traffic import MODES, Ref, TrafficGraph, TrafficSpec, ref_name, workload_refs
 
 NO_SIDECAR = ProxyState(None, (), "", (), "no sidecar")
 Verdict = tuple[bool, str]
@@ -280,14 +280,7 @@ class PairBook:
 
     def _build(self, mesh: Mesh) -> None:
         """The pair list's structure (after a workload was added or deleted), then every count."""
-        apps: list[Ref] = []
-        gateways: list[Ref] = []
-        for c in mesh.clusters.values():
-            for (ns, name), w in c.workloads.items():
-                if w.gateway:
-                    gateways.append((c.name, ns, name))
-                elif ns in self.app_namespaces:
-                    apps.append((c.name, ns, name))
+        apps, gateways = workload_refs(mesh, self.app_namespaces)
         if not self.structured:
             self.edges = self.graph._build(apps, sorted(gateways))
             self.out_edges: dict[Ref, list[Ref]] = {}

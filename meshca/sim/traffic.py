@@ -88,6 +88,19 @@ def ref_name(ref: Ref) -> str:
     return "/".join(ref)
 
 
+def workload_refs(mesh: Mesh, app_namespaces) -> tuple[list[Ref], list[Ref]]:
+    """The mesh's application workloads (in ``app_namespaces``) and its gateways, in mesh order."""
+    apps: list[Ref] = []
+    gateways: list[Ref] = []
+    for c in mesh.clusters.values():
+        for (ns, name), w in c.workloads.items():
+            if w.gateway:
+                gateways.append((c.name, ns, name))
+            elif ns in app_namespaces:
+                apps.append((c.name, ns, name))
+    return apps, gateways
+
+
 @dataclass
 class TrafficGraph:
     spec: TrafficSpec
@@ -96,14 +109,7 @@ class TrafficGraph:
     _edges: list[tuple[Ref, Ref]] = field(default_factory=list)
 
     def edges(self, mesh: Mesh) -> list[tuple[Ref, Ref]]:
-        apps: list[Ref] = []
-        gateways: list[Ref] = []
-        for c in mesh.clusters.values():
-            for (ns, name), w in c.workloads.items():
-                if w.gateway:
-                    gateways.append((c.name, ns, name))
-                elif ns in self.app_namespaces:
-                    apps.append((c.name, ns, name))
+        apps, gateways = workload_refs(mesh, self.app_namespaces)
         key = frozenset(apps) | frozenset(gateways)
         if key == self._key and self._edges:
             return self._edges
