@@ -29,6 +29,8 @@ import sys
 import yaml
 
 from .errors import MeshcaError, MeshcaErrors
+from .injection import has_proxy
+from .injection import injected_revision as _injected_revision
 from .kubeaccess import require_cluster_access
 from .restart import Kubectl
 
@@ -88,19 +90,12 @@ def check_validation(kube) -> list[MeshcaError]:
 
 
 def injected_revision(pod: dict) -> str | None:
-    """The revision that injected a pod: 1.19 annotation ``istio.io/rev``, else the
-    ``sidecar.istio.io/status`` ``revision``; None without an istio-proxy."""
-    spec = pod.get("spec") or {}
-    names = [c.get("name") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])]
-    if "istio-proxy" not in names:
+    """The revision that injected a pod, as the trust gates read it: the one reader
+    (meshca/injection.py), with a proxy that carries no record of its injector counted as the
+    default revision; None without an istio-proxy."""
+    if not has_proxy(pod):
         return None
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    if annotations.get("istio.io/rev"):
-        return annotations["istio.io/rev"]
-    try:
-        return json.loads(annotations.get("sidecar.istio.io/status") or "{}").get("revision") or "default"
-    except (ValueError, AttributeError):
-        return "default"
+    return _injected_revision(pod) or "default"
 
 
 def check_injection(kube, revision: str) -> list[MeshcaError]:

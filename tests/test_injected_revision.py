@@ -124,3 +124,21 @@ def test_restart_restarts_a_workload_injected_by_another_revision(the_pod, other
 )
 def test_gates_report_the_revision_that_injected_the_pod(the_pod, revision):
     assert gate_revision(the_pod) == revision
+
+
+@pytest.mark.parametrize("the_pod, revision", CASES)
+def test_webhook_probe_and_gateway_cutover_read_the_same_revision(the_pod, revision):
+    # meshca/webhooks.py (the default tag's dry-run probe) and meshca/gateway.py (which pods serve a
+    # gateway) once kept a reader of their own that knew only the 1.19 annotation and the status
+    # field: a 1.6 pod of a named revision read as "default" there.
+    from meshca.webhooks import injected_revision as webhook_revision
+
+    assert webhook_revision(the_pod) == revision
+
+
+def test_webhook_probe_without_a_sidecar_reads_no_revision():
+    from meshca.webhooks import injected_revision as webhook_revision
+
+    bare = pod({}, {})
+    bare["spec"] = {"containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.9"}]}
+    assert webhook_revision(bare) is None
