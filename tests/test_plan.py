@@ -154,13 +154,53 @@ def test_namespace_moves_are_the_guides_label_commands_and_a_full_restart():
     assert line(b.step("B2.label.frontend")) == f"{DEV_K} label namespace frontend istio.io/rev={REV2} --overwrite"
 
 
+def _waits_for(cp, step_id: str) -> set[str]:
+    """Every step ``step_id`` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = list(cp.step(step_id).depends_on)
+    while todo:
+        d = todo.pop()
+        if d not in seen:
+            seen.add(d)
+            todo.extend(cp.step(d).depends_on)
+    return seen
+
+
 def test_batches_move_one_after_another():
-    p = at("staging", "distribute-root", moved={n: REV1 for n in ("frontend", "cart", "checkout", "payments", "catalog", "search")})
+    # Pulumi.staging.yaml's meshca:batches, as written there
+    batches = [["frontend", "cart", "checkout"], ["payments", "catalog", "search"], ["recommendations", "shipping", "inventory"], ["accounts", "notifications", "ads"]]
+    p = at("staging", "distribute-root", moved={n: REV1 for b in batches for n in b})
     cp = p.cluster("staging-east")
-    second = cp.step("A2.label.payments")
-    assert {"A2.restart.frontend", "A2.restart.cart", "A2.restart.checkout"} <= set(second.depends_on)
-    first = cp.step("A2.label.cart")
-    assert not any(d.startswith("A2.") for d in first.depends_on)
+    for k, batch in enumerate(batches):
+        for ns in batch:
+            waits = _waits_for(cp, f"A2.label.{ns}")
+            # every namespace of the batch before is relabelled and restarted first
+            assert {f"A2.restart.{n}" for b in batches[:k] for n in b} <= waits, ns
+            # the namespaces of one batch run side by side: none waits for another's restart
+            assert not {f"A2.restart.{n}" for n in batch} & waits, ns
+            assert not {f"A2.{a}.{n}" for b in batches[k + 1 :] for n in b for a in ("label", "restart")} & waits, ns
+
+
+def test_batch_boundaries_are_not_batch_squared_edges(tmp_path):
+    # Issue 13 "nothing quadratic in steps": 300 namespaces in 4 batches of 75. Each label of a
+    # batch once depended directly on all 75 restarts of the batch before (3 x 75 x 75 = 16,875
+    # edges); now a batch waits through its first label, so the edges grow with the namespaces.
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    names = [f"ns-{i:03d}" for i in range(300)]
+    doc["config"]["meshca:namespaces"] = {n: REV1 for n in names}
+    doc["config"]["meshca:batches"] = [names[i : i + 75] for i in range(0, 300, 75)]
+    doc["config"]["meshca:phase"] = "distribute-root"
+    for key in ("meshca:caFiles",):
+        doc["config"][key] = {k: str(ROOT / v) for k, v in doc["config"][key].items()}
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.big.yaml").write_text(yaml.safe_dump(doc))
+    cp = plan.build(load_stack_file(tmp_path / "Pulumi.big.yaml")).cluster("staging-east")
+    labels = [s for s in cp.steps if s.action == "label"]
+    assert len(labels) == 300
+    assert sum(len(s.depends_on) for s in labels) <= 2 * 300 + 4 * 75
+    assert _waits_for(cp, "A2.label.ns-299") >= {f"A2.restart.{n}" for n in names[:225]}
 
 
 def test_migrate_finish_keeps_the_istiod_service_for_the_validation_webhook():
