@@ -99,3 +99,17 @@ def test_zsh_completion_is_the_same_tree_through_bashcompinit(capsys):
 def test_completion_of_an_unknown_shell_is_a_coded_usage_error(capsys):
     assert cli.main(["completion", "fish"]) == 2
     assert capsys.readouterr().err.startswith("Error MCA0901 meshca completion: argument shell: invalid choice: 'fish'")
+
+
+@pytest.mark.parametrize("command", sorted(cli.LEAN_COMMANDS))
+def test_a_lean_command_parses_and_helps_as_in_the_full_parser(command):
+    # The lean parser (only that command's module) must be the full parser's, for what the
+    # steps and the gates run: same help text, same parsed arguments.
+    full = dict(walk(PARSER))[(command,)]
+    lean = dict(walk(cli.build_parser(command)))[(command,)]
+    assert lean.format_help() == full.format_help()
+    for line in [ln.strip() for ln in full.epilog.splitlines()[1:] if ln.strip().startswith(f"meshca {command}")]:
+        argv = shlex.split(line.split(" > ")[0])[1:]
+        a, b = vars(cli.build_parser().parse_args(argv)), vars(cli.build_parser(command).parse_args(argv))
+        assert {k: v for k, v in a.items() if k != "func"} == {k: v for k, v in b.items() if k != "func"}
+        assert a["func"] is b["func"]
