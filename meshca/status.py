@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,27 @@ def cluster_status(config, cluster, snap: live.Snapshot) -> tuple[dict[str, Any]
     return doc, warnings
 
 
+def _revision_aliases(config) -> dict[str, str]:
+    """Short names for the stack's revisions (the table fits 80 columns; a legend names them)."""
+    aliases = {config.old_revision: "old", config.rev1: "REV1", config.rev2: "REV2"}
+    return {rev: alias for rev, alias in aliases.items() if rev}
+
+
+def _namespace_table(config, namespaces: list[dict]) -> list[str]:
+    """Per namespace: the live injection label, the stack file's revision and the pods by the
+    revision that injected them; the stack's revisions by their short names, with a legend."""
+    aliases = _revision_aliases(config)
+    short = lambda rev: aliases.get(rev, rev) if rev else "-"  # noqa: E731
+    out = [f"  revisions: {aliases[rev]:<4} = {rev}" if i == 0 else f"             {aliases[rev]:<4} = {rev}" for i, rev in enumerate(aliases)]
+    width = max([len(n["name"]) for n in namespaces] + [9])
+    cols = max([len(short(n["live"])) for n in namespaces] + [len(short(n["stack"])) for n in namespaces] + [5])
+    out.append(f"  {'namespace':<{width}}  {'label':<{cols}}  {'stack':<{cols}}  pods by revision")
+    for n in namespaces:
+        pods = ", ".join(f"{short(r)}={c}" for r, c in n["pods"].items()) or "none"
+        out.append(f"  {n['name']:<{width}}  {short(n['live']):<{cols}}  {short(n['stack']):<{cols}}  {pods}")
+    return out
+
+
 def render(config, docs: list[dict]) -> str:
     out = [f"stack {config.stack}: phase {config.phase}"]
     for d in docs:
@@ -182,11 +204,7 @@ def render(config, docs: list[dict]) -> str:
         out.append(f"  live:  position {live_pos['index'] if live_pos['index'] is not None else '?'}: {live_pos['label']}")
         out.append(f"  stack: position {stack_pos['index'] if stack_pos['index'] is not None else '?'}: {stack_pos['label']}{'' if d['inSync'] else '   <- differs'}")
         out.append(f"  istiod: {', '.join(live_pos['controlPlanes']) or 'none'}" + (f"; default tag -> {live_pos['defaultTag']}" if live_pos["defaultTag"] else ""))
-        width = max([len(n["name"]) for n in d["namespaces"]] + [9])
-        out.append(f"  {'namespace':<{width}}  {'label':<32} {'stack':<32} pods by revision")
-        for n in d["namespaces"]:
-            pods = ", ".join(f"{r}={c}" for r, c in n["pods"].items()) or "none"
-            out.append(f"  {n['name']:<{width}}  {str(n['live'] or '-'):<32} {n['stack']:<32} {pods}")
+        out.extend(_namespace_table(config, d["namespaces"]))
         counts = {}
         for s in d["steps"]:
             counts[s["state"]] = counts.get(s["state"], 0) + 1
@@ -196,7 +214,15 @@ def render(config, docs: list[dict]) -> str:
                 out.append(f"    [{s['procedure']}] {s['id']}: {s['state']}")
         out.append(f"  drift: {len(d['drift'])}" if d["drift"] else "  drift: none")
         out.append(f"  next: {d['next']}")
-    return "\n".join(out)
+    return "\n".join(_fit(line) for line in out)
+
+
+def _fit(line: str, columns: int = 80) -> str:
+    """A line longer than ``columns`` wrapped at spaces, continuations indented under it."""
+    if len(line) <= columns:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return "\n".join(textwrap.wrap(line, columns, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False))
 
 
 def snapshot_of(cluster) -> live.Snapshot:

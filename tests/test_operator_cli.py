@@ -225,6 +225,13 @@ def test_status_in_sync_says_what_comes_next(project, monkeypatch, capsys, root_
     assert code == 0, err
     assert f"[A1] A1.install.{REV1}: done" in out and "[A2] A2.label.frontend: done" in out and "[A2] A2.restart.frontend: done" in out
     assert "next: advance the stack file to position 3 (distribute-root: batch 2/3" in out
+    # the table fits 80 columns: the stack's revisions by short names, named once in a legend
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert f"  revisions: REV1 = {REV1}" in out or f"             REV1 = {REV1}" in out
+    assert [line.split() for line in out.splitlines() if line.startswith("  frontend ") or line.startswith("  cart ")] == [
+        ["frontend", "REV1", "REV1", "REV1=1"],
+        ["cart", "old", "old", "old=1"],
+    ]
 
 
 def test_status_drift(project, monkeypatch, capsys, root_ca):
