@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -321,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-json", action="append", default=[], help="only write the section from saved runs (repeatable: one table each)")
     ap.add_argument("--update-benchmarks", action="store_true")
     args = ap.parse_args(argv)
+    # SIGTERM (a run stopped by hand) unwinds like Ctrl-C, so the clusters and their netns are torn
+    # down by walk()'s finally instead of outliving the run
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = [json.loads(Path(p).read_text()) for p in args.from_json] if args.from_json else [walk(args)]
     result = runs[-1]
     section = markdown(runs)
