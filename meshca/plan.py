@@ -541,7 +541,11 @@ class _Builder:
         after the whole batch before (transitively), side by side with each other. Depending on
         every earlier restart directly would be batch x batch edges at each batch boundary
         (75 x 75 at 300 namespaces in 4 batches): each edge is an Output in the program and a
-        URN in each Command's dependencies in the state, quadratic in the batch size."""
+        URN in each Command's dependencies in the state, quadratic in the batch size. For a stack
+        in flight the new edges run nothing again: the engine chooses a step from the provider's
+        diff of inputs, and a resource whose inputs did not change gets a same step whatever its
+        dependencies (pulumi/pulumi pkg/resource/deploy/step_generator.go, the fallback to
+        ``NewSameStep`` "after diff (same)", lines 1892-1911 at 1b59498)."""
         deps = list(first_deps)
         last: list[str] = []
         for batch in batches_of(self.config):
