@@ -44,7 +44,15 @@ def run(wait, scenario):
             return type(exc).__name__ + ":" + str(exc), Counted.added
         return "ok", Counted.added
 
-    return asyncio.run(main())
+    # Not asyncio.run: it leaves the main thread without an event loop, and the mocked program
+    # runs of later tests in this worker get theirs from asyncio.get_event_loop().
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def one_at_a_time(n: int):
