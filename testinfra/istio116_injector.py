@@ -28,31 +28,28 @@ shape; the proxy never runs):
 
 Usage: python -m testinfra.istio116_injector --revision REV --listen 127.0.0.1:0 --cert-dir DIR
 --ready-file FILE (writes ``{"url", "caBundle"}`` to FILE once serving; POST /inject; POST
-/validate allows everything: the old revision's validator is only seeded to be deleted).
+/validate allows everything: the old revision's validator is only seeded to be deleted). The HTTPS
+admission server is testinfra/seed_webhook.py; this module gives it the 1.16 injection of REV.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import ssl
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 try:
-    from testinfra.cluster import Pki
+    from testinfra import seed_webhook
     from testinfra.istio16_injector import canonical, workload_name
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from testinfra.cluster import Pki
+    from testinfra import seed_webhook
     from testinfra.istio16_injector import canonical, workload_name
 
 PROXY_IMAGE = "gcr.io/gke-release/asm/proxyv2:1.16.7-asm.3"
 VOLUMES = ["workload-socket", "credential-socket", "workload-certs", "istio-envoy", "istio-data", "istio-podinfo",
            "istio-token", "istiod-ca-cert"]
-REVISION = "default"
 
 
 def _proxy(revision: str, router: bool, app: str) -> dict:
@@ -150,56 +147,15 @@ def patch_for(pod: dict, revision: str) -> list[dict] | None:
     return ops
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        sys.stderr.write("istio116-injector: " + (fmt % args) + "\n")
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        review = json.loads(self.rfile.read(length) or b"{}")
-        req = review.get("request") or {}
-        resp = {"uid": req.get("uid", ""), "allowed": True}
-        if self.path.split("?")[0].startswith("/inject"):
-            ops = patch_for(req.get("object") or {}, REVISION)
-            if ops:
-                resp["patchType"] = "JSONPatch"
-                resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
-        body = json.dumps({"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
-                           "response": resp}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 def main(argv: list[str] | None = None) -> int:
-    global REVISION
-    ap = argparse.ArgumentParser(description="CSM 1.16 injection webhook for seeding e2e clusters (test infrastructure)")
-    ap.add_argument("--revision", required=True)
-    ap.add_argument("--listen", default="127.0.0.1:0")
-    ap.add_argument("--cert-dir", required=True, type=Path)
-    ap.add_argument("--ready-file", required=True, type=Path)
-    args = ap.parse_args(argv)
-    REVISION = args.revision
-    host, port = args.listen.rsplit(":", 1)
-    if host != "127.0.0.1":
-        ap.error("listens on 127.0.0.1 only")
-    pki = Pki(args.cert_dir)
-    crt, key = pki.issue("serving", "istio116-injector", server=True)
-    server = ThreadingHTTPServer((host, int(port)), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(crt), str(key))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    url = f"https://{host}:{server.server_address[1]}"
-    args.ready_file.write_text(json.dumps({"url": url, "caBundle": base64.b64encode(pki.ca_file.read_bytes()).decode()}))
-    server.serve_forever()
-    return 0
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--revision", required=True)
+
+    def injector(args: argparse.Namespace) -> seed_webhook.Inject:
+        return lambda req: patch_for(req.get("object") or {}, args.revision)
+
+    return seed_webhook.main("istio116-injector", "CSM 1.16 injection webhook for seeding e2e clusters (test infrastructure)",
+                             injector, argv, options)
 
 
 if __name__ == "__main__":

@@ -23,24 +23,21 @@ shape; the proxy never runs):
 - skipped as 1.6 skips: ``sidecar.istio.io/inject: "false"``, host network, already injected.
 
 Usage: python -m testinfra.istio16_injector --listen 127.0.0.1:0 --cert-dir DIR --ready-file FILE
-(writes ``{"url", "caBundle"}`` to FILE once serving; POST /inject).
+(writes ``{"url", "caBundle"}`` to FILE once serving; POST /inject). The HTTPS admission server is
+testinfra/seed_webhook.py; this module gives it the 1.6 injection.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import json
-import ssl
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 try:
-    from testinfra.cluster import Pki
+    from testinfra import seed_webhook
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from testinfra.cluster import Pki
+    from testinfra import seed_webhook
 
 PROXY_IMAGE = "gke.gcr.io/istio/proxyv2:1.6.14-gke.1"
 TEMPLATE_VERSION = "istio-1.6.14-gke.1 (testinfra/istio16_injector.py)"
@@ -133,55 +130,18 @@ def patch_for(pod: dict, namespace: str, revision: str = "") -> list[dict] | Non
     return ops
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        sys.stderr.write("istio16-injector: " + (fmt % args) + "\n")
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        review = json.loads(self.rfile.read(length) or b"{}")
-        req = review.get("request") or {}
-        resp = {"uid": req.get("uid", ""), "allowed": True}
-        if self.path.split("?")[0].startswith("/inject"):
-            ops = patch_for(req.get("object") or {}, req.get("namespace") or "")
-            if ops:
-                resp["patchType"] = "JSONPatch"
-                resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
-                pod = req.get("object") or {}
-                sys.stderr.write(f"istio16-injector: injected {req.get('namespace')}/{(pod.get('metadata') or {}).get('generateName', '')}\n")
-        body = json.dumps({"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
-                           "response": resp}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+def inject(req: dict) -> list[dict] | None:
+    """The 1.6 injection of an AdmissionRequest's pod (the default revision)."""
+    ops = patch_for(req.get("object") or {}, req.get("namespace") or "")
+    if ops:
+        pod = req.get("object") or {}
+        sys.stderr.write(f"istio16-injector: injected {req.get('namespace')}/{(pod.get('metadata') or {}).get('generateName', '')}\n")
+    return ops
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Istio 1.6 injection webhook for seeding e2e clusters (test infrastructure)")
-    ap.add_argument("--listen", default="127.0.0.1:0")
-    ap.add_argument("--cert-dir", required=True, type=Path)
-    ap.add_argument("--ready-file", required=True, type=Path)
-    args = ap.parse_args(argv)
-    host, port = args.listen.rsplit(":", 1)
-    if host != "127.0.0.1":
-        ap.error("listens on 127.0.0.1 only")
-    pki = Pki(args.cert_dir)
-    crt, key = pki.issue("serving", "istio16-injector", server=True)
-    server = ThreadingHTTPServer((host, int(port)), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(crt), str(key))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    url = f"https://{host}:{server.server_address[1]}"
-    args.ready_file.write_text(json.dumps({"url": url, "caBundle": base64.b64encode(pki.ca_file.read_bytes()).decode()}))
-    server.serve_forever()
-    return 0
+    return seed_webhook.main("istio16-injector", "Istio 1.6 injection webhook for seeding e2e clusters (test infrastructure)",
+                             lambda args: inject, argv)
 
 
 if __name__ == "__main__":

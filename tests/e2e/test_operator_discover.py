@@ -39,8 +39,9 @@ from pathlib import Path
 
 import pytest
 
-from testinfra.cluster import DEV_CONTEXT, Clusters, LaunchError
+from testinfra.cluster import DEV_CONTEXT
 
+import route_kit as kit
 import test_smoke as smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -54,13 +55,7 @@ APPS = ("frontend", "cart", "checkout")
 def ops(toolchain):
     root = Path(tempfile.mkdtemp(prefix="meshca-e2e-ops-"))
     print(f"[e2e] operator dir {root} (MESHCA_E2E_KEEP=1 keeps it)", file=sys.stderr)
-    clusters = Clusters([CTX], bindir=toolchain.bin)
-    try:
-        clusters.start()
-    except LaunchError as exc:
-        print(clusters.logs(), file=sys.stderr)
-        clusters.stop()
-        pytest.fail(f"cluster did not start: {exc}", pytrace=False)
+    clusters = kit.start_clusters(toolchain, [CTX])
     print(f"[e2e] operator cluster up in {clusters.timings['start']:.1f} s", file=sys.stderr)
     proj = root / "project"
     smoke.copy_project(proj)

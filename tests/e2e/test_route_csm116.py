@@ -329,7 +329,8 @@ def seed_apps() -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def route(toolchain):
-    yield from kit.start_route(toolchain, CONTEXTS, "csm116")
+    with kit.start_route(toolchain, CONTEXTS, "csm116") as route:
+        yield route
 
 
 def write_position(route: dict, position: str) -> None:

@@ -1,8 +1,8 @@
 """Rollbacks A6 and B5 of the dev stack under the REAL Pulumi CLI against a REAL kube-apiserver,
 and the way back to the route afterwards (issue 11 "Rollbacks"; issue 9 correctness finding 3).
 
-Same set-up as the smoke (tests/e2e/test_smoke.py: its seed, stack writer, runner, cluster tables),
-on this module's OWN cluster, project copy and file backend. Every stand-in, the command provider
+Same set-up as the smoke (tests/e2e/test_smoke.py: its seed, stack writer, runner, cluster tables;
+the helpers are tests/e2e/route_kit.py's), on this module's OWN cluster, project copy and file backend. Every stand-in, the command provider
 stand-in and the injector stand-in append to one invocation log (``$MESHCA_STANDIN_LOG``): "nothing
 applied" and "the install ran anew" are read from it.
 
@@ -15,7 +15,8 @@ The tests run in order, one route:
    the current phase; ``meshca plan --stack dev --all`` renders A6 there), the cluster against
    ``ROLLED_BACK_A``;
 3. returning straight to ``distribute-root`` (rollback false) is refused with ``MCA0669`` by
-   ``pulumi preview`` and by ``pulumi up --skip-preview``, nothing applied; the fix's route
+   ``pulumi preview`` and by ``pulumi up --skip-preview``, nothing applied (the invocation log, the
+   live cluster, the stack's state: route_kit ``refused``); the fix's route
    (``baseline``, then ``distribute-root`` again) works: the install runs anew (asmcli in the log),
    the cluster is the smoke's "distribute-root batch 1" again;
 4. the walk on to ``mesh-ca`` batch 1 (batch 2 = every namespace on REV1, A3, A4; A5);
@@ -38,16 +39,13 @@ Expectations (literal, never computed with meshca code) are procedure.md's:
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from testinfra.cluster import DEV_CONTEXT, Clusters, LaunchError
+from testinfra.cluster import DEV_CONTEXT
 
+import route_kit as kit
 import test_smoke as smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
@@ -157,119 +155,33 @@ TABLES["B5 rolled back"] = {
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rb(toolchain):
-    root = Path(tempfile.mkdtemp(prefix="meshca-e2e-rollback-"))
-    print(f"[e2e] rollback dir {root} (MESHCA_E2E_KEEP=1 keeps it)", file=sys.stderr)
-    log = root / "invocations.jsonl"
-    log.touch()
-    saved = {k: os.environ.get(k) for k in ("MESHCA_STANDIN_LOG", "MESHCA_STANDIN_STATE")}
-    os.environ["MESHCA_STANDIN_LOG"] = str(log)  # the injector the cluster starts logs its reviews here
-    os.environ["MESHCA_STANDIN_STATE"] = str(root / "standin-state")
-    clusters = Clusters([DEV_CONTEXT], bindir=toolchain.bin)
-    try:
-        clusters.start()
-        sys.path.insert(0, str(smoke.REPO))
-        from standins import pki as standin_pki
-
-        meshca_root = root / "meshca-root.pem"  # the stand-ins' test Mesh CA root (standins/README.md)
-        meshca_root.write_bytes(standin_pki.meshca_root_pem(str(root / "standin-state")))
-    except LaunchError as exc:
-        print(clusters.logs(), file=sys.stderr)
-        clusters.stop()
-        pytest.fail(f"cluster did not start: {exc}", pytrace=False)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    print(f"[e2e] rollback cluster up in {clusters.timings['start']:.1f} s", file=sys.stderr)
-    proj = root / "project"
-    smoke.copy_project(proj)
-    (root / "logs").mkdir()
-    (root / "state").mkdir()
-    env = smoke.project_env(clusters.env, toolchain, proj, root)
-    env["MESHCA_STANDIN_LOG"] = str(log)
-    env["MESHCA_STANDIN_STATE"] = str(root / "standin-state")
-    mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
-    if mode == "inline":
-        env["PYTHONPATH"] = str(smoke.REPO)
-        env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
-    env["PATH"] = os.pathsep.join([str(smoke.standin(proj, "istioctl").parent), env["PATH"]])
-    old = smoke.start_old_injector(root / "istio16-injector", clusters.env)
-    project = {"dir": proj, "root": root, "logs": root / "logs", "env": env, "kubeconfig": str(clusters.kubeconfig),
-               "clusters": clusters, "old_injector": old, "mode": mode, "log": log, "meshca_root": str(meshca_root),
-               "timings_from": len(smoke.TIMINGS)}
-    yield project
-    old["proc"].stop()
-    keep = os.environ.get("MESHCA_E2E_KEEP") == "1"
-    clusters.stop(keep=keep)
-    if not keep:
-        shutil.rmtree(root, ignore_errors=True)
+    with kit.start_route(toolchain, [DEV_CONTEXT], "rollback", timings=smoke.TIMINGS) as route:
+        route["old_injector"] = kit.start_injector(route, "testinfra.istio16_injector", "istio16-injector")
+        route["timings_from"] = len(smoke.TIMINGS)
+        yield route
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
 def position(rb: dict, phase: str, namespaces: dict[str, str], rollback: bool = False) -> None:
-    """Pulumi.dev.yaml at PHASE with NAMESPACES (ns -> revision), this module's batches."""
-    from ruamel.yaml import YAML
-
+    """Pulumi.dev.yaml at PHASE with NAMESPACES (ns -> revision), this module's batches (meshca:batches
+    instead of meshca:batchSize; both: MCA1000)."""
     smoke.write_stack(rb["dir"], rb["kubeconfig"], phase=phase, moved=(), istioctl=True)
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    path = rb["dir"] / f"Pulumi.{smoke.STACK}.yaml"
-    doc = yaml.load(path.read_text())
-    cfg = doc["config"]
-    cfg.pop("meshca:batchSize", None)  # meshca:batches instead (both: MCA1000)
-    cfg["meshca:batches"] = BATCHES
-    cfg["meshca:rollback"] = rollback
-    cfg["meshca:meshcaRoot"] = rb["meshca_root"]
-    cfg["meshca:istioctlPath"] = "./standins/istioctl"
-    for ns in ALL:
-        cfg["meshca:namespaces"][ns] = namespaces.get(ns, "default")
-    with path.open("w") as fh:
-        yaml.dump(doc, fh)
+    kit.edit_stack(rb, smoke.STACK, batchSize=None, batches=BATCHES, rollback=rollback, meshcaRoot=rb["meshca_root"],
+                   istioctlPath="./standins/istioctl", namespaces={ns: namespaces.get(ns, "default") for ns in ALL})
 
 
 def on(rev: str, namespaces=ALL, rest: str = "default") -> dict[str, str]:
     return {ns: (rev if ns in namespaces else rest) for ns in ALL}
 
 
-def log_lines(rb: dict) -> list[dict]:
-    return [json.loads(line) for line in rb["log"].read_text().splitlines() if line.strip()]
-
-
-def applied(records: list[dict]) -> list[str]:
-    """What a run applied: a Command created, updated or deleted by the command provider (an invoke
-    is a preview-time read), asmcli, an istioctl other than version/proxy-config, a pod reviewed by
-    the injector stand-in (a pod was created)."""
-    out = []
-    for rec in records:
-        if rec.get("standin") == "pulumi-resource-command":
-            if rec.get("op") != "invoke":
-                out.append(f"command provider {rec.get('op')} {str(rec.get('urn', '')).rsplit('::', 1)[-1]}")
-        elif rec.get("tool") == "istioctl":
-            words = [a for a in rec.get("argv") or [] if not a.startswith("-")]
-            if len(words) < 2 or words[1] not in ("version", "proxy-config"):
-                out.append(f"istioctl {' '.join(words)}")
-        else:
-            out.append(f"{rec.get('tool')} {rec.get('namespace') or ''} {' '.join(map(str, rec.get('argv') or []))[:120]}")
-    return out
-
-
 def live(env: dict) -> dict:
-    namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in smoke.kubectl_json(env, "get", "namespaces")["items"]}
-    pods = sorted(f"{p['metadata']['namespace']}/{p['metadata']['name']}/{p['metadata']['uid']}"
-                  for p in smoke.kubectl_json(env, "get", "pods", "--all-namespaces")["items"] if not p["metadata"].get("deletionTimestamp"))
-    return {"namespaces": namespaces, "pods": pods}
+    return kit.live_snapshot(env, [DEV_CONTEXT])
 
 
 def ready_gateway_pods(env: dict) -> list[str]:
-    slices = smoke.kubectl_json(env, "get", "endpointslices", "-n", "istio-system", "-l", "kubernetes.io/service-name=istio-ingressgateway")["items"]
-    names = {e["targetRef"]["name"] for sl in slices for e in sl.get("endpoints") or []
-             if (e.get("conditions") or {}).get("ready") and (e.get("targetRef") or {}).get("kind") == "Pod"}
-    return sorted(str(smoke.injected_by(p)) for p in smoke.kubectl_json(env, "get", "pods", "-n", "istio-system")["items"]
-                  if p["metadata"]["name"] in names)
+    return sorted(str(smoke.injected_by(p)) for p in kit.ready_endpoint_pods(env, DEV_CONTEXT, "istio-ingressgateway"))
 
 
 def assert_table(rb: dict, name: str) -> None:
@@ -296,30 +208,18 @@ def assert_table(rb: dict, name: str) -> None:
 def up(rb: dict, what: str, preview: bool = True) -> list[dict]:
     """preview + up (smoke.preview_and_up), or the up alone (the walk's transit positions, each
     previewed in tests/e2e/test_route_history.py); returns the invocation-log records."""
-    before = len(log_lines(rb))
+    before = len(kit.log_lines(rb))
     if preview:
         smoke.preview_and_up(rb, what, {})
     else:
         smoke.pulumi(rb, f"pulumi up ({what})", "up", "--yes", "--policy-pack", "policy")
-    return log_lines(rb)[before:]
+    return kit.log_lines(rb)[before:]
 
 
 def refused_0669(rb: dict, what: str, back: str) -> None:
-    """preview AND up --skip-preview fail with MCA0669 naming BACK; nothing applied, cluster unchanged."""
-    for run, args in ((f"pulumi preview ({what})", ("preview", "--policy-pack", "policy")),
-                      (f"pulumi up --skip-preview ({what})", ("up", "--yes", "--skip-preview", "--policy-pack", "policy"))):
-        before_log, before = len(log_lines(rb)), live(rb["env"])
-        proc = smoke.pulumi(rb, run, *args, check=False)
-        out = proc.stdout + proc.stderr
-        lines = list(dict.fromkeys(line.strip() for line in out.splitlines() if "MCA0669" in line))
-        assert proc.returncode != 0, f"{run} was not refused:\n{smoke.tail(proc.stdout, 40)}"
-        mca = list(dict.fromkeys(line.strip() for line in out.splitlines() if "MCA" in line))
-        assert lines, f"{run} was refused without MCA0669; its MCA lines:\n  " + "\n  ".join(mca[:12]) + f"\n{smoke.tail(out, 30)}"
-        assert any("Error MCA0669 " in line and f"set meshca:phase to {back}" in line for line in lines), lines[:3]
-        print(f"[e2e] {run} refused: {lines[0][:300]}", file=sys.stderr)
-        ran = applied(log_lines(rb)[before_log:])
-        assert not ran, f"{run} was refused but applied:\n  " + "\n  ".join(ran)
-        assert live(rb["env"]) == before, f"{run} was refused but changed the live cluster"
+    """preview AND up --skip-preview fail with MCA0669 naming BACK; nothing applied, cluster and state
+    unchanged (route_kit.refused)."""
+    kit.refused(rb, smoke.STACK, [DEV_CONTEXT], what, "MCA0669", fix=f"set meshca:phase to {back}")
 
 
 def asmcli_installs(records: list[dict]) -> list[str]:
@@ -334,15 +234,7 @@ def asmcli_installs(records: list[dict]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # The route (in order)
 # ---------------------------------------------------------------------------------------------
-AUTHZ_CRD = {  # Istio 1.6's CRD, as tests/e2e/test_route_history.py seeds it (A5's proof dry-runs one)
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "authorizationpolicies.security.istio.io", "labels": {"app": "istio-pilot", "istio": "security", "release": "istio"}},
-    "spec": {"group": "security.istio.io", "scope": "Namespaced",
-             "names": {"kind": "AuthorizationPolicy", "listKind": "AuthorizationPolicyList", "plural": "authorizationpolicies",
-                       "singular": "authorizationpolicy", "categories": ["istio-io", "security-istio-io"]},
-             "versions": [{"name": "v1beta1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
+AUTHZ_CRD = kit.AUTHZ_CRD  # Istio 1.6's CRD, as tests/e2e/test_route_history.py seeds it (A5's proof dry-runs one)
 
 
 def test_baseline(rb):

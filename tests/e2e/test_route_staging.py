@@ -199,7 +199,8 @@ def seed(route: dict, inj: dict) -> tuple[list[dict], list[dict]]:
 
 @pytest.fixture(scope="module")
 def route(toolchain):
-    yield from kit.start_route(toolchain, ALL, "staging")
+    with kit.start_route(toolchain, ALL, "staging") as route:
+        yield route
 
 
 def operational(route: dict) -> dict:

@@ -27,16 +27,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from testinfra.cluster import DEV_CONTEXT, Clusters, start as start_proc, wait_for
+from testinfra.cluster import DEV_CONTEXT, Clusters
+
+import route_kit as kit
+# The kit's names the route and operator modules use as the smoke's (smoke.REPO, smoke.tail, ...).
+from route_kit import REPO, ProgramDefect, copy_project, injected_by, project_env, standin, tail  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
-
-REPO = Path(__file__).resolve().parents[2]
 STACK = "dev"
 REV1 = "asm-11910-9-distribute-root"  # Pulumi.dev.yaml meshca:rev1
 # Pulumi.dev.yaml meshca:namespaces, in declaration order (batchSize 3 -> first batch = first three).
@@ -132,10 +133,6 @@ EXPECTED_OBJECTS = {
 CACERTS_KEYS = ("ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem")
 
 
-class ProgramDefect(AssertionError):
-    """A defect of the program (issue 9), not of the test or the infrastructure."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Seed: Istio on GKE 1.6 at baseline. Sources (istio/istio at tag 1.6.14):
 # - istiod Deployment/Service: manifests/charts/istio-control/istio-discovery/templates/deployment.yaml:1-41
@@ -164,10 +161,7 @@ OLD_PILOT_IMAGE = "gke.gcr.io/istio/pilot:1.6.14-gke.1"
 
 def seed_objects(project: Path, injector_url: str, ca_bundle: str) -> list[dict]:
     certs = project / "samples" / "certs"
-
-    def b64(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode()
-
+    b64 = kit.b64
     istiod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": "default", "release": "istio"}
     gw_labels = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
     objs: list[dict] = [
@@ -225,114 +219,27 @@ def seed_objects(project: Path, injector_url: str, ca_bundle: str) -> list[dict]
 # ---------------------------------------------------------------------------------------------
 # Running things
 # ---------------------------------------------------------------------------------------------
-def tail(text: str, n: int = 60) -> str:
-    return "\n".join(text.splitlines()[-n:])
-
-
+# The dev cluster's shorthands of the kit (tests/e2e/route_kit.py), every command timed into TIMINGS.
 def run(what: str, argv: list[str], env: dict, cwd: Path, logdir: Path, timeout: float = 900, check: bool = True,
         stdin: str | None = None) -> subprocess.CompletedProcess:
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, input=stdin)
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        raise AssertionError(f"{what}: `{' '.join(argv)}` did not finish in {timeout:.0f} s; output tail:\n{tail(out)}") from None
-    dt = time.monotonic() - t0
-    TIMINGS.append((what, dt))
-    safe = what.replace(" ", "_").replace("/", "_")
-    (logdir / f"{len(TIMINGS):02d}-{safe}.log").write_text(f"$ {' '.join(argv)}\nexit {proc.returncode} in {dt:.1f}s\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    print(f"[e2e] {what}: {dt:.1f} s (exit {proc.returncode})", file=sys.stderr, flush=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{what}: `{' '.join(argv)}` exited {proc.returncode} after {dt:.1f} s\n"
-                             f"--- stdout tail:\n{tail(proc.stdout)}\n--- stderr tail:\n{tail(proc.stderr)}")
-    return proc
+    return kit.run_logged(what, argv, env=env, cwd=cwd, logdir=logdir, timings=TIMINGS, timeout=timeout, check=check, stdin=stdin)
 
 
 def kubectl_json(env: dict, *args: str) -> dict:
-    proc = subprocess.run(["kubectl", "--context", DEV_CONTEXT, *args, "-o", "json"], env=env, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return json.loads(proc.stdout)
+    return kit.kubectl_json(env, DEV_CONTEXT, *args)
 
 
 def exists(env: dict, kind: str, name: str, namespace: str | None) -> bool:
-    ns = ["-n", namespace] if namespace else []
-    proc = subprocess.run(["kubectl", "--context", DEV_CONTEXT, "get", kind, name, *ns, "--ignore-not-found", "-o", "name"],
-                          env=env, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl get {kind} {name}: {proc.stderr.strip()}")
-    return bool(proc.stdout.strip())
-
-
-def injected_by(pod: dict) -> str | None:
-    """The revision whose injector wrote the pod, read as each version writes it (procedure.md
-    "Which revision a pod runs"): 1.19 annotation istio.io/rev; 1.16 sidecar.istio.io/status
-    .revision; 1.6 pod label istio.io/rev (empty = default). None: no istio-proxy container."""
-    spec, md = pod.get("spec") or {}, pod.get("metadata") or {}
-    if not any(c.get("name") == "istio-proxy" for c in spec.get("containers") or []):
-        return None
-    annotations, labels = md.get("annotations") or {}, md.get("labels") or {}
-    if "istio.io/rev" in annotations:
-        return annotations["istio.io/rev"]
-    status = annotations.get("sidecar.istio.io/status")
-    if status:
-        try:
-            rev = json.loads(status).get("revision")
-        except ValueError:
-            rev = None
-        if rev:
-            return rev
-    if "istio.io/rev" in labels:
-        return labels["istio.io/rev"] or "default"
-    return "unknown"
+    return kit.exists(env, DEV_CONTEXT, kind, name, namespace)
 
 
 def wait_injecting(env: dict, namespace: str, revision: str, timeout: float = 30) -> None:
-    """Until a server-side dry-run Pod in NAMESPACE comes back injected by REVISION (the API server
-    picks up a new webhook configuration within a moment; pods created before that are not injected)."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "probe-", "labels": {"app": "probe"}},
-           "spec": {"containers": [{"name": "probe", "image": "example.invalid/probe:1"}]}}
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        proc = subprocess.run(["kubectl", "--context", DEV_CONTEXT, "create", "-n", namespace, "-f", "-", "--dry-run=server", "-o", "json"],
-                              input=json.dumps(pod), env=env, capture_output=True, text=True, timeout=30)
-        if proc.returncode == 0:
-            last = str(injected_by(json.loads(proc.stdout)))
-            if last == revision:
-                return
-        else:
-            last = proc.stderr.strip()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"a dry-run pod in {namespace} is not injected by {revision} after {timeout:.0f} s (last: {last})")
-        time.sleep(0.5)
+    kit.wait_injecting(env, DEV_CONTEXT, namespace, revision, timeout)
 
 
 def assert_cluster(env: dict, position: str, project: Path) -> None:
-    problems: list[str] = []
-    namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in kubectl_json(env, "get", "namespaces")["items"]}
-    for ns, (injection, rev) in EXPECTED_NAMESPACES[position].items():
-        labels = namespaces.get(ns)
-        if labels is None:
-            problems.append(f"namespace {ns}: missing")
-            continue
-        got = (labels.get("istio-injection"), labels.get("istio.io/rev"))
-        if got != (injection, rev):
-            problems.append(f"namespace {ns}: (istio-injection, istio.io/rev) = {got}, want {(injection, rev)}")
-    pods = kubectl_json(env, "get", "pods", "--all-namespaces")["items"]
-    for ns, want in EXPECTED_POD_REVISIONS[position].items():
-        mine = [p for p in pods if p["metadata"]["namespace"] == ns and not p["metadata"].get("deletionTimestamp")]
-        revs = sorted(f"{p['metadata']['name']}={injected_by(p)}" for p in mine)
-        if len(mine) != 1 or injected_by(mine[0]) != want:
-            problems.append(f"pods of {ns}: {revs or 'none'}, want one pod injected by {want}")
-        for p in mine:
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or [])
-            if not ready:
-                problems.append(f"pod {ns}/{p['metadata']['name']} not Ready")
-    for (kind, name), present in EXPECTED_OBJECTS[position].items():
-        ns = None if kind == "mutatingwebhookconfiguration" else "istio-system"
-        if exists(env, kind, name, ns) != present:
-            problems.append(f"{kind} istio-system/{name}: {'missing' if present else 'present, should not be'}")
+    problems = kit.table_problems(env, DEV_CONTEXT, {"namespaces": EXPECTED_NAMESPACES[position], "pods": EXPECTED_POD_REVISIONS[position],
+                                                     "objects": EXPECTED_OBJECTS[position]})
     if EXPECTED_OBJECTS[position][("secret", "cacerts")] and exists(env, "secret", "cacerts", "istio-system"):
         data = kubectl_json(env, "get", "secret", "cacerts", "-n", "istio-system").get("data") or {}
         if sorted(data) != sorted(CACERTS_KEYS):
@@ -346,26 +253,6 @@ def assert_cluster(env: dict, position: str, project: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # The project copy and its environment
 # ---------------------------------------------------------------------------------------------
-def standin(project: Path, name: str) -> Path:
-    cand = project / "standins" / name
-    if not cand.exists():
-        pytest.fail(f"stand-in {name} not found: standins/{name} is not a tracked file of the project (written by the "
-                    "stand-ins work of issue 10)", pytrace=False)
-    return cand
-
-
-def copy_project(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if not src.exists():
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target)
-    (dest / ".venv").symlink_to(REPO / ".venv")
-
-
 def write_stack(project: Path, kubeconfig: str, *, phase: str, moved: tuple[str, ...], istioctl: bool) -> None:
     from ruamel.yaml import YAML
 
@@ -393,20 +280,8 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
     # Its own temp dir (not pytest's, which other runs on this machine rotate away): state, logs, timings.
     root = Path(tempfile.mkdtemp(prefix="meshca-e2e-smoke-"))
     print(f"[e2e] smoke dir {root} (MESHCA_E2E_KEEP=1 keeps it)", file=sys.stderr)
-    proj = root / "project"
-    copy_project(proj)
-    logs = root / "logs"
-    logs.mkdir()
-    (root / "state").mkdir()
-    env = project_env(dev_clusters.env, toolchain, proj, root)
-    # Without the Python language host (toolchain/README.md: the proxy refuses it) the CLI cannot
-    # launch a `runtime: python` program; the same CLI then runs it through the Automation API's
-    # inline mode (testinfra/pulumi_inline.py), the policy pack as an executable analyzer plugin
-    # (testinfra/bin/meshca-policy-pack).
-    mode = "cli" if shutil.which("pulumi-language-python", path=env["PATH"]) else "inline"
-    if mode == "inline":
-        env["PYTHONPATH"] = str(REPO)  # the driver module only; the program is the copy's __main__.py
-        env["PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK"] = "true"
+    proj, logs, env = kit.project_copy(root, dev_clusters.env, toolchain)
+    mode = kit.pulumi_mode(env)
     print(f"[e2e] pulumi mode: {mode} ({'pulumi-language-python found' if mode == 'cli' else 'no pulumi-language-python: Automation API inline program'})",
           file=sys.stderr)
     istioctl = standin(proj, "istioctl")
@@ -424,47 +299,13 @@ def project(tmp_path_factory, dev_clusters: Clusters, toolchain):
 
 def start_old_injector(d: Path, env: dict) -> dict:
     """The 1.6 injector the seed's old webhook calls (testinfra/istio16_injector.py), on loopback."""
-    d.mkdir(parents=True)
-    ready = d / "ready.json"
-    penv = dict(env)
-    penv["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH", "")) if x)
-    proc = start_proc("istio16-injector", [sys.executable, "-m", "testinfra.istio16_injector", "--listen", "127.0.0.1:0",
-                                           "--cert-dir", str(d / "certs"), "--ready-file", str(ready)], d / "log", penv, cwd=REPO)
-    wait_for(f"the 1.6 injector to write {ready}", ready.exists, 30, [proc])
-    doc = json.loads(ready.read_text())
-    return {"proc": proc, "url": doc["url"], "caBundle": doc["caBundle"]}
+    proc, doc = kit.launch_injector(d, env, "testinfra.istio16_injector", "istio16-injector")
+    return {"proc": proc, **doc}
 
 
 def pulumi(project: dict, what: str, *args: str, **kw) -> subprocess.CompletedProcess:
     """`pulumi ARGS --stack dev` with the real CLI; in inline mode the same through testinfra/pulumi_inline.py."""
-    if project["mode"] == "cli":
-        argv = ["pulumi", *args, "--stack", STACK, "--non-interactive", "--color", "never"]
-    else:
-        sub = {"stack": "init"}.get(args[0], args[0])
-        rest = [a for a in args[1:] if a not in ("init", STACK, "--yes")]
-        argv = [str(project["dir"] / ".venv" / "bin" / "python"), "-m", "testinfra.pulumi_inline", "--stack", STACK, sub, *rest]
-    return run(f"{what} [{project['mode']}]", argv, project["env"], project["dir"], project["logs"], **kw)
-
-
-def project_env(cluster_env: dict, toolchain, proj: Path, root: Path) -> dict:
-    """The shell README's set-up gives (the project's .venv and toolchain/env.sh) over the clusters'
-    environment, with a file backend under ``root/state``, and nothing else."""
-    env = dict(cluster_env)
-    venv = proj / ".venv"
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = os.pathsep.join([str(toolchain.bin), str(venv / "bin"), env["PATH"]])
-    for var in ("PYTHONHOME", "PYTHONPATH"):  # nothing of this pytest process leaks into the user's shell
-        env.pop(var, None)
-    env.update({
-        "PULUMI_HOME": str(toolchain.pulumi_home),
-        "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "e2e",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "NO_COLOR": "1",
-    })
-    return env
+    return run(f"{what} [{project['mode']}]", kit.pulumi_argv(project, STACK, args), project["env"], project["dir"], project["logs"], **kw)
 
 
 def preview_and_up(project: dict, position: str, defect_signatures: dict[str, type[ProgramDefect]]) -> None:
@@ -479,9 +320,7 @@ def preview_and_up(project: dict, position: str, defect_signatures: dict[str, ty
                     message = f"{what} failed with {signature} ({defect.__doc__.strip()}):\n  " + "\n  ".join(lines[:12])
                     print(f"[e2e] PROGRAM DEFECT: {message}", file=sys.stderr)
                     raise defect(message)
-            errors = list(dict.fromkeys(line.strip() for line in out.splitlines() if "error:" in line or "MCA" in line))
-            raise AssertionError(f"{what} exited {proc.returncode}; its errors:\n  " + "\n  ".join(errors[:20])
-                                 + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}\n--- stderr tail:\n{tail(proc.stderr, 20)}")
+            raise AssertionError(kit.failure(what, proc))
 
 
 # ---------------------------------------------------------------------------------------------
