@@ -13,13 +13,14 @@ as the e2e does), with the stand-ins (standins/) and the policy pack:
     -> mesh-ca-done -> old-root-removed
 
 At each position (each phase's last, and only, position): ``pulumi preview --policy-pack policy``
-(timed: the engine's cost as the route's history grows), ``pulumi up --yes --policy-pack policy``
-(timed), then the state's resource count (``pulumi stack export``: all, and ``command:local:Command``).
+(timed: the engine's cost as the route's history grows), the same preview again with
+``PULUMI_SKIP_CHECKPOINTS=true`` (timed: what ``meshca up`` runs, meshca/pulumi_run.py), ``pulumi up
+--yes --policy-pack policy`` (timed; with ``--up-skip-checkpoints`` it too skips them, marked), then the state's resource count (``pulumi stack export``: all, and ``command:local:Command``).
 Every figure is written to ``--out`` (JSON) as soon as it exists, so a run cut short still leaves
 what finished; ``--update-benchmarks`` writes BENCHMARKS.md's section "## The route at scale" from it.
 
 Usage (root, iproute2, ``make toolchain`` done):
-    .venv/bin/python bench/route_scale_bench.py [--clusters 3] [--namespaces 300] [--out FILE] [--update-benchmarks]
+    .venv/bin/python bench/route_scale_bench.py [--clusters 3] [--namespaces 300] [--out FILE] [--only-skip-preview] [--up-skip-checkpoints] [--update-benchmarks]
     .venv/bin/python bench/route_scale_bench.py --from-json FILE [--from-json FILE...] --update-benchmarks   (section only)
 """
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 SECTION = "## The route at scale (real engine)"
 STACK = "scale"
+SKIP_CHECKPOINTS = {"PULUMI_SKIP_CHECKPOINTS": "true"}
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
 # procedure.md "The route", one batch per phase: (position, meshca:phase, revision of every namespace)
@@ -108,10 +110,11 @@ class Run:
         self.root, self.env, self.proj = root, env, proj
         self.n = 0
 
-    def cmd(self, what: str, argv: list[str], timeout: float = 7200, stdin: str | None = None, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+    def cmd(self, what: str, argv: list[str], timeout: float = 7200, stdin: str | None = None, check: bool = True,
+            extra_env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
         self.n += 1
         t0 = time.monotonic()
-        proc = subprocess.run(argv, cwd=self.proj, env=self.env, capture_output=True, text=True, timeout=timeout, input=stdin)
+        proc = subprocess.run(argv, cwd=self.proj, env={**self.env, **(extra_env or {})}, capture_output=True, text=True, timeout=timeout, input=stdin)
         dt_ = time.monotonic() - t0
         safe = what.replace(" ", "_").replace("/", "_")
         (self.root / "logs" / f"{self.n:02d}-{safe}.log").write_text(
@@ -121,9 +124,18 @@ class Run:
             raise RuntimeError(f"{what} exited {proc.returncode}:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:]))
         return dt_, proc
 
-    def pulumi(self, what: str, sub: str, *rest: str, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+    def pulumi(self, what: str, sub: str, *rest: str, check: bool = True, extra_env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
         argv = [str(self.proj / ".venv" / "bin" / "python"), "-m", "testinfra.pulumi_inline", "--stack", STACK, sub, *rest]
-        return self.cmd(what, argv, check=check)
+        return self.cmd(what, argv, check=check, extra_env=extra_env)
+
+    def previews(self, row: dict, position: str, default_too: bool = True) -> None:
+        """The preview twice on the same state: as the CLI runs it by default (``preview``), then with
+        ``PULUMI_SKIP_CHECKPOINTS=true`` as ``meshca up`` runs it (``previewSkip``; meshca/pulumi_run.py
+        ``PREVIEW_ENVIRONMENT``: the default serializes the whole state on every step of a preview)."""
+        if default_too:
+            row["preview"] = round(self.pulumi(f"pulumi preview ({position})", "preview", "--policy-pack", "policy")[0], 1)
+        row["previewSkip"] = round(self.pulumi(f"pulumi preview, skip checkpoints ({position})", "preview", "--policy-pack", "policy",
+                                               extra_env=SKIP_CHECKPOINTS)[0], 1)
 
     def resources(self) -> dict:
         _, proc = self.cmd("pulumi stack export", ["pulumi", "stack", "export", "--stack", STACK, "--non-interactive"])
@@ -241,15 +253,18 @@ def walk(args: argparse.Namespace) -> dict:
             stack_file.write_text(yaml.safe_dump(stack_doc(ctxs, names, str(clusters.kubeconfig), str(meshca_root), phase, on), sort_keys=False))
             row: dict = {"position": position, "load": loadavg()}
             result["positions"].append(row)
-            row["preview"] = round(run.pulumi(f"pulumi preview ({position})", "preview", "--policy-pack", "policy")[0], 1)
+            run.previews(row, position, not args.only_skip_preview)
             save()
-            row["up"] = round(run.pulumi(f"pulumi up ({position})", "up", "--policy-pack", "policy")[0], 1)
+            row["up"] = round(run.pulumi(f"pulumi up ({position})", "up", "--policy-pack", "policy",
+                                         extra_env=SKIP_CHECKPOINTS if args.up_skip_checkpoints else None)[0], 1)
+            if args.up_skip_checkpoints:
+                row["upSkipCheckpoints"] = True
             row.update(run.resources())
             save()
         # the history at its longest: a preview with no change at the final position
         row = {"position": "old-root-removed (no change)", "load": loadavg()}
         result["positions"].append(row)
-        row["preview"] = round(run.pulumi("pulumi preview (no change)", "preview", "--policy-pack", "policy")[0], 1)
+        run.previews(row, "no change", not args.only_skip_preview)
         row.update(run.resources())
         result["done"] = True
     except Exception as exc:  # record what finished
@@ -289,12 +304,13 @@ def markdown(runs: list[dict]) -> str:
         lines += [
             f"**{r['clusters']} x {r['namespaces']}** (measured {r['date']}; `{r['command']}`)",
             "",
-            "| position | preview | up | resources after | of them Commands | load avg |",
-            "|---|---:|---:|---:|---:|---|",
+            "| position | preview | preview, `PULUMI_SKIP_CHECKPOINTS=true` | up | resources after | of them Commands | load avg |",
+            "|---|---:|---:|---:|---:|---:|---|",
         ]
         for p in r["positions"]:
             cell = lambda k, unit=" s": f"{p[k]}{unit}" if k in p else "—"  # noqa: E731
-            lines.append(f"| {p['position']} | {cell('preview')} | {cell('up')} | {cell('resources', '')} | {cell('commands', '')} | {p.get('load', '')} |")
+            up = cell("up") + (" (skip checkpoints)" if p.get("upSkipCheckpoints") else "")
+            lines.append(f"| {p['position']} | {cell('preview')} | {cell('previewSkip')} | {up} | {cell('resources', '')} | {cell('commands', '')} | {p.get('load', '')} |")
         lines.append("")
         if r.get("clusterStart") is not None:
             lines.append(f"Cluster start {r['clusterStart']} s; seeding {r.get('seed', '—')} s.")
@@ -321,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "meshca-route-scale.json"))
     ap.add_argument("--from-json", action="append", default=[], help="only write the section from saved runs (repeatable: one table each)")
     ap.add_argument("--update-benchmarks", action="store_true")
+    ap.add_argument("--only-skip-preview", action="store_true",
+                    help="time only the preview with PULUMI_SKIP_CHECKPOINTS=true (the default preview of a big move takes minutes)")
+    ap.add_argument("--up-skip-checkpoints", action="store_true",
+                    help="run each up with PULUMI_SKIP_CHECKPOINTS=true (reaches the later positions sooner; "
+                         "those up figures are marked and are not what an operator's up costs)")
     args = ap.parse_args(argv)
     # SIGTERM (a run stopped by hand) unwinds like Ctrl-C, so the clusters and their netns are torn
     # down by walk()'s finally instead of outliving the run

@@ -19,7 +19,7 @@ from meshca.errors import MeshcaError, MeshcaErrors
 
 from meshca.promote import upstream_refusals
 
-from . import cycle_breaker, output_drain
+from . import cycle_breaker, output_drain, stack_trace
 from .meshca_stack import MeshcaStack, MeshcaStackArgs
 from .phase_guard import guard_for, own_gate_results
 
@@ -102,6 +102,7 @@ def guard_factory(config: StackConfig):
 def run() -> MeshcaStack:
     cycle_breaker.install()  # before the first resource (see components/cycle_breaker.py)
     output_drain.install()  # before the program returns (see components/output_drain.py)
+    stack_trace.install()  # before the first resource (see components/stack_trace.py)
     try:
         config = read_config()
     except MeshcaErrors as exc:

@@ -21,6 +21,13 @@ from the environment):
   the pack is handed over as a two-line script that runs the SDK's ``python -m pulumi.policy
   ENGINE PACK_DIR`` (pulumi 3.272.0 pulumi/policy/__main__.py) with this interpreter.
 
+A preview runs with ``PULUMI_SKIP_CHECKPOINTS=true`` unless the caller set it (``preview_environment``):
+the CLI gives a preview a snapshot manager whose persister discards every write, yet by default it
+serializes and integrity-checks the WHOLE in-memory state on every step before discarding it, so a
+preview's cost grows with the square of the resources it plans (measured: BENCHMARKS.md "The route at
+scale"). Skipping checkpoints changes nothing a preview shows or keeps. An ``up`` keeps its
+checkpoints: they are what makes a completed step stay completed after a crash.
+
 ``up`` is the Automation API's ``Stack.up``: ``pulumi up --yes --skip-preview`` (its own
 preview is ``meshca up``'s separate preview run). Output: the CLI's lines as they come, and one
 line per engine event the progress display needs, prefixed ``EVENT_PREFIX`` (JSON). Exit 0 ok,
@@ -77,6 +84,19 @@ def _event_record(event) -> dict | None:
         return {"kind": "summary", "changes": {str(getattr(k, "value", k)): v for k, v in (s.resource_changes or {}).items()},
                 "policyPacks": dict(s.policy_packs or {})}
     return None
+
+
+# pulumi v3.274.1: pkg/backend/diy/backend.go:1385-1394 and pkg/backend/httpstate/backend.go:2280-2288
+# give a preview a SnapshotManager with a DiscardPersister; pkg/backend/snapshot.go:1017-1046 (the default
+# service loop) runs saveSnapshot (:911-930: Deployment(), :886, serializes every resource, then
+# snapshot.VerifyIntegrity) on every mutation; with SkipCheckpoints (sdk/go/common/env/env.go:50,
+# snapshot.go:1093) the unsafe loop (:1051-1062) saves once, at the end, to the same discarding persister.
+PREVIEW_ENVIRONMENT = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+
+
+def preview_environment(environ) -> dict:
+    """The variables a preview adds to ``environ``: PREVIEW_ENVIRONMENT, where the caller set none."""
+    return {k: v for k, v in PREVIEW_ENVIRONMENT.items() if k not in environ}
 
 
 def analyzer_script(pack_dir: Path, where: Path) -> Path:
@@ -138,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.policy_pack:
             pack = (work_dir / args.policy_pack).resolve()
             packs = [str(analyzer_script(pack, tmp) if engine == "inline" else pack)]
+        if args.command == "preview":
+            os.environ.update(preview_environment(os.environ))  # the CLI inherits this process's environment
         try:
             if args.command == "preview":
                 stack.preview(policy_packs=packs, on_output=out, on_event=on_event, color="never")

@@ -98,9 +98,14 @@ def failure(what: str, proc: subprocess.CompletedProcess) -> str:
             + f"\n--- stdout tail:\n{tail(proc.stdout, 40)}\n--- stderr tail:\n{tail(proc.stderr, 20)}")
 
 
-def pulumi(route: dict, stack: str, what: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+# README "Running a real migration": the preview runs with PULUMI_SKIP_CHECKPOINTS=true (meshca/pulumi_run.py)
+PREVIEW_ENV = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+
+
+def pulumi(route: dict, stack: str, what: str, *args: str, check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """``pulumi ARGS --stack STACK`` with the real CLI (inline mode: testinfra/pulumi_inline.py)."""
-    return run(route, f"{what} [{stack}, {route['mode']}]", pulumi_argv(route, stack, args), check=check)
+    env = {**route["env"], **extra_env} if extra_env else None
+    return run(route, f"{what} [{stack}, {route['mode']}]", pulumi_argv(route, stack, args), check=check, env=env)
 
 
 def stack_outputs(route: dict, stack: str) -> tuple[dict, str]:
@@ -129,11 +134,13 @@ def state_resources(route: dict, stack: str) -> dict:
 
 
 def preview_and_up(route: dict, stack: str, position: str) -> dict:
-    """preview --policy-pack policy, then up --yes --policy-pack policy; returns the two wall times."""
+    """preview --policy-pack policy (as README runs it: PREVIEW_ENV), then up --yes --policy-pack policy;
+    returns the two wall times."""
     times = {}
     for step, args in (("preview", ["preview", "--policy-pack", "policy"]), ("up", ["up", "--yes", "--policy-pack", "policy"])):
         t0 = time.monotonic()
-        proc = pulumi(route, stack, f"pulumi {step} ({position})", *args, check=False)
+        proc = pulumi(route, stack, f"pulumi {step} ({position})", *args, check=False,
+                      extra_env=PREVIEW_ENV if step == "preview" else None)
         times[step] = time.monotonic() - t0
         if proc.returncode != 0:
             raise AssertionError(failure(f"pulumi {step} of {stack} at {position}", proc))
