@@ -13,43 +13,53 @@ state after every step of an ``up`` (pkg/backend/snapshot.go ``saveSnapshot`` :9
 
 ``install()`` wraps the SDK's function so the trace keeps its first frame (the source position
 the engine shows for the resource, ``_get_source_position``) and the frames after it while they
-are files of this project outside any ``site-packages``; it stops at the first other frame.
+are the program's own: a file, outside the interpreter's standard library and any installed
+package (``sysconfig`` paths, ``site-packages``, ``dist-packages``); it stops at the first other
+frame (runpy, asyncio, the SDK, the Automation API). Where the project sits does not matter.
 Nothing the engine diffs changes (a stack trace is not an input), so a stack in flight runs no
 step because of it. Installed only if the SDK still has the function this was written against.
 """
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
 
 from pulumi.runtime import resource as _resource
 
-PROJECT = Path(__file__).resolve().parents[1]
 _SDK_GET_STACK_TRACE = getattr(_resource, "_get_stack_trace", None)
+_PACKAGE_DIRS = ("/site-packages/", "/dist-packages/")
 
 
-def _own(uri: str, root: str) -> bool:
-    """A ``file://`` URI of a file of the project (``_get_source_position_for_frame`` makes them)."""
-    return uri.startswith(root) and "/site-packages/" not in uri and "/dist-packages/" not in uri
+def library_prefixes() -> tuple[str, ...]:
+    """``file://`` URI prefixes of the interpreter's standard library and installed packages."""
+    paths = sysconfig.get_paths()
+    dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
+    return tuple(sorted(Path(d).resolve().as_uri().rstrip("/") + "/" for d in dirs))
 
 
-def trim(stack, root: str):
-    """``stack`` (a ``source_pb2.StackTrace``) cut after its first frame and the project frames after it."""
+def _own(uri: str, excluded: tuple[str, ...]) -> bool:
+    """A frame of the program itself (``_get_source_position_for_frame`` gives file URIs)."""
+    return uri.startswith("file:") and not uri.startswith(excluded) and not any(d in uri for d in _PACKAGE_DIRS)
+
+
+def trim(stack, excluded: tuple[str, ...]):
+    """``stack`` (a ``source_pb2.StackTrace``) cut after its first frame and the program's frames after it."""
     frames = stack.frames
     keep = 1
-    while keep < len(frames) and frames[keep].HasField("pc") and _own(frames[keep].pc.uri, root):
+    while keep < len(frames) and frames[keep].HasField("pc") and _own(frames[keep].pc.uri, excluded):
         keep += 1
     del frames[keep:]
     return stack
 
 
-def trimmed(get_stack_trace=None, project: Path = PROJECT):
+def trimmed(get_stack_trace=None, excluded: tuple[str, ...] | None = None):
     """The SDK's ``_get_stack_trace`` (or ``get_stack_trace``) with its result trimmed."""
     sdk = get_stack_trace or _SDK_GET_STACK_TRACE
-    root = project.as_uri().rstrip("/") + "/"
+    prefixes = library_prefixes() if excluded is None else excluded
 
     def _get_stack_trace():
-        return trim(sdk(), root)
+        return trim(sdk(), prefixes)
 
     _get_stack_trace.meshca_trimmed = True  # type: ignore[attr-defined]
     return _get_stack_trace

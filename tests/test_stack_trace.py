@@ -7,13 +7,13 @@ file (a file of the project) under pytest (site-packages frames below it).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pulumi.runtime import resource as sdk_resource
 
 from components import stack_trace
 
-ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().as_uri()
 
 
@@ -47,15 +47,22 @@ def test_the_sdk_trace_reaches_below_the_project():
     assert any("/site-packages/" in u for u in full)
 
 
-def test_trimmed_keeps_the_project_frames_then_stops():
-    got = user_code(stack_trace.trimmed(project=ROOT))
+def test_trimmed_keeps_the_program_frames_then_stops():
+    got = user_code(stack_trace.trimmed())
     assert uris(got) == [HERE, HERE]  # user_code's call of Concrete, then the test's call of user_code
     assert got.frames[0].pc.line > 0
 
 
-def test_the_first_frame_is_kept_even_outside_the_project(tmp_path):
-    got = user_code(stack_trace.trimmed(project=tmp_path))
+def test_the_first_frame_is_kept_even_if_it_is_not_the_programs():
+    got = user_code(stack_trace.trimmed(excluded=(Path(__file__).resolve().parent.as_uri() + "/",)))
     assert uris(got) == [HERE]
+
+
+def test_the_interpreters_libraries_are_not_the_program():
+    prefixes = stack_trace.library_prefixes()
+    assert any(p.endswith("/site-packages/") for p in prefixes)
+    assert Path(os.__file__).resolve().as_uri().startswith(prefixes)  # the standard library
+    assert not HERE.startswith(prefixes)
 
 
 def test_install_wraps_the_sdk_once(monkeypatch):
