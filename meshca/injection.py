@@ -60,3 +60,9 @@ def injected_revision(pod: dict) -> str | None:
     if REV_KEY in labels:
         return labels[REV_KEY] or "default"  # 1.6: "" is the default revision
     return None
+
+
+def revision_or_default(pod: dict) -> str:
+    """``injected_revision``, with a pod that carries no record of its injector counted as the
+    default revision's: the one rule of the trust gates, the restart wait and the gateway cut-over."""
+    return injected_revision(pod) or "default"

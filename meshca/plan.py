@@ -500,7 +500,9 @@ class _Builder:
             cacerts=self.cacerts if ca == "citadel" else None,
         )
 
-    def move(self, phase: str, procedure: str, namespace: str, from_rev: str, to_rev: str, depends_on: Iterable[str], guide_changes: Sequence[str]) -> str:
+    def move(self, phase: str, procedure: str, namespace: str, from_rev: str, to_rev: str, depends_on: Iterable[str],
+             guide_changes: Sequence[str]) -> tuple[str, str]:
+        """The namespace's label step and its restart step; their ids."""
         c = self.config
         labels = {**c.namespace(namespace).labels, **injection_labels(c, to_rev)}
         removed = [k for k in ("istio-injection", "istio.io/rev") if k not in labels]
@@ -519,7 +521,7 @@ class _Builder:
             labels=labels,
             removeLabels=removed,
         )
-        return self.add(
+        restart = self.add(
             f"{procedure}.restart.{namespace}",
             phase=phase,
             procedure=procedure,
@@ -532,6 +534,7 @@ class _Builder:
             namespace=namespace,
             revision=to_rev,
         )
+        return label, restart
 
     def moves(self, phase: str, procedure: str, names: Sequence[str], from_rev: str, to_rev: str, first_deps: Iterable[str], changes) -> list[str]:
         """Batches one after another; namespaces of one batch side by side.
@@ -552,9 +555,8 @@ class _Builder:
             in_batch = [n for n in batch if n in names]
             if not in_batch:
                 continue
-            head = self.move(phase, procedure, in_batch[0], from_rev, to_rev, deps, changes(in_batch[0]))
-            head_label = f"{procedure}.label.{in_batch[0]}"
-            last = [head] + [self.move(phase, procedure, n, from_rev, to_rev, [head_label], changes(n)) for n in in_batch[1:]]
+            head_label, head = self.move(phase, procedure, in_batch[0], from_rev, to_rev, deps, changes(in_batch[0]))
+            last = [head] + [self.move(phase, procedure, n, from_rev, to_rev, [head_label], changes(n))[1] for n in in_batch[1:]]
             deps = last
         return deps if last else list(first_deps)
 

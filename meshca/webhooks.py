@@ -30,7 +30,7 @@ import yaml
 
 from .errors import MeshcaError, MeshcaErrors
 from .injection import has_proxy
-from .injection import injected_revision as _injected_revision
+from .injection import revision_or_default
 from .kubeaccess import require_cluster_access
 from .restart import Kubectl
 
@@ -95,7 +95,7 @@ def injected_revision(pod: dict) -> str | None:
     default revision; None without an istio-proxy."""
     if not has_proxy(pod):
         return None
-    return _injected_revision(pod) or "default"
+    return revision_or_default(pod)
 
 
 def check_injection(kube, revision: str) -> list[MeshcaError]:

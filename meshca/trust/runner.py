@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from ..certs import colon_fingerprint, fingerprint, load_certs, short_fingerprint
-from ..injection import injected_revision
+from ..injection import revision_or_default
 from ..errors import MeshcaError
 from .dumps import DEFAULT, ROOTCA, Bundle, DumpError, ProxySecrets, bundle_hash, load_bundle, parse_dump
 from .source import ProxySource, SourceError, SourceTimeout
@@ -76,7 +76,7 @@ def proxy_kind(pod: dict) -> str | None:
 def pod_revision(pod: dict) -> str:
     """The revision that injected the pod, as its injector wrote it (meshca/injection.py);
     ``default`` when the pod carries no record of it."""
-    return injected_revision(pod) or "default"
+    return revision_or_default(pod)
 
 
 def deployment_of(pod: dict) -> str | None:
