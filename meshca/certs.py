@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
 from .errors import MeshcaError
 
@@ -181,9 +181,76 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return names_issuer(cert, issuer) and _verified(cert, issuer)
 
 
-def _verified(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """The signature check of one link whose names match (``signed_by`` after its name test)."""
+_LINKS: dict[int, tuple[x509.Certificate, tuple | None]] = {}
+_KEYS: dict[int, tuple[x509.Certificate, object]] = {}
+
+
+def _signature_facts(cert: x509.Certificate) -> tuple | None:
+    """What verifying ``cert``'s signature reads from ``cert`` itself, parsed once per
+    certificate object: ``(key class, signature, TBS bytes, verify arguments)`` for ECDSA and
+    RSA PKCS#1 v1.5 signatures whose outer signatureAlgorithm is the TBS one byte for byte;
+    None otherwise (then ``verify_directly_issued_by`` decides, as it always did)."""
+    hit = _LINKS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    facts = None
     try:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        _, pos, _ = _der_tlv(der, 0)  # Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature }
+        _, tbs_start, tbs_end = _der_tlv(der, pos)
+        tag, alg_start, alg_end = _der_tlv(der, tbs_end)
+        outer_alg = der[tbs_end:alg_end]
+        _, field, _ = _der_tlv(der, pos)
+        ftag, fstart, fend = _der_tlv(der, field)
+        if ftag == 0xA0:  # explicit version
+            field = fend
+            ftag, fstart, fend = _der_tlv(der, field)
+        _, sstart, send = _der_tlv(der, fend)  # TBS signature, after serialNumber
+        inner_alg = der[fend:send]
+        if tag == 0x30 and inner_alg == outer_alg:
+            params = cert.signature_algorithm_parameters
+            if isinstance(params, ec.ECDSA):
+                facts = (ec.EllipticCurvePublicKey, cert.signature, cert.tbs_certificate_bytes, (params,))
+            elif isinstance(params, padding.PKCS1v15):
+                facts = (rsa.RSAPublicKey, cert.signature, cert.tbs_certificate_bytes, (params, cert.signature_hash_algorithm))
+    except (ValueError, IndexError, TypeError, UnsupportedAlgorithm):
+        facts = None
+    if len(_LINKS) >= 65536:
+        _LINKS.clear()
+    _LINKS[id(cert)] = (cert, facts)
+    return facts
+
+
+def _public_key(cert: x509.Certificate):
+    """``cert.public_key()``, loaded once per certificate object (None when it cannot be)."""
+    hit = _KEYS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    try:
+        key = cert.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if len(_KEYS) >= 65536:
+        _KEYS.clear()
+    _KEYS[id(cert)] = (cert, key)
+    return key
+
+
+def _verified(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The signature check of one link whose names match (``signed_by`` after its name test):
+    always a real signature verification, never a remembered answer.
+
+    It is the check ``verify_directly_issued_by`` makes (the outer and TBS signature algorithms
+    equal, the issuer's key of the signature's kind, the signature over the TBS bytes with the
+    algorithm's parameters), with the issuer's key loaded once per certificate object instead
+    of on every call; any other signature kind goes to ``verify_directly_issued_by`` itself."""
+    try:
+        facts = _signature_facts(cert)
+        if facts is not None:
+            key = _public_key(issuer)
+            if isinstance(key, facts[0]):
+                key.verify(facts[1], facts[2], *facts[3])
+                return True
         cert.verify_directly_issued_by(issuer)
         return True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
