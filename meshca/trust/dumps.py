@@ -354,6 +354,25 @@ def render_dump(
     return json.dumps(dump_document(entries, style, warming), indent=2 if style == "camel" else None).encode()
 
 
+def render_item(name: str, kind: str, pem: bytes, style: str = "camel") -> str:
+    """One active secret as ``render_dump`` writes it inside its list (see ``render_items``)."""
+    item = _secret_item(name, kind, pem, style)
+    return json.dumps(item, indent=2) if style == "camel" else json.dumps(item)
+
+
+def render_items(items: list[str], style: str = "camel") -> bytes:
+    """``render_dump`` of active secrets already rendered one by one by ``render_item`` (no
+    warming secrets): the same bytes, so a caller can render each secret once and reuse it."""
+    if not items:
+        return render_dump({}, style)
+    if style == "camel":
+        inner = ",\n".join("\n".join("    " + line for line in item.split("\n")) for item in items)
+        return ('{\n  "dynamicActiveSecrets": [\n' + inner + "\n  ]\n}").encode()
+    if style != "snake":
+        raise ValueError("style is 'camel' (istioctl) or 'snake' (Envoy admin)")
+    return ('{"configs": [{"@type": ' + json.dumps(SECRETS_DUMP_TYPE) + ', "dynamic_active_secrets": [' + ", ".join(items) + "]}]}").encode()
+
+
 def sidecar_entries(chain: list[bytes] | bytes, roots: list[bytes] | bytes) -> dict[str, tuple[str, bytes]]:
     """The two entries every sidecar has: ``default`` (leaf + intermediates) and ``ROOTCA``."""
     chain_pem = b"".join(chain) if isinstance(chain, list) else chain
