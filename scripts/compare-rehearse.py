@@ -3,6 +3,7 @@ import json, re, subprocess, sys
 MAIN = "/work/main/.venv/bin/meshca"
 BR = sys.argv[1] if len(sys.argv) > 1 else "/work/wt-reh/.venv/bin/meshca"
 CASES = [["--clusters", "3", "--namespaces", "20", "--workloads", "3"], ["--clusters", "2", "--namespaces", "40", "--workloads", "2"]]
+TMP = re.compile(r"/tmp/meshca-rehearse-[a-z0-9_]+")
 FP = re.compile(r"([0-9A-F]{2}:){7}[0-9A-F]{2}\.\.\.|([0-9A-F]{2}:){31}[0-9A-F]{2}|\b[0-9a-f]{64}\b")
 def norm(o):
     if isinstance(o, dict):
@@ -10,7 +11,7 @@ def norm(o):
     if isinstance(o, list):
         return [norm(v) for v in o]
     if isinstance(o, str):
-        return FP.sub("<FP>", o)
+        return TMP.sub("/tmp/meshca-rehearse-<TMP>", FP.sub("<FP>", o))
     return o
 ok = True
 for extra in CASES + [c + ["--scenario", s] for s in sys.argv[2:] for c in CASES[:1]]:

@@ -1,6 +1,6 @@
-"""An in-process source (the rehearsal's simulated cluster) has its proxies judged by a few
-workers (issue 13): the document, the progress calls and a whole-check error are those of
-judging the pods one by one, in order."""
+"""An in-process source that asks for ``workers`` has its proxies judged by a few threads
+(issue 13): the document, the progress calls and a whole-check error are those of judging the
+pods one by one, in order."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 class InProcess(DirSource):
     in_process = True
+    workers = 1
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def _cluster(p, n=80):
 
 
 def _run(root, p, workers, monkeypatch, source_cls=InProcess, seen=None, **kw):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: workers)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(source_cls, "workers", workers)
     monkeypatch.setattr(runner, "INLINE_CHUNK", 3)  # many chunks, so workers really interleave
     seen = [] if seen is None else seen
     src = source_cls(root)
@@ -52,6 +54,28 @@ def test_workers_keep_the_order_and_the_verdict(tmp_path, p, monkeypatch):
     assert checked == [k for k in listed if k in set(checked)]  # progress in the order pods were listed
     assert [d for d, *_ in seen4] == list(range(1, len(seen4) + 1)) and len(seen4) > 60
     assert {s for *_, s in seen4} == {"ok", "fail"}
+
+
+def test_workers_are_used_only_when_asked(tmp_path, p, monkeypatch):
+    """Threads are started only for workers > 1 (the simulated source asks for one)."""
+    from meshca.sim.source import SimSource
+
+    assert SimSource.workers == 1
+    root = _cluster(p, 10).write(tmp_path / "cluster")
+    started = []
+    real = runner.ThreadPoolExecutor
+
+    def counting(*a, **kw):
+        started.append(kw.get("max_workers"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(runner, "ThreadPoolExecutor", counting)
+    _run(root, p, 1, monkeypatch)
+    assert started == []
+    _run(root, p, 3, monkeypatch)
+    assert started == [3]
+    _run(root, p, 8, monkeypatch, concurrency=2)
+    assert started == [3, 2]
 
 
 def test_a_whole_check_error_comes_after_the_pods_before_it(tmp_path, p, monkeypatch):
