@@ -291,11 +291,13 @@ def verify_path(
             return path
         # Only certificates that name current's issuer are candidates: each of them has its
         # signature verified, every time; the others cannot have issued it.
-        issuer = next((r for r in roots if names_issuer(current, r) and _verified(current, r)), None)
-        if issuer is not None:
-            return path + [issuer]
-        nxt = next((c for c in intermediates if fingerprint(c) not in used and names_issuer(current, c) and _verified(current, c)), None)
-        if nxt is None:
+        for r in roots:
+            if names_issuer(current, r) and _verified(current, r):
+                return path + [r]
+        for nxt in intermediates:
+            if fingerprint(nxt) not in used and names_issuer(current, nxt) and _verified(current, nxt):
+                break
+        else:
             return None
         used.add(fingerprint(nxt))
         path.append(nxt)

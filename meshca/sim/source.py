@@ -70,6 +70,9 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
     }
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(obj, separators=(",", ":")) builds on every call
+
+
 def _record_injection(pod: Pod, labels: dict, annotations: dict) -> None:
     """How the injector of ``pod.injector``'s Istio version records the revision (istio/istio):
 
@@ -92,7 +95,7 @@ def _record_injection(pod: Pod, labels: dict, annotations: dict) -> None:
         status = {"initContainers": ["istio-init"], "containers": containers, "volumes": ["istio-envoy", "istio-data"], "imagePullSecrets": None, "revision": pod.revision}
         if pod.injector != "1.16":
             annotations["istio.io/rev"] = str(pod.revision)
-    annotations["sidecar.istio.io/status"] = json.dumps(status, separators=(",", ":"))
+    annotations["sidecar.istio.io/status"] = _COMPACT.encode(status)  # json.dumps(status, separators=(",", ":"))
 
 
 def workload_json(w: Workload) -> dict:
