@@ -130,9 +130,9 @@ def _item(style: str, name: str, owner, render) -> str:
 
 
 def _bundle_item(style: str, bundle: tuple) -> str:
-    key = (style, ROOTCA, tuple(id(r) for r in bundle))
+    key = (style, ROOTCA, tuple(map(id, bundle)))
     hit = _ITEMS.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], bundle)):
+    if hit is not None:  # held objects keep their ids: a key found is these very roots
         return hit[1]
     text = render_item(ROOTCA, "ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in bundle), style)
     if len(_ITEMS) >= _DUMPS_MAX:
@@ -145,9 +145,9 @@ def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
     """A proxy's dump bytes, rendered once per (spelling, chain, bundle): the same proxy state
     always dumps the same bytes (what ``meshca.trust.dumps.render_dump`` would write again;
     each secret is rendered once and the dump assembled by ``render_items``)."""
-    key = (style, gateway, id(credential), tuple(id(r) for r in bundle))
+    key = (style, gateway, id(credential), tuple(map(id, bundle)))
     hit = _DUMPS.get(key)
-    if hit is not None and hit[0] is credential and all(a is b for a, b in zip(hit[1], bundle)):
+    if hit is not None:  # the entry holds the very objects whose ids make its key: they are these
         return hit[2]
     items: list[str] = []
     if credential is not None:
@@ -227,8 +227,10 @@ class SimSource:
         meta = pod.get("metadata") or {}
         ns, name = meta.get("namespace"), meta.get("name")
         listed = self._listed.get((ns, name))
-        if listed is not None and any(p is listed for p in listed.workload.pods) and self.cluster.workloads.get(listed.workload.key) is listed.workload:
-            return listed
+        if listed is not None and self.cluster.workloads.get(listed.workload.key) is listed.workload:
+            for p in listed.workload.pods:
+                if p is listed:
+                    return listed
         for w in self.cluster.workloads.values():
             if w.namespace != ns:
                 continue
