@@ -44,3 +44,19 @@ def test_render_items_is_render_dump(style):
     entries = {"a": ("cert", pem), "b\n\"x": ("ca", pem * 2)}
     assert render_items([render_item(n, k, p, style) for n, (k, p) in entries.items()], style) == render_dump(entries, style)
     assert render_items([], style) == render_dump({}, style)
+
+
+def test_digest_memo_is_by_object_and_content():
+    """The SHA-256 behind the parse caches is remembered per bytes object: equal bytes in
+    another object hash the same; different bytes never share a digest."""
+    import hashlib
+
+    from meshca.trust import dumps
+
+    a = b"x" * 1000
+    b = bytes(bytearray(a))  # equal content, another object
+    c = b"y" * 1000
+    for data in (a, b, c, a, c):
+        assert dumps._digest(data) == hashlib.sha256(data).digest()
+    assert dumps.bundle_hash(c) == hashlib.sha256(c).hexdigest()
+    assert dumps._digest(bytearray(c)) == hashlib.sha256(c).digest()
