@@ -196,16 +196,14 @@ def _signature_facts(cert: x509.Certificate) -> tuple | None:
     facts = None
     try:
         der = cert.public_bytes(serialization.Encoding.DER)
-        _, pos, _ = _der_tlv(der, 0)  # Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature }
-        _, tbs_start, tbs_end = _der_tlv(der, pos)
-        tag, alg_start, alg_end = _der_tlv(der, tbs_end)
+        _, tbs, _ = _der_tlv(der, 0)  # Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature }
+        _, field, tbs_end = _der_tlv(der, tbs)
+        tag, _, alg_end = _der_tlv(der, tbs_end)
         outer_alg = der[tbs_end:alg_end]
-        _, field, _ = _der_tlv(der, pos)
-        ftag, fstart, fend = _der_tlv(der, field)
-        if ftag == 0xA0:  # explicit version
-            field = fend
-            ftag, fstart, fend = _der_tlv(der, field)
-        _, sstart, send = _der_tlv(der, fend)  # TBS signature, after serialNumber
+        ftag, _, fend = _der_tlv(der, field)  # [0] version, else serialNumber
+        if ftag == 0xA0:
+            _, _, fend = _der_tlv(der, fend)  # serialNumber
+        _, _, send = _der_tlv(der, fend)  # TBSCertificate.signature
         inner_alg = der[fend:send]
         if tag == 0x30 and inner_alg == outer_alg:
             params = cert.signature_algorithm_parameters

@@ -54,6 +54,16 @@ def _tampered(cert: x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(bytes(der))
 
 
+def _outer_algorithm_swapped(cert: x509.Certificate) -> x509.Certificate:
+    """ecdsa-with-SHA256 in the outer signatureAlgorithm only, made ecdsa-with-SHA384: the
+    TBS and outer algorithms differ (verify_directly_issued_by refuses that)."""
+    oid = bytes.fromhex("06082a8648ce3d040302")
+    der = cert.public_bytes(serialization.Encoding.DER)
+    at = der.rindex(oid)
+    assert der.index(oid) < at  # the TBS one comes first
+    return x509.load_der_x509_certificate(der[:at] + oid[:-1] + b"\x03" + der[at + len(oid):])
+
+
 def _reference(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """cryptography's answer: the issuer Name, then ``verify_directly_issued_by``."""
     if cert.issuer != issuer.subject:
@@ -95,6 +105,7 @@ def zoo():
     }
     for name in ("by_rsa", "by_rsa_pss", "by_ec", "by_ed", "ec_root"):
         certs_[f"tampered_{name}"] = _tampered(certs_[name])
+    certs_["swapped_by_ec"] = _outer_algorithm_swapped(by_ec)
     return certs_
 
 
@@ -113,7 +124,8 @@ def test_every_pair_answers_as_cryptography_does(zoo):
         assert good in expected_true, good
     for bad in [("by_ec", "ec_twin"), ("by_twin", "ec_root"), ("by_ec", "rsa_named_ec"), ("by_ec", "printable"),
                 ("by_printable", "ec_root"), ("tampered_by_ec", "ec_root"), ("tampered_by_rsa", "rsa_root"),
-                ("tampered_by_rsa_pss", "rsa_root"), ("tampered_by_ed", "ed_root"), ("tampered_ec_root", "ec_root")]:
+                ("tampered_by_rsa_pss", "rsa_root"), ("tampered_by_ed", "ed_root"), ("tampered_ec_root", "ec_root"),
+                ("swapped_by_ec", "ec_root")]:
         assert bad not in expected_true, bad
 
 
@@ -147,3 +159,4 @@ def test_both_ways_of_checking_a_signature_are_in_the_zoo(zoo):
     ``verify_directly_issued_by``: the pair test above covers both."""
     assert certs._signature_facts(zoo["by_ec"]) is not None and certs._signature_facts(zoo["by_rsa"]) is not None
     assert certs._signature_facts(zoo["by_rsa_pss"]) is None and certs._signature_facts(zoo["by_ed"]) is None
+    assert certs._signature_facts(zoo["swapped_by_ec"]) is None  # outer and TBS algorithms differ
