@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
 from .errors import MeshcaError
 
@@ -106,18 +106,150 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return signed_by(cert, cert)
 
 
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer`` names and cryptographically signed ``cert``."""
+_NAMES: dict[int, tuple[x509.Certificate, bytes | None, bytes | None]] = {}
+
+
+def _der_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end) of the DER element at ``pos``; ValueError when cut."""
+    tag = data[pos]
+    length = data[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or start + n > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[start : start + n], "big")
+        start += n
+    end = start + length
+    if end > len(data):
+        raise ValueError("DER element runs past its container")
+    return tag, start, end
+
+
+def _tbs_names(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+    """The issuer and subject Names of ``cert`` exactly as encoded in its TBSCertificate
+    (RFC 5280 4.1: [0] version, serialNumber, signature, issuer, validity, subject), or
+    ``(None, None)`` when they cannot be found (then callers compare Names as before)."""
     try:
-        # Warnings silenced around this one link only: catch_warnings swaps process-wide state,
-        # so a longer window races with the check runner's other threads.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # also Name's (e.g. a CN over 64 characters)
-            if cert.issuer != issuer.subject:
-                # verify_directly_issued_by refuses a different issuer name before any signature
-                # check (ValueError); equal DER names are equal Names, so this answers it sooner.
-                return False
-            cert.verify_directly_issued_by(issuer)
+        tbs = cert.tbs_certificate_bytes
+        tag, pos, end = _der_tlv(tbs, 0)
+        if tag != 0x30:
+            raise ValueError("TBSCertificate is not a SEQUENCE")
+        fields = []
+        while pos < end and len(fields) < 6:
+            tag, start, stop = _der_tlv(tbs, pos)
+            fields.append((tag, tbs[pos:stop]))
+            pos = stop
+        if fields and fields[0][0] == 0xA0:  # explicit version
+            fields = fields[1:]
+        if len(fields) < 5 or fields[2][0] != 0x30 or fields[4][0] != 0x30:
+            raise ValueError("no issuer/subject Names")
+        return fields[2][1], fields[4][1]
+    except (ValueError, IndexError):
+        return None, None
+
+
+def _names(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+    """``_tbs_names``, memoised per certificate object like ``fingerprint`` (parsing only)."""
+    hit = _NAMES.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1], hit[2]
+    issuer, subject = _tbs_names(cert)
+    if len(_NAMES) >= 65536:
+        _NAMES.clear()
+    _NAMES[id(cert)] = (cert, issuer, subject)
+    return issuer, subject
+
+
+def names_issuer(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``cert``'s issuer Name is ``issuer``'s subject Name: byte for byte as both
+    certificates encode them (what ``verify_directly_issued_by`` compares before any signature
+    check), else, when a Name could not be located, by ``x509.Name`` equality."""
+    want = _names(cert)[0]
+    have = _names(issuer)[1]
+    if want is not None and have is not None:
+        return want == have
+    return same_name(cert.issuer, issuer.subject)
+
+
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when ``issuer`` names and cryptographically signed ``cert``.
+
+    A certificate whose subject is not ``cert``'s issuer is refused by name (that answer is
+    what ``verify_directly_issued_by`` gives, ValueError, before any signature check); every
+    certificate that does name it has the signature verified, on every call (never cached)."""
+    return names_issuer(cert, issuer) and _verified(cert, issuer)
+
+
+_LINKS: dict[int, tuple[x509.Certificate, tuple | None]] = {}
+_KEYS: dict[int, tuple[x509.Certificate, object]] = {}
+
+
+def _signature_facts(cert: x509.Certificate) -> tuple | None:
+    """What verifying ``cert``'s signature reads from ``cert`` itself, parsed once per
+    certificate object: ``(key class, signature, TBS bytes, verify arguments)`` for ECDSA and
+    RSA PKCS#1 v1.5 signatures whose outer signatureAlgorithm is the TBS one byte for byte;
+    None otherwise (then ``verify_directly_issued_by`` decides, as it always did)."""
+    hit = _LINKS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    facts = None
+    try:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        _, tbs, _ = _der_tlv(der, 0)  # Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature }
+        _, field, tbs_end = _der_tlv(der, tbs)
+        tag, _, alg_end = _der_tlv(der, tbs_end)
+        outer_alg = der[tbs_end:alg_end]
+        ftag, _, fend = _der_tlv(der, field)  # [0] version, else serialNumber
+        if ftag == 0xA0:
+            _, _, fend = _der_tlv(der, fend)  # serialNumber
+        _, _, send = _der_tlv(der, fend)  # TBSCertificate.signature
+        inner_alg = der[fend:send]
+        if tag == 0x30 and inner_alg == outer_alg:
+            params = cert.signature_algorithm_parameters
+            if isinstance(params, ec.ECDSA):
+                facts = (ec.EllipticCurvePublicKey, cert.signature, cert.tbs_certificate_bytes, (params,))
+            elif isinstance(params, padding.PKCS1v15):
+                facts = (rsa.RSAPublicKey, cert.signature, cert.tbs_certificate_bytes, (params, cert.signature_hash_algorithm))
+    except (ValueError, IndexError, TypeError, UnsupportedAlgorithm):
+        facts = None
+    if len(_LINKS) >= 65536:
+        _LINKS.clear()
+    _LINKS[id(cert)] = (cert, facts)
+    return facts
+
+
+def _public_key(cert: x509.Certificate):
+    """``cert.public_key()``, loaded once per certificate object (None when it cannot be)."""
+    hit = _KEYS.get(id(cert))
+    if hit is not None and hit[0] is cert:
+        return hit[1]
+    try:
+        key = cert.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if len(_KEYS) >= 65536:
+        _KEYS.clear()
+    _KEYS[id(cert)] = (cert, key)
+    return key
+
+
+def _verified(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """The signature check of one link whose names match (``signed_by`` after its name test):
+    always a real signature verification, never a remembered answer.
+
+    It is the check ``verify_directly_issued_by`` makes (the outer and TBS signature algorithms
+    equal, the issuer's key of the signature's kind, the signature over the TBS bytes with the
+    algorithm's parameters), with the issuer's key loaded once per certificate object instead
+    of on every call; any other signature kind goes to ``verify_directly_issued_by`` itself."""
+    try:
+        facts = _signature_facts(cert)
+        if facts is not None:
+            key = _public_key(issuer)
+            if isinstance(key, facts[0]):
+                key.verify(facts[1], facts[2], *facts[3])
+                return True
+        cert.verify_directly_issued_by(issuer)
         return True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
@@ -155,11 +287,15 @@ def verify_path(
     while True:
         if fingerprint(current) in trusted:
             return path
-        issuer = next((r for r in roots if signed_by(current, r)), None)
-        if issuer is not None:
-            return path + [issuer]
-        nxt = next((c for c in intermediates if fingerprint(c) not in used and signed_by(current, c)), None)
-        if nxt is None:
+        # Only certificates that name current's issuer are candidates: each of them has its
+        # signature verified, every time; the others cannot have issued it.
+        for r in roots:
+            if names_issuer(current, r) and _verified(current, r):
+                return path + [r]
+        for nxt in intermediates:
+            if fingerprint(nxt) not in used and names_issuer(current, nxt) and _verified(current, nxt):
+                break
+        else:
             return None
         used.add(fingerprint(nxt))
         path.append(nxt)

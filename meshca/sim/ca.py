@@ -90,11 +90,25 @@ def chain_fingerprint(certs) -> str:
     return h.hexdigest()
 
 
+_SIGNER_KEYS: dict[int, tuple[Signer, tuple[str, str]]] = {}
+
+
+def _signer_key(signer: Signer) -> tuple[str, str]:
+    """(root fingerprint, issuing certificate fingerprint) of a signer, once per signer object."""
+    hit = _SIGNER_KEYS.get(id(signer))
+    if hit is not None and hit[0] is signer:
+        return hit[1]
+    key = (signer.root_fp, fingerprint(signer.issuer.cert))
+    if len(_SIGNER_KEYS) >= 4096:
+        _SIGNER_KEYS.clear()
+    _SIGNER_KEYS[id(signer)] = (signer, key)  # holding the signer keeps its id unique
+    return key
+
+
 def issue(signer: Signer, spiffe: str, expired: bool = False) -> Credential:
     """The workload credential for ``spiffe`` from ``signer`` (issued once, then cached)."""
-    key = (signer.root_fp, fingerprint(signer.issuer.cert), spiffe, expired)
-    with _LOCK:
-        cached = _CREDENTIALS.get(key)
+    key = (*_signer_key(signer), spiffe, expired)
+    cached = _CREDENTIALS.get(key)  # one dict read (atomic): only additions take the lock
     if cached is not None:
         return cached
     leaf = pki.make_workload(spiffe, signer.issuer, hours=EXPIRED_HOURS if expired else VALID_HOURS)

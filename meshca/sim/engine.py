@@ -75,6 +75,22 @@ GATE_PARAM_KEYS = ("check", "require", "forbid", "retiring", "fleetProject", "re
 # ----------------------------------------------------------------------------- scenario model
 
 
+class CheckResult(Result):
+    """``meshca check --json``'s result: its stdout, ``json.dumps`` of the document, is written
+    when something reads it (gates read the document; a check's JSON can be large)."""
+
+    @property
+    def stdout(self) -> str:
+        text = self.__dict__.get("_stdout")
+        if text is None:
+            text = self.__dict__["_stdout"] = json.dumps(self.document)
+        return text
+
+    @stdout.setter
+    def stdout(self, value: str) -> None:
+        self.__dict__["_stdout"] = value or None
+
+
 @dataclass(frozen=True)
 class RoutePoint:
     """One position the stack file passes through (``rollback`` positions included)."""
@@ -560,7 +576,7 @@ class Rehearsal:
             return Result(2, stderr=exc.line())
         except SimError as exc:
             return Result(2, stderr=str(exc))
-        return Result(0 if doc.get("ok") else 1, stdout=json.dumps(doc), stderr=doc.get("reason") or "", document=doc)
+        return CheckResult(0 if doc.get("ok") else 1, stderr=doc.get("reason") or "", document=doc)
 
     # -- mTLS between every pair -----------------------------------------------------------------
 

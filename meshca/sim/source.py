@@ -17,10 +17,11 @@ import json
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import MeshcaError
-from ..trust.dumps import DEFAULT, ROOTCA, render_dump
+from ..trust.dumps import DEFAULT, ROOTCA, render_item, render_items
 from ..trust.source import SourceError
 from .mesh import Cluster, Pod, Workload, _digest
 
+GATEWAY_CREDENTIAL = "kubernetes://ingress-credential"
 OWNER_KIND = {"Deployment": "ReplicaSet", "StatefulSet": "StatefulSet", "DaemonSet": "DaemonSet"}
 
 
@@ -69,6 +70,9 @@ def pod_json(cluster: Cluster, pod: Pod) -> dict:
     }
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(obj, separators=(",", ":")) builds on every call
+
+
 def _record_injection(pod: Pod, labels: dict, annotations: dict) -> None:
     """How the injector of ``pod.injector``'s Istio version records the revision (istio/istio):
 
@@ -91,7 +95,7 @@ def _record_injection(pod: Pod, labels: dict, annotations: dict) -> None:
         status = {"initContainers": ["istio-init"], "containers": containers, "volumes": ["istio-envoy", "istio-data"], "imagePullSecrets": None, "revision": pod.revision}
         if pod.injector != "1.16":
             annotations["istio.io/rev"] = str(pod.revision)
-    annotations["sidecar.istio.io/status"] = json.dumps(status, separators=(",", ":"))
+    annotations["sidecar.istio.io/status"] = _COMPACT.encode(status)  # json.dumps(status, separators=(",", ":"))
 
 
 def workload_json(w: Workload) -> dict:
@@ -108,23 +112,52 @@ def workload_json(w: Workload) -> dict:
 
 _DUMPS: dict[tuple, tuple[object, tuple, bytes]] = {}
 _DUMPS_MAX = 16384
+_ITEMS: dict[tuple, tuple[object, str]] = {}  # one rendered secret, by (spelling, name, id of what it renders)
+
+
+def _item(style: str, name: str, owner, render) -> str:
+    """A secret rendered once per (spelling, name, object): ``owner`` (a credential or a
+    bundle tuple) is held by the memo, so its id is not reused while it is there."""
+    key = (style, name, id(owner))
+    hit = _ITEMS.get(key)
+    if hit is not None and hit[0] is owner:
+        return hit[1]
+    text = render()
+    if len(_ITEMS) >= _DUMPS_MAX:
+        _ITEMS.clear()
+    _ITEMS[key] = (owner, text)
+    return text
+
+
+def _bundle_item(style: str, bundle: tuple) -> str:
+    key = (style, ROOTCA, tuple(map(id, bundle)))
+    hit = _ITEMS.get(key)
+    if hit is not None:  # held objects keep their ids: a key found is these very roots
+        return hit[1]
+    text = render_item(ROOTCA, "ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in bundle), style)
+    if len(_ITEMS) >= _DUMPS_MAX:
+        _ITEMS.clear()
+    _ITEMS[key] = (bundle, text)
+    return text
 
 
 def _rendered(style: str, gateway: bool, credential, bundle: tuple) -> bytes:
     """A proxy's dump bytes, rendered once per (spelling, chain, bundle): the same proxy state
-    always dumps the same bytes (what ``meshca.trust.dumps.render_dump`` would write again)."""
-    key = (style, gateway, id(credential), tuple(id(r) for r in bundle))
+    always dumps the same bytes (what ``meshca.trust.dumps.render_dump`` would write again;
+    each secret is rendered once and the dump assembled by ``render_items``)."""
+    key = (style, gateway, id(credential), tuple(map(id, bundle)))
     hit = _DUMPS.get(key)
-    if hit is not None and hit[0] is credential and all(a is b for a, b in zip(hit[1], bundle)):
+    if hit is not None:  # the entry holds the very objects whose ids make its key: they are these
         return hit[2]
-    entries: dict[str, tuple[str, bytes]] = {}
-    if gateway and credential is not None:
-        # Gateways list credentials of their own before the workload's: select by name.
-        entries["kubernetes://ingress-credential"] = ("cert", credential.chain_pem)
+    items: list[str] = []
     if credential is not None:
-        entries[DEFAULT] = ("cert", credential.chain_pem)
-    entries[ROOTCA] = ("ca", b"".join(r.public_bytes(serialization.Encoding.PEM) for r in bundle))
-    data = render_dump(entries, style)
+        chain = _item(style, DEFAULT, credential, lambda: render_item(DEFAULT, "cert", credential.chain_pem, style))
+        if gateway:
+            # Gateways list credentials of their own before the workload's: select by name.
+            items.append(_item(style, GATEWAY_CREDENTIAL, credential, lambda: render_item(GATEWAY_CREDENTIAL, "cert", credential.chain_pem, style)))
+        items.append(chain)
+    items.append(_bundle_item(style, bundle))
+    data = render_items(items, style)
     if len(_DUMPS) >= _DUMPS_MAX:
         _DUMPS.clear()
     _DUMPS[key] = (credential, bundle, data)  # holding the objects keeps their ids unique
@@ -144,6 +177,7 @@ class SimSource:
     """A ProxySource over one simulated cluster."""
 
     in_process = True  # answers from memory: the check runner calls it on its own thread, in order
+    workers = 1  # proxies judged on the runner's thread (meshca/trust/runner.py: more measured slower)
 
     def __init__(self, cluster: Cluster, style: str = "snake") -> None:
         self.cluster = cluster
@@ -193,8 +227,10 @@ class SimSource:
         meta = pod.get("metadata") or {}
         ns, name = meta.get("namespace"), meta.get("name")
         listed = self._listed.get((ns, name))
-        if listed is not None and any(p is listed for p in listed.workload.pods) and self.cluster.workloads.get(listed.workload.key) is listed.workload:
-            return listed
+        if listed is not None and self.cluster.workloads.get(listed.workload.key) is listed.workload:
+            for p in listed.workload.pods:
+                if p is listed:
+                    return listed
         for w in self.cluster.workloads.values():
             if w.namespace != ns:
                 continue

@@ -185,13 +185,34 @@ class _ParseCache:
 
 
 _PARSED = _ParseCache(32768)
+_DIGESTS: dict[int, tuple[bytes, bytes]] = {}
+_DIGESTS_HELD = 0
+
+
+def _digest(data: bytes) -> bytes:
+    """SHA-256 of ALL of ``data``, once per bytes object (immutable; the memo holds it, so its
+    id is not reused while it is there; bounded): an in-process source hands the same dump
+    object out again, and a parsed dump hands out the same PEM objects."""
+    if type(data) is not bytes:
+        return hashlib.sha256(data).digest()
+    hit = _DIGESTS.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    digest = hashlib.sha256(data).digest()
+    global _DIGESTS_HELD
+    if len(_DIGESTS) >= 16384 or _DIGESTS_HELD + len(data) > 64 << 20:  # at most 64 MiB held
+        _DIGESTS.clear()
+        _DIGESTS_HELD = 0
+    _DIGESTS[id(data)] = (data, digest)
+    _DIGESTS_HELD += len(data)
+    return digest
 
 
 def parse_dump(data: bytes | str, subject: str) -> ProxySecrets:
     """Parse one proxy's secret dump. ``subject`` names the pod in error lines (the parse of
     byte-identical dumps is cached; errors are not)."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    key = ("dump", hashlib.sha256(raw).digest())
+    key = ("dump", _digest(raw))
     hit = _PARSED.get(key)
     if hit is not None:
         return hit
@@ -258,7 +279,7 @@ def decode_entry(entry: SecretEntry, subject: str) -> bytes:
 
 def bundle_hash(pem: bytes) -> str:
     """The cache key of a bundle: SHA-256 of ALL its bytes (never its first serial)."""
-    return hashlib.sha256(pem).hexdigest()
+    return _digest(pem).hex()
 
 
 @dataclass(frozen=True)
@@ -271,7 +292,7 @@ class Bundle:
 def load_bundle(pem: bytes, entry: str, subject: str) -> Bundle:
     """Every certificate of a PEM bundle; a damaged PEM block is a coded error (the parse of
     byte-identical bundles is cached; errors are not)."""
-    key = ("pem", hashlib.sha256(pem).digest())
+    key = ("pem", _digest(pem))
     hit = _PARSED.get(key)
     if hit is not None:
         return hit
@@ -352,6 +373,25 @@ def render_dump(
 ) -> bytes:
     """A realistic dump: istioctl's camelCase JSON or Envoy admin's wrapped snake_case JSON."""
     return json.dumps(dump_document(entries, style, warming), indent=2 if style == "camel" else None).encode()
+
+
+def render_item(name: str, kind: str, pem: bytes, style: str = "camel") -> str:
+    """One active secret as ``render_dump`` writes it inside its list (see ``render_items``)."""
+    item = _secret_item(name, kind, pem, style)
+    return json.dumps(item, indent=2) if style == "camel" else json.dumps(item)
+
+
+def render_items(items: list[str], style: str = "camel") -> bytes:
+    """``render_dump`` of active secrets already rendered one by one by ``render_item`` (no
+    warming secrets): the same bytes, so a caller can render each secret once and reuse it."""
+    if not items:
+        return render_dump({}, style)
+    if style == "camel":
+        inner = ",\n".join("\n".join("    " + line for line in item.split("\n")) for item in items)
+        return ('{\n  "dynamicActiveSecrets": [\n' + inner + "\n  ]\n}").encode()
+    if style != "snake":
+        raise ValueError("style is 'camel' (istioctl) or 'snake' (Envoy admin)")
+    return ('{"configs": [{"@type": ' + json.dumps(SECRETS_DUMP_TYPE) + ', "dynamic_active_secrets": [' + ", ".join(items) + "]}]}").encode()
 
 
 def sidecar_entries(chain: list[bytes] | bytes, roots: list[bytes] | bytes) -> dict[str, tuple[str, bytes]]:

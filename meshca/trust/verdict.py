@@ -40,6 +40,7 @@ class References:
     meshca_source: str = "pinned"  # "pinned" | "file"
     citadel_fps: frozenset[str] = field(init=False)
     meshca_fps: frozenset[str] = field(init=False)
+    known_fps: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "citadel_fps", frozenset(fingerprint(c) for c in self.citadel))
@@ -47,6 +48,7 @@ class References:
         if self.meshca_source == "pinned":
             fps.add(MESHCA_ROOT_SHA256)
         object.__setattr__(self, "meshca_fps", frozenset(fps))
+        object.__setattr__(self, "known_fps", self.citadel_fps | self.meshca_fps)
 
     def labels(self, fp: str) -> tuple[str, ...]:
         out = []
@@ -57,7 +59,7 @@ class References:
         return tuple(out)
 
     def known(self) -> frozenset[str]:
-        return self.citadel_fps | self.meshca_fps
+        return self.known_fps
 
     def as_json(self) -> dict:
         return {
@@ -137,11 +139,10 @@ def judge_workload(chain: Bundle, bundle: Bundle | None, refs: References) -> Wo
     only by fingerprint, gets its public key).
     """
     leaf, intermediates = chain.certs[0], list(chain.certs[1:])
-    known = refs.known()
+    known = refs.known_fps
     candidates: dict[str, x509.Certificate] = {fingerprint(c): c for c in (*refs.citadel, *refs.meshca)}
-    for source in (bundle.certs if bundle else (), chain.certs[1:]):
-        for c in source:
-            fp = fingerprint(c)
+    for certs, fps in ((bundle.certs, bundle.fingerprints) if bundle else ((), ()), (chain.certs[1:], chain.fingerprints[1:])):
+        for c, fp in zip(certs, fps):  # a Bundle's fingerprints are its certificates', in order
             if fp in known:
                 candidates.setdefault(fp, c)
     issuer = None
@@ -151,8 +152,25 @@ def judge_workload(chain: Bundle, bundle: Bundle | None, refs: References) -> Wo
         labels = refs.labels(fingerprint(path[-1]))
         issuer = labels[0] if labels else None
         length = len(path)
+    sid, domain, expires = _leaf_facts(leaf)
+    return WorkloadVerdict(issuer, sid, domain, expires, length)
+
+
+_LEAVES: dict[int, tuple[x509.Certificate, tuple]] = {}
+
+
+def _leaf_facts(leaf: x509.Certificate) -> tuple[str | None, str | None, dt.datetime]:
+    """(SPIFFE ID, its trust domain, notAfter) of a leaf, read once per certificate object
+    (what the certificate says; no verdict is remembered)."""
+    hit = _LEAVES.get(id(leaf))
+    if hit is not None and hit[0] is leaf:
+        return hit[1]
     sid = spiffe_id_of(leaf)
-    return WorkloadVerdict(issuer, sid, trust_domain_of(sid), not_after(leaf), length)
+    facts = (sid, trust_domain_of(sid), not_after(leaf))
+    if len(_LEAVES) >= 65536:
+        _LEAVES.clear()
+    _LEAVES[id(leaf)] = (leaf, facts)
+    return facts
 
 
 def normalise_labels(values: Iterable[str], allowed: Sequence[str] = LABELS) -> tuple[str, ...]:
