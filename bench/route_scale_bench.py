@@ -290,7 +290,10 @@ def markdown(runs: list[dict]) -> str:
         "real kube-apiservers (loopback clusters, KWOK) with the stand-ins; the preview is the one an operator runs "
         "before the `up` of that position, so it sees the history of every earlier position; the last row previews "
         "the final position again with no change (the whole history). Resources are counted in the state after the "
-        "`up` (`pulumi stack export`). "
+        "`up` (`pulumi stack export`). The second preview column is the same preview again on the same state with "
+        "`PULUMI_SKIP_CHECKPOINTS=true`, as `meshca up` runs it (— where the run predates that column, or ran only that "
+        "one); an `up` marked \"(skip checkpoints)\" ran with it too (`--up-skip-checkpoints`, to reach the later "
+        "positions sooner), which an operator should not do. "
         f"Machine: {r0['machine']}, shared with other work (load average when the row started); one run per size.",
         "",
         "Command (writes this section; not in CI; root and `make toolchain` needed):",
