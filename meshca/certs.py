@@ -44,20 +44,29 @@ CONFIG_FIELDS = {"ca_cert": "caCert", "ca_key": "caKey", "root_cert": "rootCert"
 PEM_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 
+def per_object(table: dict, obj, compute, limit: int = 65536):
+    """``compute(obj)``, memoised in ``table`` per object: the table holds the object beside its
+    value, so its id is never reused while it is there; emptied when it reaches ``limit``."""
+    hit = table.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    value = compute(obj)
+    if len(table) >= limit:
+        table.clear()
+    table[id(obj)] = (obj, value)
+    return value
+
+
 _FINGERPRINTS: dict[int, tuple[x509.Certificate, str]] = {}
 
 
+def _sha256_hex(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER encoding: lower-case hex, no colons (memoised per certificate object,
-    which the memo holds, so an id is never reused while it is there; bounded)."""
-    hit = _FINGERPRINTS.get(id(cert))
-    if hit is not None and hit[0] is cert:
-        return hit[1]
-    fp = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    if len(_FINGERPRINTS) >= 65536:
-        _FINGERPRINTS.clear()
-    _FINGERPRINTS[id(cert)] = (cert, fp)
-    return fp
+    """SHA-256 of the DER encoding: lower-case hex, no colons (memoised per certificate object)."""
+    return per_object(_FINGERPRINTS, cert, _sha256_hex)
 
 
 def colon_fingerprint(hex_fp: str) -> str:
@@ -106,7 +115,7 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return signed_by(cert, cert)
 
 
-_NAMES: dict[int, tuple[x509.Certificate, bytes | None, bytes | None]] = {}
+_NAMES: dict[int, tuple[x509.Certificate, tuple[bytes | None, bytes | None]]] = {}
 
 
 def _der_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -151,14 +160,7 @@ def _tbs_names(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
 
 def _names(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
     """``_tbs_names``, memoised per certificate object like ``fingerprint`` (parsing only)."""
-    hit = _NAMES.get(id(cert))
-    if hit is not None and hit[0] is cert:
-        return hit[1], hit[2]
-    issuer, subject = _tbs_names(cert)
-    if len(_NAMES) >= 65536:
-        _NAMES.clear()
-    _NAMES[id(cert)] = (cert, issuer, subject)
-    return issuer, subject
+    return per_object(_NAMES, cert, _tbs_names)
 
 
 def names_issuer(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -186,13 +188,15 @@ _KEYS: dict[int, tuple[x509.Certificate, object]] = {}
 
 
 def _signature_facts(cert: x509.Certificate) -> tuple | None:
+    """``_read_signature_facts``, parsed once per certificate object."""
+    return per_object(_LINKS, cert, _read_signature_facts)
+
+
+def _read_signature_facts(cert: x509.Certificate) -> tuple | None:
     """What verifying ``cert``'s signature reads from ``cert`` itself, parsed once per
     certificate object: ``(key class, signature, TBS bytes, verify arguments)`` for ECDSA and
     RSA PKCS#1 v1.5 signatures whose outer signatureAlgorithm is the TBS one byte for byte;
     None otherwise (then ``verify_directly_issued_by`` decides, as it always did)."""
-    hit = _LINKS.get(id(cert))
-    if hit is not None and hit[0] is cert:
-        return hit[1]
     facts = None
     try:
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -213,25 +217,19 @@ def _signature_facts(cert: x509.Certificate) -> tuple | None:
                 facts = (rsa.RSAPublicKey, cert.signature, cert.tbs_certificate_bytes, (params, cert.signature_hash_algorithm))
     except (ValueError, IndexError, TypeError, UnsupportedAlgorithm):
         facts = None
-    if len(_LINKS) >= 65536:
-        _LINKS.clear()
-    _LINKS[id(cert)] = (cert, facts)
     return facts
 
 
 def _public_key(cert: x509.Certificate):
     """``cert.public_key()``, loaded once per certificate object (None when it cannot be)."""
-    hit = _KEYS.get(id(cert))
-    if hit is not None and hit[0] is cert:
-        return hit[1]
+    return per_object(_KEYS, cert, _load_public_key)
+
+
+def _load_public_key(cert: x509.Certificate):
     try:
-        key = cert.public_key()
+        return cert.public_key()
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        key = None
-    if len(_KEYS) >= 65536:
-        _KEYS.clear()
-    _KEYS[id(cert)] = (cert, key)
-    return key
+        return None
 
 
 def _verified(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from .. import pki
-from ..certs import fingerprint, is_self_signed, load_certs
+from ..certs import fingerprint, is_self_signed, load_certs, per_object
 
 VALID_HOURS = 100 * 365 * 24
 EXPIRED_HOURS = 24
@@ -95,14 +95,7 @@ _SIGNER_KEYS: dict[int, tuple[Signer, tuple[str, str]]] = {}
 
 def _signer_key(signer: Signer) -> tuple[str, str]:
     """(root fingerprint, issuing certificate fingerprint) of a signer, once per signer object."""
-    hit = _SIGNER_KEYS.get(id(signer))
-    if hit is not None and hit[0] is signer:
-        return hit[1]
-    key = (signer.root_fp, fingerprint(signer.issuer.cert))
-    if len(_SIGNER_KEYS) >= 4096:
-        _SIGNER_KEYS.clear()
-    _SIGNER_KEYS[id(signer)] = (signer, key)  # holding the signer keeps its id unique
-    return key
+    return per_object(_SIGNER_KEYS, signer, lambda s: (s.root_fp, fingerprint(s.issuer.cert)), limit=4096)
 
 
 def issue(signer: Signer, spiffe: str, expired: bool = False) -> Credential:

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from cryptography import x509
 
-from ..certs import MESHCA_ROOT_SHA256, fingerprint, load_certs, not_after, verify_path
+from ..certs import MESHCA_ROOT_SHA256, fingerprint, load_certs, not_after, per_object, verify_path
 from ..errors import MeshcaError
 from .dumps import Bundle
 
@@ -162,15 +162,12 @@ _LEAVES: dict[int, tuple[x509.Certificate, tuple]] = {}
 def _leaf_facts(leaf: x509.Certificate) -> tuple[str | None, str | None, dt.datetime]:
     """(SPIFFE ID, its trust domain, notAfter) of a leaf, read once per certificate object
     (what the certificate says; no verdict is remembered)."""
-    hit = _LEAVES.get(id(leaf))
-    if hit is not None and hit[0] is leaf:
-        return hit[1]
+    return per_object(_LEAVES, leaf, _read_leaf_facts)
+
+
+def _read_leaf_facts(leaf: x509.Certificate) -> tuple[str | None, str | None, dt.datetime]:
     sid = spiffe_id_of(leaf)
-    facts = (sid, trust_domain_of(sid), not_after(leaf))
-    if len(_LEAVES) >= 65536:
-        _LEAVES.clear()
-    _LEAVES[id(leaf)] = (leaf, facts)
-    return facts
+    return sid, trust_domain_of(sid), not_after(leaf)
 
 
 def normalise_labels(values: Iterable[str], allowed: Sequence[str] = LABELS) -> tuple[str, ...]:
