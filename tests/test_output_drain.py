@@ -14,10 +14,28 @@ import asyncio
 import pytest
 from pulumi.runtime import settings
 from pulumi.runtime import stack as sdk_stack
+from pulumi.runtime.rpc_manager import RPCManager
 
 from components import output_drain
 
 SDK_WAIT = output_drain._SDK_WAIT
+
+
+@pytest.fixture(autouse=True)
+def fresh_sdk_state():
+    """A clean RPC manager and Output set for each test, the previous ones back afterwards.
+
+    Both are process-wide in the SDK: a mocked program run earlier in the same pytest worker
+    (``--dist loadfile`` decides which files share one) can leave its refusal recorded as the
+    manager's unhandled exception and its RPC tasks bound to a closed loop; the waits under test
+    would report those instead of their own scenario's outcome.
+    """
+    manager, outputs = settings.SETTINGS.rpc_manager, settings.SETTINGS.outputs
+    settings.SETTINGS.rpc_manager, settings.SETTINGS.outputs = RPCManager(), set()
+    try:
+        yield
+    finally:
+        settings.SETTINGS.rpc_manager, settings.SETTINGS.outputs = manager, outputs
 
 
 class Counted(asyncio.Future):
