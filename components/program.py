@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from meshca import heap
 from meshca import plan as planmod
 from meshca.config import NS, StackConfig, from_pulumi_config
 from meshca.errors import MeshcaError, MeshcaErrors
@@ -103,6 +104,9 @@ def run() -> MeshcaStack:
     cycle_breaker.install()  # before the first resource (see components/cycle_breaker.py)
     output_drain.install()  # before the program returns (see components/output_drain.py)
     stack_trace.install()  # before the first resource (see components/stack_trace.py)
+    # A big stack is a large long-lived graph of Outputs: fewer young collections, far fewer full
+    # ones (meshca/heap.py). For the process: the language host's, which ends with the program.
+    heap.raise_young_threshold()
     try:
         config = read_config()
     except MeshcaErrors as exc:

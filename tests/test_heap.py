@@ -1,0 +1,102 @@
+"""meshca/heap.py: the young-generation threshold of the runs that build a large object graph."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from harness import run_program
+from meshca import heap
+from meshca.cli import main
+from meshca.sim import engine
+
+
+@pytest.fixture()
+def default_thresholds():
+    """CPython's defaults for the test, whatever the process had before, put back afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def full_collections(build) -> int:
+    """How many oldest-generation collections ``build()`` triggers."""
+    seen = []
+
+    def count(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            seen.append(1)
+
+    # What the process holds already (other tests' objects) is set aside, so the count is the
+    # same in a fresh interpreter and at the end of a long pytest worker: frozen objects are
+    # never scanned, and the full collection after the freeze makes the old generation empty.
+    gc.freeze()
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        build()
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+    return len(seen)
+
+
+def growing_graph():
+    """A long-lived graph that grows while short-lived objects come and go, as a walk does."""
+    kept = []
+    for i in range(200_000):
+        step = {"id": i, "deps": [i - 1, i - 2]}  # lives a little: a few allocations later it is kept or dropped
+        scratch = [{"n": j} for j in range(3)]
+        if i % 2 == 0:
+            kept.append((step, scratch[0]))
+    return kept
+
+
+def test_the_block_runs_with_the_raised_young_threshold_and_the_thresholds_come_back(default_thresholds):
+    with heap.large_graph():
+        assert gc.get_threshold() == (heap.YOUNG, 10, 10)
+    assert gc.get_threshold() == (700, 10, 10)
+    with pytest.raises(RuntimeError):
+        with heap.large_graph():
+            raise RuntimeError("a failed rehearsal")
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_higher_threshold_is_never_lowered(default_thresholds):
+    gc.set_threshold(50_000, 10, 10)
+    with heap.large_graph():
+        assert gc.get_threshold() == (50_000, 10, 10)
+
+
+def test_a_growing_graph_meets_fewer_full_collections(default_thresholds):
+    # the counterfactual: CPython's default threshold on the same allocations
+    default = full_collections(growing_graph)
+    with heap.large_graph():
+        raised = full_collections(growing_graph)
+    assert default >= 3
+    assert raised * 3 <= default, (default, raised)
+
+
+def test_the_rehearsal_walks_under_it(default_thresholds, monkeypatch, capsys):
+    seen = []
+    walk = engine.Rehearsal.run
+
+    def watched(self, *args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return walk(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.Rehearsal, "run", watched)
+    rc = main(["rehearse", "--clusters", "1", "--namespaces", "1", "--workloads", "1", "--json", "--quiet"])
+    capsys.readouterr()
+    assert rc == 0
+    assert seen == [heap.YOUNG]
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_the_program_raises_it_for_its_process(default_thresholds):
+    run_program("dev")
+    assert gc.get_threshold()[0] == heap.YOUNG
