@@ -1,6 +1,6 @@
-"""An in-process source that asks for ``workers`` has its proxies judged by a few threads
-(issue 13): the document, the progress calls and a whole-check error are those of judging the
-pods one by one, in order."""
+"""An in-process source (the rehearsal's simulated cluster) is read and judged on the runner's
+own thread, in order (issue 13): the same document as a threaded source, progress in the order
+the pods were listed, no thread started, a whole-check error after the pods before it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 class InProcess(DirSource):
     in_process = True
-    workers = 1
 
 
 @pytest.fixture(scope="module")
@@ -33,35 +32,16 @@ def _cluster(p, n=80):
     return c
 
 
-def _run(root, p, workers, monkeypatch, source_cls=InProcess, seen=None, **kw):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(source_cls, "workers", workers)
-    monkeypatch.setattr(runner, "INLINE_CHUNK", 3)  # many chunks, so workers really interleave
+def _run(root, p, source_cls=InProcess, seen=None, **kw):
     seen = [] if seen is None else seen
     src = source_cls(root)
     doc = run_check(src, CheckRequest("root-cert", meshca_roots=(p.meshca_root.cert,), **kw), progress=lambda d, t, e: seen.append((d, t, e["namespace"], e["pod"], e["status"])))
     return doc, seen, src
 
 
-def test_workers_keep_the_order_and_the_verdict(tmp_path, p, monkeypatch):
+def test_in_order_on_the_runner_thread_with_the_threaded_verdict(tmp_path, p, monkeypatch):
     root = _cluster(p).write(tmp_path / "cluster")
-    serial, seen1, _ = _run(root, p, 1, monkeypatch)
-    parallel, seen4, src = _run(root, p, 4, monkeypatch)
-    assert parallel == serial
-    assert seen4 == seen1
-    listed = [(x["metadata"]["namespace"], x["metadata"]["name"]) for x in src.list_pods(None)]
-    checked = [(ns, pod) for _, _, ns, pod, _ in seen4]
-    assert checked == [k for k in listed if k in set(checked)]  # progress in the order pods were listed
-    assert [d for d, *_ in seen4] == list(range(1, len(seen4) + 1)) and len(seen4) > 60
-    assert {s for *_, s in seen4} == {"ok", "fail"}
-
-
-def test_workers_are_used_only_when_asked(tmp_path, p, monkeypatch):
-    """Threads are started only for workers > 1 (the simulated source asks for one)."""
-    from meshca.sim.source import SimSource
-
-    assert SimSource.workers == 1
-    root = _cluster(p, 10).write(tmp_path / "cluster")
+    threaded, seen_threaded, _ = _run(root, p, DirSource)
     started = []
     real = runner.ThreadPoolExecutor
 
@@ -70,12 +50,15 @@ def test_workers_are_used_only_when_asked(tmp_path, p, monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(runner, "ThreadPoolExecutor", counting)
-    _run(root, p, 1, monkeypatch)
-    assert started == []
-    _run(root, p, 3, monkeypatch)
-    assert started == [3]
-    _run(root, p, 8, monkeypatch, concurrency=2)
-    assert started == [3, 2]
+    inline, seen, src = _run(root, p)
+    assert started == []  # no thread for an in-process source
+    assert inline == threaded
+    assert sorted(x[2:] for x in seen) == sorted(x[2:] for x in seen_threaded)  # the same pods, the same verdicts
+    listed = [(x["metadata"]["namespace"], x["metadata"]["name"]) for x in src.list_pods(None)]
+    checked = [(ns, pod) for _, _, ns, pod, _ in seen]
+    assert checked == [k for k in listed if k in set(checked)]  # progress in the order pods were listed
+    assert [d for d, *_ in seen] == list(range(1, len(seen) + 1)) and len(seen) > 60
+    assert {s for *_, s in seen} == {"ok", "fail"}
 
 
 def test_a_whole_check_error_comes_after_the_pods_before_it(tmp_path, p, monkeypatch):
@@ -87,13 +70,9 @@ def test_a_whole_check_error_comes_after_the_pods_before_it(tmp_path, p, monkeyp
                 raise MeshcaError("ApiServerUnreachable", "context sim", reason="gone")
             return super().fetch_dump(pod)
 
-    outcomes = []
-    for workers in (1, 4):
-        seen: list = []
-        with pytest.raises(MeshcaError) as err:
-            _run(root, p, workers, monkeypatch, Breaks, seen=seen)
-        outcomes.append((err.value.name, err.value.line(), seen))
-    assert outcomes[0] == outcomes[1]
-    name, _, seen = outcomes[0]
+    seen: list = []
+    with pytest.raises(MeshcaError) as err:
+        _run(root, p, Breaks, seen=seen)
+    name = err.value.name
     assert name == "ApiServerUnreachable"
     assert [pod for *_, pod, _ in seen][-1] == "app-016" and len(seen) > 17  # every pod listed before it, then the error

@@ -177,7 +177,6 @@ class SimSource:
     """A ProxySource over one simulated cluster."""
 
     in_process = True  # answers from memory: the check runner calls it on its own thread, in order
-    workers = 1  # proxies judged on the runner's thread (meshca/trust/runner.py: more measured slower)
 
     def __init__(self, cluster: Cluster, style: str = "snake") -> None:
         self.cluster = cluster

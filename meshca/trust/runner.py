@@ -18,7 +18,6 @@ import binascii
 import dataclasses
 import datetime as dt
 import inspect
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -40,7 +39,6 @@ EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 PROXY_CONTAINER = "istio-proxy"
 SYSTEM_NAMESPACE = "istio-system"
 LIST_LIMIT = 20  # offending pods named in a failure line; the rest are counted
-INLINE_CHUNK = 32  # pods per task when an in-process source's proxies are judged by workers
 
 
 @dataclass(frozen=True)
@@ -302,17 +300,6 @@ class _Run:
             _fail(entry, MeshcaError("InternalError", subject, reason=f"{type(exc).__name__}: {exc}"), "error")
         return entry
 
-    def _inspect_all(self, chunk: list[tuple[dict, dict]]) -> tuple[list[dict], MeshcaError | None]:
-        """``_inspect`` over a chunk, in order; stops at a whole-check error, returned beside
-        the results before it."""
-        out = []
-        for pod, entry in chunk:
-            try:
-                out.append(self._inspect(pod, entry))
-            except MeshcaError as exc:
-                return out, exc
-        return out, None
-
     def _judge_roots(self, entry: dict, subject: str, verdict: RootVerdict) -> None:
         have = verdict.labels
         forbidden = [f for f in self.req.forbid if f in have or (f == UNKNOWN and verdict.unknown)]
@@ -369,22 +356,12 @@ class _Run:
                 raise MeshcaError("UsageError", "--retiring-selector", problem=f"{ns}/{sel}: {exc}", usage="--retiring-selector NS/key=value[,key=value]") from None
 
         # A source that answers from this process's memory (the rehearsal's simulated cluster)
-        # gains nothing from threads for its reads: they run in turn, in order, on this thread.
-        # Its proxies too, unless the source asks for ``workers`` > 1 (no more than the request's
-        # concurrency or the CPUs): cryptography releases the interpreter while it verifies a
-        # signature, so one worker's checks can overlap another's Python work, but measured on
-        # a shared 2-core machine the workers' hand-offs of the interpreter cost more than that
-        # overlap gained (issue 13), so the simulated source keeps one. Either way results are
-        # taken, and progress reported, in the pods' order.
+        # gains nothing from threads: its reads and its proxies run in turn, in order, on this
+        # thread. (Worker threads for its proxies were built and measured, issue 13: signature
+        # checks release the interpreter, yet on 2 cores they gained nothing once the
+        # rehearsal's collector was tuned, and lost under load; BENCHMARKS.md "meshca rehearse".)
         if getattr(self.source, "in_process", False):
-            workers = max(1, min(int(getattr(self.source, "workers", 1) or 1), req.concurrency, os.cpu_count() or 1))
-            if workers == 1:
-                return self._run(_InlinePool(), selectors)
-            inspectors = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshca-check-inline")
-            try:
-                return self._run(_InlinePool(), selectors, inspectors)
-            finally:
-                inspectors.shutdown(wait=True, cancel_futures=True)
+            return self._run(_InlinePool(), selectors)
         # One pool bounds every call to the cluster (--concurrency 1 really is one at a time).
         # The cluster-wide reads are independent, so they run side by side, then the proxies.
         pool = ThreadPoolExecutor(max_workers=req.concurrency, thread_name_prefix="meshca-check")
@@ -393,7 +370,7 @@ class _Run:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, pool: ThreadPoolExecutor, selectors, inspectors: ThreadPoolExecutor | None = None) -> dict:
+    def _run(self, pool: ThreadPoolExecutor, selectors) -> dict:
         req = self.req
         f_names = pool.submit(self.source.list_namespaces)
         if req.namespaces:
@@ -470,18 +447,6 @@ class _Run:
 
         total = len(todo)
         done = 0
-        if inspectors is not None:
-            # In chunks (one future per pod would cost more than it overlaps), in order.
-            chunks = [todo[i : i + INLINE_CHUNK] for i in range(0, total, INLINE_CHUNK)]
-            for fut in [inspectors.submit(self._inspect_all, chunk) for chunk in chunks]:
-                results, error = fut.result()
-                for result in results:
-                    done += 1
-                    if self.progress is not None:
-                        self.progress(done, total, result)
-                if error is not None:
-                    raise error  # a whole-check MeshcaError, after the pods before it, as in turn
-            return self._document(entries, scope)
         futures = [pool.submit(self._inspect, pod, entry) for pod, entry in todo]
         for fut in futures if isinstance(pool, _InlinePool) else as_completed(futures):
             result = fut.result()  # re-raises a whole-check MeshcaError
