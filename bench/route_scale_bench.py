@@ -45,9 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+from meshca.pulumi_run import PREVIEW_ENVIRONMENT  # noqa: E402 (after the path)
+
 SECTION = "## The route at scale (real engine)"
 STACK = "scale"
-SKIP_CHECKPOINTS = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+# What `meshca up` adds to a preview (meshca/pulumi_run.py); --up-skip-checkpoints sets it for ups too.
+SKIP_CHECKPOINTS = dict(PREVIEW_ENVIRONMENT)
 REV1 = "asm-11910-9-distribute-root"
 REV2 = "asm-11910-9-meshca-ca-migration"
 # procedure.md "The route", one batch per phase: (position, meshca:phase, revision of every namespace)
