@@ -1,4 +1,5 @@
-"""meshca/heap.py: the young-generation threshold of the runs that build a large object graph."""
+"""meshca/heap.py: the collector of the runs that build a large object graph (the program's young
+threshold, the rehearsal's pause)."""
 
 from __future__ import annotations
 
@@ -56,45 +57,60 @@ def growing_graph():
     return kept
 
 
-def test_the_block_runs_with_the_raised_young_threshold_and_the_thresholds_come_back(default_thresholds):
-    with heap.large_graph():
-        assert gc.get_threshold() == (heap.YOUNG, 10, 10)
-    assert gc.get_threshold() == (700, 10, 10)
-    with pytest.raises(RuntimeError):
-        with heap.large_graph():
-            raise RuntimeError("a failed rehearsal")
-    assert gc.get_threshold() == (700, 10, 10)
+def test_the_young_threshold_is_raised_and_the_previous_thresholds_returned(default_thresholds):
+    assert heap.raise_young_threshold() == (700, 10, 10)
+    assert gc.get_threshold() == (heap.YOUNG, 10, 10)
 
 
 def test_a_higher_threshold_is_never_lowered(default_thresholds):
     gc.set_threshold(50_000, 10, 10)
-    with heap.large_graph():
-        assert gc.get_threshold() == (50_000, 10, 10)
+    heap.raise_young_threshold()
+    assert gc.get_threshold() == (50_000, 10, 10)
 
 
 def test_a_growing_graph_meets_fewer_full_collections(default_thresholds):
     # the counterfactual: CPython's default threshold on the same allocations
     default = full_collections(growing_graph)
-    with heap.large_graph():
-        raised = full_collections(growing_graph)
+    heap.raise_young_threshold()
+    raised = full_collections(growing_graph)
     assert default >= 3
     assert raised * 3 <= default, (default, raised)
 
 
-def test_the_rehearsal_walks_under_it(default_thresholds, monkeypatch, capsys):
+def test_paused_stops_automatic_collection_and_restores_the_collector_as_it_was():
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with heap.paused():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError):
+            with heap.paused():
+                raise RuntimeError("a failed rehearsal")
+        assert gc.isenabled()
+        gc.disable()  # a caller that had it off keeps it off
+        with heap.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_the_rehearsal_walks_with_the_collector_paused(monkeypatch, capsys):
     seen = []
     walk = engine.Rehearsal.run
 
     def watched(self, *args, **kwargs):
-        seen.append(gc.get_threshold()[0])
+        seen.append(gc.isenabled())
         return walk(self, *args, **kwargs)
 
     monkeypatch.setattr(engine.Rehearsal, "run", watched)
+    assert gc.isenabled()
     rc = main(["rehearse", "--clusters", "1", "--namespaces", "1", "--workloads", "1", "--json", "--quiet"])
     capsys.readouterr()
     assert rc == 0
-    assert seen == [heap.YOUNG]
-    assert gc.get_threshold() == (700, 10, 10)
+    assert seen == [False]
+    assert gc.isenabled()
 
 
 def test_the_program_raises_it_for_its_process(default_thresholds):

@@ -154,9 +154,9 @@ def _interruption_line(doc: dict, stop: dict) -> str:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    # A big mesh is a large long-lived graph: fewer young collections, far fewer full ones
-    # (meshca/heap.py; measured there).
-    with heap.large_graph():
+    # A big mesh is a large long-lived graph that makes almost no cyclic garbage: no automatic
+    # collections during the run (meshca/heap.py; measured there).
+    with heap.paused():
         return _rehearse(args)
 
 
