@@ -4,6 +4,7 @@ threshold, the rehearsal's pause)."""
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -98,13 +99,13 @@ def test_paused_stops_automatic_collection_and_restores_the_collector_as_it_was(
 
 def test_the_rehearsal_walks_with_the_collector_paused(monkeypatch, capsys):
     seen = []
-    walk = engine.Rehearsal.run
+    walk = engine.Rehearsal._run
 
     def watched(self, *args, **kwargs):
         seen.append(gc.isenabled())
         return walk(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine.Rehearsal, "run", watched)
+    monkeypatch.setattr(engine.Rehearsal, "_run", watched)
     assert gc.isenabled()
     rc = main(["rehearse", "--clusters", "1", "--namespaces", "1", "--workloads", "1", "--json", "--quiet"])
     capsys.readouterr()
@@ -116,3 +117,26 @@ def test_the_rehearsal_walks_with_the_collector_paused(monkeypatch, capsys):
 def test_the_program_raises_it_for_its_process(default_thresholds):
     run_program("dev")
     assert gc.get_threshold()[0] == heap.YOUNG
+
+
+def test_what_if_frees_each_rehearsal_before_the_next_paused_walk(monkeypatch):
+    """A rehearsal's mesh is cyclic (clusters and their mesh, pods and their workload): with the
+    collector paused, only the collection between what-if runs frees it."""
+    from pathlib import Path
+
+    from meshca.config import load_stack
+
+    meshes = []
+    alive_at_start = []
+    walk = engine.Rehearsal._run
+
+    def watched(self, *args, **kwargs):
+        alive_at_start.append(sum(ref() is not None for ref in meshes))
+        doc = walk(self, *args, **kwargs)
+        meshes.append(weakref.ref(self.mesh))
+        return doc
+
+    monkeypatch.setattr(engine.Rehearsal, "_run", watched)
+    engine.what_if(load_stack(Path(__file__).resolve().parents[1], "dev"), engine.CANARY)
+    assert len(alive_at_start) >= 3
+    assert alive_at_start == [0] * len(alive_at_start)

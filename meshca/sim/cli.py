@@ -21,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-from .. import heap
 from ..errors import MeshcaError, split_line
 
 
@@ -154,13 +153,6 @@ def _interruption_line(doc: dict, stop: dict) -> str:
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    # A big mesh is a large long-lived graph that makes almost no cyclic garbage: no automatic
-    # collections during the run (meshca/heap.py; measured there).
-    with heap.paused():
-        return _rehearse(args)
-
-
-def _rehearse(args: argparse.Namespace) -> int:
     from .engine import Rehearsal
     from .report import gates_blind, make_console, ok, print_table, render_html
 
