@@ -36,6 +36,7 @@ proxies that are due, in the order a scan of the cluster would meet them.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import itertools
@@ -179,6 +180,10 @@ class Pod:
     injector: str = ""  # Istiod.version of the revision that injected it (how pod_json records the revision)
     listed: dict | None = field(default=None, repr=False, compare=False)  # source.pod_json as a list returns it, once
     watched: tuple[float, int] | None = field(default=None, repr=False, compare=False)  # its newest pending (minute, ticket) in Cluster._due
+    # Connected, and its last rotation re-issued the credential it held: its rotations since
+    # ``issued_at`` change nothing until its istiod changes, so they are not queued; Cluster._wake
+    # replays them (their times) when its istiod changes or goes.
+    lazy: bool = field(default=False, repr=False, compare=False)
 
     @property
     def meshed(self) -> bool:
@@ -327,6 +332,8 @@ class Cluster:
             self.put_webhooks(istiod)
             if installed_state:
                 self.objects[("IstioOperator", SYSTEM_NS, installed_state)] = {"kind": "IstioOperator", "metadata": {"name": installed_state, "namespace": SYSTEM_NS}}
+        if istiod.revision in self.istiods:
+            self._wake(istiod.revision)  # another control plane for the revision: its proxies rotate from it
         self.istiods[istiod.revision] = istiod
         self.objects[("ConfigMap", SYSTEM_NS, istiod.configmap)] = {
             "kind": "ConfigMap",
@@ -439,6 +446,7 @@ class Cluster:
         istiod = self.istiods.get(revision)
         if istiod is None:
             return
+        self._wake(revision)  # a push follows every start: the signer may have changed
         bundle = istiod.bundle(self.mesh.meshca)
         changed = 0
         for pod in self.pods():
@@ -460,9 +468,10 @@ class Cluster:
             self.log(f"istiod {revision} pushed its bundle ({len(bundle)} roots) to {changed} proxies")
 
     def remove_istiod(self, revision: str) -> None:
-        istiod = self.istiods.pop(revision, None)
-        if istiod is None:
+        if revision not in self.istiods:
             return
+        self._wake(revision)  # an orphan's certificate ages from its last rotation
+        istiod = self.istiods.pop(revision)
         # Only the Deployment went: asmcli's ConfigMap and injection webhook stay behind, as
         # they do after `kubectl delete Service,Deployment,HPA,PDB istiod-REV`.
         orphans = [p for p in self.pods() if p.revision == revision and p.connected]
@@ -532,7 +541,7 @@ class Cluster:
             raise SimError(f"Internal error occurred: failed calling webhook {hook}: no endpoints available for service {service}")
         return serving
 
-    def _certify(self, pod: Pod, istiod: Istiod) -> None:
+    def _certify(self, pod: Pod, istiod: Istiod, *, watch: bool = True) -> None:
         before = (pod.credential, pod.problem)
         signer = istiod.workload_signer(self.mesh.meshca)
         if signer is None:
@@ -543,7 +552,8 @@ class Cluster:
             pod.credential = simca.issue(signer, spiffe)
             pod.issued_at = self.mesh.now
             pod.problem = ""
-            self._watch(pod)
+            if watch:
+                self._watch(pod)
         if (pod.credential, pod.problem) != before:
             self.changed(pod.workload)
 
@@ -638,13 +648,15 @@ class Cluster:
             if pod.watched == (minute, ticket):
                 pod.watched = None  # no longer pending
             w = pod.workload
-            if id(pod) in seen or self.workloads.get(w.key) is not w:
-                continue
+            if id(pod) in seen or pod.lazy or self.workloads.get(w.key) is not w:
+                continue  # a lazy pod's older entries: its rotations are replayed (_wake)
             index = next((i for i, p in enumerate(w.pods) if p is pod), None)
             if index is not None:  # a pod a rollout replaced is gone
                 seen[id(pod)] = ((w.seq, index), pod)
         for _, pod in sorted(seen.values(), key=lambda item: item[0]):
             self._advance_pod(pod, ttl_minutes)
+            if pod.lazy:
+                continue
             due = self._next_due(pod, ttl_minutes)
             # Not again when an entry for that very minute is still pending (the rotation's own
             # _certify just made it): a second one would only be popped and skipped with it.
@@ -658,7 +670,11 @@ class Cluster:
         istiod = self.istiods.get(pod.revision)
         if pod.connected and istiod is not None and age >= ttl_minutes / 2:
             before = pod.credential
-            self._certify(pod, istiod)
+            self._certify(pod, istiod, watch=False)
+            if pod.credential is before and not pod.problem:
+                pod.lazy = True  # the same credential again: so will every rotation be, until _wake
+                return
+            self._watch(pod)
             if pod.credential is not before:
                 self.mesh.touch()
                 self.log(f"{pod.namespace}/{pod.name} rotated its certificate ({pod.credential.signer.label if pod.credential else pod.problem})")
@@ -668,6 +684,30 @@ class Cluster:
             self.changed(pod.workload)
             self.mesh.touch()
             self.log(f"{pod.namespace}/{pod.name}: certificate expired (orphaned)")
+
+    def _wake(self, revision: str) -> None:
+        """The proxies of ``revision`` rotate for real again: its istiod changed or goes.
+
+        Each lazy proxy's rotations since ``issued_at`` are replayed at the times ``advance``
+        would have made them (the first step time at which its entry was due and its age
+        reached half the TTL, from the last one), then it is queued for the next, as if it had
+        never stopped."""
+        half = self._ttl() / 2
+        times, now = self.mesh.times, self.mesh.now
+        for pod in self.pods():
+            if not pod.lazy or pod.revision != revision:
+                continue
+            t = pod.issued_at
+            while True:
+                i = bisect.bisect_left(times, t + half)  # advance pops the entry at t + half
+                while i < len(times) and not times[i] - t >= half:  # ... and rotates at this age
+                    i += 1
+                if i >= len(times) or times[i] > now:
+                    break
+                t = times[i]
+            pod.issued_at = t
+            pod.lazy = False
+            self._watch(pod)
 
     def _next_due(self, pod: Pod, ttl_minutes: float) -> float:
         """When ``advance`` may next change this proxy (inf: never, until something else does)."""
@@ -689,6 +729,7 @@ class Mesh:
         self.signers: dict[str, Signer] = {}  # root fingerprint -> signing material (istio-ca-secret roots)
         self.files: dict[str, bytes] = {}  # what the steps wrote (asmcli output dirs, overlays), by write_file
         self.now = 0.0  # simulated minutes
+        self.times: list[float] = []  # every time advance set, in order (Cluster._wake replays rotations over them)
         self.version = 0
         self.dirty: set[tuple[str, str, str]] = set()  # (cluster, namespace, workload) whose proxies changed
         self.structure = 0  # bumped when a workload is added or deleted
@@ -721,6 +762,7 @@ class Mesh:
         if minutes <= 0:
             return
         self.now += minutes
+        self.times.append(self.now)
         ttl = float(self.switches["cert-ttl-hours"]) * 60
         for c in self.clusters.values():
             c.advance(minutes, ttl)
