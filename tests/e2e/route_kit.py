@@ -641,7 +641,9 @@ def refused(route: dict, stack: str, contexts: list[str], position: str, code: s
             + f"\n{tail(out, 30)}"
         if fix is not None:
             assert any(fix in line for line in lines), f"{what} of {stack}: no `Error {code}` line says `{fix}`: {lines[:3]}"
-        assert "Traceback" not in out, f"{what} of {stack}: a traceback besides {code}:\n{tail(out, 40)}"
+        if "Traceback" in out:  # the traceback itself in the message (the output's tail may not reach it)
+            at = out.index("Traceback")
+            raise AssertionError(f"{what} of {stack}: a traceback besides {code}:\n{out[max(0, at - 600):at + 4000]}")
         print(f"[e2e] {what} refused: {lines[0][:300]}", file=sys.stderr)
         ran = applied(new)
         assert not ran, f"{what} of {stack} was refused but applied:\n  " + "\n  ".join(ran)
